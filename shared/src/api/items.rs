@@ -1,0 +1,341 @@
+//! `/api/items` and the type endpoints (`/api/{endpoint}`, e.g. `/api/files`): the same
+//! handlers serve both, an endpoint restricting them to its type and subtypes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::extract::{JsonBody, QueryPairs, etag, if_match, item_id, none_match, recursive_flag};
+use crate::auth::Principal;
+use crate::context::Realnet;
+use crate::error::{ApiError, ErrorBody};
+use crate::item::Item;
+use crate::item::ops::{self, Change, NewItem};
+use crate::query::{ItemQuery, ParentFilter, QueryError};
+
+/// The type a route is restricted to: `None` on `/api/items`, the endpoint's type on
+/// `/api/{endpoint}`.
+pub struct Scope(Option<String>);
+
+/// A route's scope and the item id in its path.
+pub struct Target {
+    scope: Option<String>,
+    id: Uuid,
+}
+
+async fn path_params(
+    parts: &mut Parts,
+    rn: &Arc<Realnet>,
+) -> Result<HashMap<String, String>, ApiError> {
+    Path::<HashMap<String, String>>::from_request_parts(parts, rn)
+        .await
+        .map(|Path(p)| p)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+fn scope_of(rn: &Realnet, params: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
+    match params.get("endpoint") {
+        None => Ok(None),
+        Some(ep) => rn
+            .types
+            .by_endpoint(ep)
+            .map(|t| Some(t.name.clone()))
+            .ok_or_else(|| ApiError::not_found(format!("no route /api/{ep}"))),
+    }
+}
+
+impl FromRequestParts<Arc<Realnet>> for Scope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, rn: &Arc<Realnet>) -> Result<Self, ApiError> {
+        let params = path_params(parts, rn).await?;
+        Ok(Scope(scope_of(rn, &params)?))
+    }
+}
+
+impl FromRequestParts<Arc<Realnet>> for Target {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, rn: &Arc<Realnet>) -> Result<Self, ApiError> {
+        let params = path_params(parts, rn).await?;
+        let scope = scope_of(rn, &params)?;
+        let id = item_id(params.get("id").map(String::as_str).unwrap_or_default())?;
+        Ok(Target { scope, id })
+    }
+}
+
+/// `POST` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateItem {
+    /// Required on `/api/items`; on a type endpoint it defaults to the endpoint's type.
+    #[serde(rename = "type")]
+    type_name: Option<String>,
+    name: String,
+    parent: Option<Uuid>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    attributes: Map<String, Value>,
+}
+
+/// `PATCH` body: only what is given changes; an attribute set to `null` is removed.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchItem {
+    name: Option<String>,
+    /// An item id, or `null` to move the item to the root.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    parent: Option<Option<Uuid>>,
+    #[schema(value_type = Option<Object>)]
+    attributes: Option<Map<String, Value>>,
+}
+
+/// `PUT` body: the item's new name, parent and attributes.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceItem {
+    name: String,
+    parent: Option<Uuid>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    attributes: Map<String, Value>,
+}
+
+/// Tells a `null` that was sent (`Some(None)`) from a field that was left out (`None`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Uuid>>, D::Error> {
+    Option::<Uuid>::deserialize(d).map(Some)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ItemPage {
+    items: Vec<Item>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+fn with_etag(status: StatusCode, item: &Item) -> Response {
+    let mut response = (status, Json(item)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag(item.version)) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+async fn page(
+    rn: &Realnet,
+    principal: &Principal,
+    mut query: ItemQuery,
+) -> Result<Json<ItemPage>, ApiError> {
+    let codec = rn.cursor_codec().await?;
+    codec.decode(&mut query)?;
+    let page = ops::query(rn, principal, &query).await?;
+    Ok(Json(ItemPage {
+        next_cursor: page.next.map(|p| codec.encode(&query, &p)),
+        items: page.items,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/items", tag = "items",
+    params(
+        ("type" = Option<String>, Query, description = "A type; matches its subtypes too"),
+        ("parent" = Option<String>, Query, description = "An item id, or root"),
+        ("name" = Option<String>, Query, description = "Exact name, or a prefix ending in *"),
+        ("q" = Option<String>, Query, description = "Words to find in the name and string attributes"),
+        ("sort" = Option<String>, Query, description = "name, created, updated or attr.<field>; - for descending"),
+        ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, description = "A page of items", body = ItemPage),
+        (status = 400, description = "Unknown parameter, field, operator or sort key", body = ErrorBody)))]
+pub async fn list(
+    State(rn): State<Arc<Realnet>>,
+    principal: Principal,
+    Scope(scope): Scope,
+    QueryPairs(params): QueryPairs,
+) -> Result<Json<ItemPage>, ApiError> {
+    let query = ItemQuery::parse(&rn.types, &params, scope.as_deref())?;
+    page(&rn, &principal, query).await
+}
+
+#[utoipa::path(get, path = "/api/items/{id}/children", tag = "items",
+    params(("id" = Uuid, Path, description = "Item id")),
+    responses((status = 200, description = "A page of the item's children", body = ItemPage),
+        (status = 404, description = "No such item", body = ErrorBody)))]
+pub async fn children(
+    State(rn): State<Arc<Realnet>>,
+    principal: Principal,
+    target: Target,
+    QueryPairs(params): QueryPairs,
+) -> Result<Json<ItemPage>, ApiError> {
+    if params.iter().any(|(k, _)| k == "parent") {
+        return Err(
+            QueryError::new("parent", "children are always of the item in the path").into(),
+        );
+    }
+    ops::get(&rn, &principal, target.id, target.scope.as_deref()).await?;
+    let mut query = ItemQuery::parse(&rn.types, &params, None)?;
+    query.parent = Some(ParentFilter::Id(target.id));
+    page(&rn, &principal, query).await
+}
+
+#[utoipa::path(post, path = "/api/items", tag = "items", request_body = CreateItem,
+    responses((status = 201, description = "Created; Location and ETag headers", body = Item),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid item; details name each field", body = ErrorBody)))]
+pub async fn create(
+    State(rn): State<Arc<Realnet>>,
+    principal: Principal,
+    Scope(scope): Scope,
+    JsonBody(body): JsonBody<CreateItem>,
+) -> Result<Response, ApiError> {
+    let type_name = match (body.type_name, scope.as_deref()) {
+        (Some(t), _) => t,
+        (None, Some(s)) => s.to_string(),
+        (None, None) => {
+            return Err(
+                crate::item::attributes::ValidationErrors::single("type", "is required").into(),
+            );
+        }
+    };
+    let item = ops::create(
+        &rn,
+        &principal,
+        NewItem {
+            type_name,
+            name: body.name,
+            parent: body.parent,
+            attributes: body.attributes,
+        },
+        scope.as_deref(),
+    )
+    .await?;
+    let mut response = with_etag(StatusCode::CREATED, &item);
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/items/{}", item.id)) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+#[utoipa::path(get, path = "/api/items/{id}", tag = "items",
+    params(("id" = Uuid, Path, description = "Item id")),
+    responses((status = 200, description = "The item, with its ETag", body = Item),
+        (status = 304, description = "If-None-Match names the current version"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such item", body = ErrorBody)))]
+pub async fn get(
+    State(rn): State<Arc<Realnet>>,
+    principal: Principal,
+    target: Target,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let item = ops::get(&rn, &principal, target.id, target.scope.as_deref()).await?;
+    if none_match(&headers, item.version) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&etag(item.version)) {
+            response.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(response);
+    }
+    Ok(with_etag(StatusCode::OK, &item))
+}
+
+#[utoipa::path(patch, path = "/api/items/{id}", tag = "items", request_body = PatchItem,
+    params(("id" = Uuid, Path, description = "Item id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    responses((status = 200, description = "The changed item", body = Item),
+        (status = 409, description = "The move would make a cycle", body = ErrorBody),
+        (status = 412, description = "The item changed since that ETag", body = ErrorBody),
+        (status = 422, description = "Invalid change", body = ErrorBody)))]
+pub async fn patch(
+    State(rn): State<Arc<Realnet>>,
+    principal: Principal,
+    target: Target,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PatchItem>,
+) -> Result<Response, ApiError> {
+    let change = Change::Patch {
+        name: body.name,
+        parent: body.parent,
+        attributes: body.attributes,
+    };
+    let expected = if_match(&headers)?;
+    let item = ops::update(
+        &rn,
+        &principal,
+        target.id,
+        change,
+        expected,
+        target.scope.as_deref(),
+    )
+    .await?;
+    Ok(with_etag(StatusCode::OK, &item))
+}
+
+#[utoipa::path(put, path = "/api/items/{id}", tag = "items", request_body = ReplaceItem,
+    params(("id" = Uuid, Path, description = "Item id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    responses((status = 200, description = "The replaced item", body = Item),
+        (status = 409, description = "The move would make a cycle", body = ErrorBody),
+        (status = 412, description = "The item changed since that ETag", body = ErrorBody),
+        (status = 422, description = "Invalid item", body = ErrorBody)))]
+pub async fn put(
+    State(rn): State<Arc<Realnet>>,
+    principal: Principal,
+    target: Target,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ReplaceItem>,
+) -> Result<Response, ApiError> {
+    let change = Change::Replace {
+        name: body.name,
+        parent: body.parent,
+        attributes: body.attributes,
+    };
+    let expected = if_match(&headers)?;
+    let item = ops::update(
+        &rn,
+        &principal,
+        target.id,
+        change,
+        expected,
+        target.scope.as_deref(),
+    )
+    .await?;
+    Ok(with_etag(StatusCode::OK, &item))
+}
+
+#[utoipa::path(delete, path = "/api/items/{id}", tag = "items",
+    params(("id" = Uuid, Path, description = "Item id"),
+        ("recursive" = Option<bool>, Query, description = "Also delete its descendants")),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "No such item", body = ErrorBody),
+        (status = 409, description = "The item has children", body = ErrorBody)))]
+pub async fn delete(
+    State(rn): State<Arc<Realnet>>,
+    principal: Principal,
+    target: Target,
+    headers: HeaderMap,
+    QueryPairs(params): QueryPairs,
+) -> Result<StatusCode, ApiError> {
+    let recursive = recursive_flag(&params)?;
+    let expected = if_match(&headers)?;
+    ops::delete(
+        &rn,
+        &principal,
+        target.id,
+        recursive,
+        expected,
+        target.scope.as_deref(),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

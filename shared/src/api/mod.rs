@@ -1,0 +1,94 @@
+//! The HTTP API: one `axum::Router`, served by `functions/api` on Lambda and by
+//! `realnet serve` locally, so a request behaves the same in both places. Routes are grouped by
+//! resource; extractors parse and refuse bad input, so handlers read like `API.md`.
+
+mod extract;
+mod health;
+mod items;
+mod openapi;
+mod types;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Principal;
+use crate::context::Realnet;
+use crate::error::ApiError;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole API over `rn`.
+pub fn router(rn: Arc<Realnet>) -> Router {
+    let body_limit = rn.config.body_limit;
+    Router::new()
+        .route("/ping", get(health::ping))
+        .route("/time", get(health::time))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/types", get(types::list))
+        .route("/api/types/{name}", get(types::get))
+        .route("/api/items", get(items::list).post(items::create))
+        .route(
+            "/api/items/{id}",
+            get(items::get)
+                .patch(items::patch)
+                .put(items::put)
+                .delete(items::delete),
+        )
+        .route("/api/items/{id}/children", get(items::children))
+        // Type endpoints; the static routes above take precedence and the loader refuses
+        // endpoints that would shadow them.
+        .route("/api/{endpoint}", get(items::list).post(items::create))
+        .route(
+            "/api/{endpoint}/{id}",
+            get(items::get)
+                .patch(items::patch)
+                .put(items::put)
+                .delete(items::delete),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(rn.clone(), authenticate))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+        )
+        .with_state(rn)
+}
+
+/// Decides who the request acts as. Until accounts exist: the admin of the default org.
+async fn authenticate(State(rn): State<Arc<Realnet>>, mut req: Request, next: Next) -> Response {
+    req.extensions_mut()
+        .insert(Principal::org_admin(&rn.config.default_org));
+    next.run(req).await
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!("no route {} {}", req.method(), req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}

@@ -1,0 +1,149 @@
+//! The one error the HTTP API returns: a status and the JSON body
+//! `{"error": {"code", "message", "details"}}`. Library errors of each area convert into it
+//! here, at the edge; a `500` is always a bug or an outage, never bad input.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::item::attributes::ValidationErrors;
+use crate::item::ops::ItemError;
+use crate::query::QueryError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ErrorDetail {
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    details: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn internal() -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred; it has been logged",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                details: self.details,
+            },
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        let err = ApiError::bad_request(e.to_string());
+        match e.parameter() {
+            Some(p) => err.with_details(json!({ "parameter": p })),
+            None => err,
+        }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(e: ValidationErrors) -> Self {
+        let fields: serde_json::Map<String, Value> =
+            e.0.iter()
+                .map(|(f, m)| (f.clone(), Value::String(m.clone())))
+                .collect();
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            e.to_string(),
+        )
+        .with_details(json!({ "fields": fields }))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => ApiError::not_found(format!("no item with id {id}")),
+            StoreError::VersionConflict { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                format!("{e}: fetch it again and retry with its current ETag"),
+            ),
+            StoreError::HasChildren(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{e}: delete them first or use ?recursive=true"),
+            ),
+            StoreError::Duplicate(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            StoreError::Unavailable(ref m) => {
+                tracing::error!(error = %m, "store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the store is unavailable; try again shortly",
+                )
+            }
+            StoreError::Backend(ref m) => {
+                tracing::error!(error = %m, "store error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<ItemError> for ApiError {
+    fn from(e: ItemError) -> Self {
+        match e {
+            ItemError::Invalid(v) => v.into(),
+            ItemError::NotFound(id) => ApiError::not_found(format!("no item with id {id}")),
+            ItemError::Cycle(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            ItemError::Store(s) => s.into(),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Items: what every stored thing is (`Item`), how attributes are checked against their type
+//! ([`attributes`]), and the operations that create, change and remove them ([`ops`]).
+
+pub mod attributes;
+pub mod ops;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// A stored item, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Item {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub name: String,
+    pub parent: Option<Uuid>,
+    pub org: String,
+    pub owner: Option<Uuid>,
+    #[schema(value_type = Object)]
+    pub attributes: Map<String, Value>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Item {
+    /// Lowercased name and top-level string attribute values: what `q=` searches.
+    pub fn search_text(&self) -> String {
+        let mut text = self.name.to_lowercase();
+        for value in self.attributes.values() {
+            if let Value::String(s) = value {
+                text.push('\n');
+                text.push_str(&s.to_lowercase());
+            }
+        }
+        text
+    }
+}
+
+/// The current time at the precision every store keeps (microseconds).
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}

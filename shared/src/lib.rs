@@ -1,0 +1,17 @@
+//! Realnet: a configuration-driven backend. This crate holds everything the runners share: the
+//! type system ([`types`]), items ([`item`]) and their query language ([`query`]), the stores
+//! ([`store`]), the HTTP API ([`api`]), configuration ([`config`]) and the per-process context
+//! ([`Realnet`]). The binaries in `functions/` and `cli/` only wire these together.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod item;
+pub mod query;
+pub mod store;
+pub mod telemetry;
+pub mod types;
+
+pub use context::{Realnet, StartError};

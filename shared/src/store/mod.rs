@@ -1,0 +1,109 @@
+//! Item storage. [`ItemStore`] is the one interface every provider implements (SQLite, the
+//! embedded default; PostgreSQL, the deployed one); the contract suite in `tests/` holds them
+//! to the same behaviour. Every call is scoped by org. Writes go through [`ItemStore::apply`],
+//! which runs a list of writes in one transaction, so batches need no second write path.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::item::Item;
+use crate::query::{ItemQuery, Position};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("item {0} not found")]
+    NotFound(Uuid),
+    #[error("item {id} is at version {actual}, not {expected}")]
+    VersionConflict {
+        id: Uuid,
+        expected: i64,
+        actual: i64,
+    },
+    #[error("item {0} has children")]
+    HasChildren(Uuid),
+    #[error("an item with id {0} already exists")]
+    Duplicate(Uuid),
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+/// One write; see [`ItemStore::apply`].
+#[derive(Debug, Clone)]
+pub enum Write {
+    Create(Item),
+    /// Replaces the stored item if it is still at `expected_version`; `item.version` is the
+    /// new version.
+    Update {
+        item: Item,
+        expected_version: i64,
+    },
+    /// Deletes the item, and with `recursive` its descendants; without, an item with children
+    /// is refused.
+    Delete {
+        id: Uuid,
+        recursive: bool,
+    },
+}
+
+/// A page of a query: the items and, if there are more, where the next page starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub next: Option<Position>,
+}
+
+impl Page {
+    /// Builds a page from rows fetched with one extra row (to learn whether more follow).
+    pub(crate) fn from_rows(query: &ItemQuery, mut items: Vec<Item>) -> Page {
+        let more = items.len() > query.limit;
+        items.truncate(query.limit);
+        let next = if more {
+            items.last().map(|last| query.sort.position_of(last))
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+}
+
+/// How many items of each type an org holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeCount {
+    pub org: String,
+    pub type_name: String,
+    pub count: i64,
+}
+
+#[async_trait]
+pub trait ItemStore: Send + Sync + 'static {
+    /// `sqlite` or `postgresql`.
+    fn kind(&self) -> &'static str;
+
+    /// Creates or upgrades the schema; safe to call any number of times, concurrently.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    async fn get(&self, org: &str, id: Uuid) -> Result<Option<Item>, StoreError>;
+
+    /// Applies `writes` in order, all or nothing.
+    async fn apply(&self, org: &str, writes: &[Write]) -> Result<(), StoreError>;
+
+    /// One page of items matching `query`, in its order, after `query.after`.
+    async fn query(&self, org: &str, query: &ItemQuery) -> Result<Page, StoreError>;
+
+    /// The item's ancestors, nearest first (not the item itself).
+    async fn ancestors(&self, org: &str, id: Uuid) -> Result<Vec<Uuid>, StoreError>;
+
+    async fn counts(&self) -> Result<Vec<TypeCount>, StoreError>;
+
+    /// The value stored under `key`, storing `initial` first if there is none.
+    async fn setting(&self, key: &str, initial: &str) -> Result<String, StoreError>;
+}

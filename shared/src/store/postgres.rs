@@ -1,0 +1,366 @@
+//! The PostgreSQL store: `tokio-postgres` behind a `deadpool` pool, attributes in JSONB with a
+//! GIN index for equality filters, keyset pagination over composite indexes. Connections are
+//! opened on first use and the schema is migrated then, once per process, under an advisory
+//! lock so that many cold-starting functions can race safely.
+
+use std::error::Error;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio::sync::OnceCell;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{IsNull, ToSql, Type};
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use super::sql::{self, Dialect, Param};
+use super::{ItemStore, Page, StoreError, TypeCount, Write};
+use crate::item::Item;
+use crate::query::ItemQuery;
+
+/// Arbitrary, fixed: the advisory lock migrations hold.
+const MIGRATION_LOCK: i64 = 0x7265_616c_6e65_74;
+
+const SCHEMA: &[&str] = &[
+    // 1: items and settings.
+    r#"CREATE TABLE items (
+        id uuid PRIMARY KEY,
+        org text NOT NULL,
+        type text NOT NULL,
+        name text COLLATE "C" NOT NULL,
+        parent uuid REFERENCES items(id),
+        owner uuid,
+        attributes jsonb NOT NULL,
+        search text NOT NULL,
+        version bigint NOT NULL,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL
+    );
+    CREATE INDEX items_org_created ON items (org, created_at, id);
+    CREATE INDEX items_org_type_created ON items (org, type, created_at, id);
+    CREATE INDEX items_org_type_updated ON items (org, type, updated_at, id);
+    CREATE INDEX items_org_type_name ON items (org, type, name, id);
+    CREATE INDEX items_org_parent_created ON items (org, parent, created_at, id);
+    CREATE INDEX items_attributes ON items USING gin (attributes jsonb_path_ops);
+    CREATE TABLE realnet_settings (key text PRIMARY KEY, value text NOT NULL);"#,
+];
+
+pub struct PostgresStore {
+    pool: Pool,
+    ready: OnceCell<()>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgresStore")
+    }
+}
+
+fn backend(e: tokio_postgres::Error) -> StoreError {
+    if e.is_closed() || e.as_db_error().is_none() {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl PostgresStore {
+    /// Sets up the pool; no connection is made until the first call.
+    pub fn new(config: tokio_postgres::Config, pool_size: usize) -> Result<Self, StoreError> {
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(PostgresStore {
+            pool,
+            ready: OnceCell::new(),
+        })
+    }
+
+    async fn connection(&self) -> Result<Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))
+    }
+
+    /// A pooled connection to a migrated database.
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.ready.get_or_try_init(|| self.run_migrations()).await?;
+        self.connection().await
+    }
+
+    async fn run_migrations(&self) -> Result<(), StoreError> {
+        let mut client = self.connection().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(backend)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS realnet_migrations (version integer PRIMARY KEY)",
+        )
+        .await
+        .map_err(backend)?;
+        let done: i64 = tx
+            .query_one("SELECT COUNT(*) FROM realnet_migrations", &[])
+            .await
+            .map_err(backend)?
+            .get(0);
+        for (i, step) in SCHEMA.iter().enumerate().skip(done as usize) {
+            tx.batch_execute(step).await.map_err(backend)?;
+            tx.execute(
+                "INSERT INTO realnet_migrations (version) VALUES ($1)",
+                &[&(i as i32 + 1)],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+}
+
+impl ToSql for Param {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        self.to_sql_checked(ty, out)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    /// Delegates to the wrapped value, which checks the column type itself.
+    fn to_sql_checked(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        match self {
+            Param::Text(v) => v.to_sql_checked(ty, out),
+            Param::Int(v) => v.to_sql_checked(ty, out),
+            Param::Float(v) => v.to_sql_checked(ty, out),
+            Param::Bool(v) => v.to_sql_checked(ty, out),
+            Param::Time(v) => v.to_sql_checked(ty, out),
+            Param::Uuid(v) => v.to_sql_checked(ty, out),
+            Param::OptUuid(v) => v.to_sql_checked(ty, out),
+            Param::Json(v) => v.to_sql_checked(ty, out),
+        }
+    }
+}
+
+fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+fn row_to_item(row: &Row) -> Result<Item, StoreError> {
+    let attributes: serde_json::Value = row.try_get(6).map_err(backend)?;
+    Ok(Item {
+        id: row.try_get(0).map_err(backend)?,
+        org: row.try_get(1).map_err(backend)?,
+        type_name: row.try_get(2).map_err(backend)?,
+        name: row.try_get(3).map_err(backend)?,
+        parent: row.try_get(4).map_err(backend)?,
+        owner: row.try_get(5).map_err(backend)?,
+        attributes: match attributes {
+            serde_json::Value::Object(m) => m,
+            _ => return Err(StoreError::Backend("attributes are not an object".into())),
+        },
+        version: row.try_get(7).map_err(backend)?,
+        created_at: row.try_get(8).map_err(backend)?,
+        updated_at: row.try_get(9).map_err(backend)?,
+    })
+}
+
+async fn apply_one(
+    tx: &deadpool_postgres::Transaction<'_>,
+    org: &str,
+    write: &Write,
+) -> Result<(), StoreError> {
+    match write {
+        Write::Create(item) => {
+            let stmt = tx
+                .prepare_cached(&sql::numbered(Dialect::Postgres, sql::INSERT))
+                .await
+                .map_err(backend)?;
+            tx.execute(&stmt, &refs(&sql::insert_params(org, item)))
+                .await
+                .map_err(|e| match e.code() {
+                    Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Duplicate(item.id),
+                    Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => {
+                        StoreError::NotFound(item.parent.unwrap_or(item.id))
+                    }
+                    _ => backend(e),
+                })?;
+        }
+        Write::Update {
+            item,
+            expected_version,
+        } => {
+            let stmt = tx
+                .prepare_cached(&sql::numbered(Dialect::Postgres, sql::UPDATE))
+                .await
+                .map_err(backend)?;
+            let n = tx
+                .execute(
+                    &stmt,
+                    &refs(&sql::update_params(org, item, *expected_version)),
+                )
+                .await
+                .map_err(backend)?;
+            if n == 0 {
+                let row = tx
+                    .query_opt(
+                        &sql::numbered(Dialect::Postgres, sql::VERSION),
+                        &[&org, &item.id],
+                    )
+                    .await
+                    .map_err(backend)?;
+                return Err(match row {
+                    Some(r) => StoreError::VersionConflict {
+                        id: item.id,
+                        expected: *expected_version,
+                        actual: r.get(0),
+                    },
+                    None => StoreError::NotFound(item.id),
+                });
+            }
+        }
+        Write::Delete { id, recursive } => {
+            let statement = if *recursive {
+                sql::DELETE_TREE
+            } else {
+                let child = tx
+                    .query_opt(
+                        &sql::numbered(Dialect::Postgres, sql::HAS_CHILDREN),
+                        &[&org, id],
+                    )
+                    .await
+                    .map_err(backend)?;
+                if child.is_some() {
+                    return Err(StoreError::HasChildren(*id));
+                }
+                sql::DELETE_ONE
+            };
+            let stmt = tx
+                .prepare_cached(&sql::numbered(Dialect::Postgres, statement))
+                .await
+                .map_err(backend)?;
+            let n = tx
+                .execute(&stmt, &[&org, id])
+                .await
+                .map_err(|e| match e.code() {
+                    // A child added concurrently, between the check and the delete.
+                    Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => {
+                        StoreError::HasChildren(*id)
+                    }
+                    _ => backend(e),
+                })?;
+            if n == 0 {
+                return Err(StoreError::NotFound(*id));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ItemStore for PostgresStore {
+    fn kind(&self) -> &'static str {
+        "postgresql"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.client().await.map(drop)
+    }
+
+    async fn get(&self, org: &str, id: Uuid) -> Result<Option<Item>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&sql::numbered(Dialect::Postgres, sql::GET))
+            .await
+            .map_err(backend)?;
+        client
+            .query_opt(&stmt, &[&org, &id])
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(row_to_item)
+            .transpose()
+    }
+
+    async fn apply(&self, org: &str, writes: &[Write]) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        for w in writes {
+            apply_one(&tx, org, w).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn query(&self, org: &str, query: &ItemQuery) -> Result<Page, StoreError> {
+        let sql = sql::select_page(Dialect::Postgres, org, query);
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&sql.text).await.map_err(backend)?;
+        let rows = client
+            .query(&stmt, &refs(&sql.params))
+            .await
+            .map_err(backend)?;
+        let items = rows
+            .iter()
+            .map(row_to_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(query, items))
+    }
+
+    async fn ancestors(&self, org: &str, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &sql::numbered(Dialect::Postgres, sql::ANCESTORS),
+                &[&org, &id],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn counts(&self) -> Result<Vec<TypeCount>, StoreError> {
+        let client = self.client().await?;
+        let rows = client.query(sql::COUNTS, &[]).await.map_err(backend)?;
+        Ok(rows
+            .iter()
+            .map(|r| TypeCount {
+                org: r.get(0),
+                type_name: r.get(1),
+                count: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn setting(&self, key: &str, initial: &str) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO realnet_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &initial],
+            )
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_one("SELECT value FROM realnet_settings WHERE key = $1", &[&key])
+            .await
+            .map_err(backend)?;
+        Ok(row.get(0))
+    }
+}

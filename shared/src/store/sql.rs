@@ -1,0 +1,334 @@
+//! SQL shared by the SQLite and PostgreSQL stores: the statements and the query builder. The
+//! two dialects differ only in placeholders, JSON access and casts. Values are always bound
+//! parameters; the only names written into SQL are column names and field names taken from
+//! the type registry, which the loader restricts to `[a-z][a-z0-9_]*`.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::query::{ItemQuery, NameFilter, Op, ParentFilter, Position, Scalar, SortKey};
+use crate::types::FieldKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A bound value.
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Time(DateTime<Utc>),
+    Uuid(Uuid),
+    OptUuid(Option<Uuid>),
+    Json(Value),
+}
+
+impl From<&Scalar> for Param {
+    fn from(s: &Scalar) -> Self {
+        match s {
+            Scalar::Text(t) => Param::Text(t.clone()),
+            Scalar::Int(n) => Param::Int(*n),
+            Scalar::Float(n) => Param::Float(*n),
+            Scalar::Bool(b) => Param::Bool(*b),
+            Scalar::Time(t) => Param::Time(*t),
+        }
+    }
+}
+
+pub(crate) const COLUMNS: &str =
+    "id, org, type, name, parent, owner, attributes, version, created_at, updated_at";
+
+/// A statement being built, with its parameters.
+pub(crate) struct Sql {
+    pub dialect: Dialect,
+    pub text: String,
+    pub params: Vec<Param>,
+}
+
+impl Sql {
+    pub fn new(dialect: Dialect) -> Self {
+        Sql {
+            dialect,
+            text: String::new(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Adds a parameter and returns its placeholder.
+    pub fn bind(&mut self, p: Param) -> String {
+        self.params.push(p);
+        match self.dialect {
+            Dialect::Sqlite => format!("?{}", self.params.len()),
+            Dialect::Postgres => format!("${}", self.params.len()),
+        }
+    }
+
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+
+    /// Text columns compare bytewise in both stores, so keyset order is the same everywhere.
+    fn collate(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " COLLATE \"C\"",
+        }
+    }
+
+    /// The SQL expression for an attribute, typed by the field's kind.
+    fn attr(&self, field: &str, kind: FieldKind) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!("json_extract(attributes, '$.{field}')"),
+            Dialect::Postgres => match kind {
+                FieldKind::Integer => format!("(attributes->>'{field}')::bigint"),
+                FieldKind::Number => format!("(attributes->>'{field}')::float8"),
+                FieldKind::Boolean => format!("(attributes->>'{field}')::boolean"),
+                _ => format!("(attributes->>'{field}') COLLATE \"C\""),
+            },
+        }
+    }
+}
+
+/// `SELECT` for one page of `query` in `org`, fetching one row more than the limit so the
+/// caller knows whether a next page exists.
+pub(crate) fn select_page(dialect: Dialect, org: &str, query: &ItemQuery) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let p = sql.bind(Param::Text(org.to_string()));
+    sql.push(&format!("SELECT {COLUMNS} FROM items WHERE org = {p}"));
+
+    match query.types.as_slice() {
+        [] => {}
+        [one] => {
+            let p = sql.bind(Param::Text(one.clone()));
+            sql.push(&format!(" AND type = {p}"));
+        }
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .map(|t| sql.bind(Param::Text(t.clone())))
+                .collect();
+            sql.push(&format!(" AND type IN ({})", list.join(", ")));
+        }
+    }
+    match &query.parent {
+        None => {}
+        Some(ParentFilter::Root) => sql.push(" AND parent IS NULL"),
+        Some(ParentFilter::Id(id)) => {
+            let p = sql.bind(Param::Uuid(*id));
+            sql.push(&format!(" AND parent = {p}"));
+        }
+    }
+    match &query.name {
+        None => {}
+        Some(NameFilter::Exact(n)) => {
+            let p = sql.bind(Param::Text(n.clone()));
+            sql.push(&format!(" AND name = {p}"));
+        }
+        Some(NameFilter::Prefix(prefix)) => {
+            let p = sql.bind(Param::Text(format!("{}%", escape_like(prefix))));
+            let collate = sql.collate();
+            sql.push(&format!(" AND name{collate} LIKE {p} ESCAPE '\\'"));
+        }
+    }
+    for word in &query.words {
+        let p = sql.bind(Param::Text(format!("%{}%", escape_like(word))));
+        sql.push(&format!(" AND search LIKE {p} ESCAPE '\\'"));
+    }
+    for f in &query.attrs {
+        if dialect == Dialect::Postgres && f.op == Op::Eq {
+            // Containment uses the GIN index on attributes.
+            let mut obj = serde_json::Map::new();
+            obj.insert(f.field.clone(), scalar_json(&f.values[0]));
+            let p = sql.bind(Param::Json(Value::Object(obj)));
+            sql.push(&format!(" AND attributes @> {p}"));
+            continue;
+        }
+        let expr = sql.attr(&f.field, f.kind);
+        let op = match f.op {
+            Op::Eq => "=",
+            Op::Ne => "<>",
+            Op::Gt => ">",
+            Op::Gte => ">=",
+            Op::Lt => "<",
+            Op::Lte => "<=",
+            Op::In => "IN",
+        };
+        let values: Vec<String> = f
+            .values
+            .iter()
+            .map(|v| sql.bind(scalar_param(dialect, v)))
+            .collect();
+        if f.op == Op::In {
+            sql.push(&format!(" AND {expr} IN ({})", values.join(", ")));
+        } else {
+            sql.push(&format!(" AND {expr} {op} {}", values[0]));
+        }
+    }
+
+    let (key, nullable) = match &query.sort.key {
+        SortKey::Name => (format!("name{}", sql.collate()), false),
+        SortKey::Created => ("created_at".to_string(), false),
+        SortKey::Updated => ("updated_at".to_string(), false),
+        SortKey::Attr { field, kind } => (sql.attr(field, *kind), true),
+    };
+    let (cmp, dir) = if query.sort.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    if let Some(Position { value, id }) = &query.after {
+        let id = sql.bind(Param::Uuid(*id));
+        match value {
+            // Absent values sort last: after a present value come greater values, equal
+            // values with a greater id, then every absent one.
+            Some(v) => {
+                let v = sql.bind(scalar_param(dialect, v));
+                let tail = if nullable {
+                    format!(" OR {key} IS NULL")
+                } else {
+                    String::new()
+                };
+                sql.push(&format!(
+                    " AND ({key} {cmp} {v} OR ({key} = {v} AND id {cmp} {id}){tail})"
+                ));
+            }
+            None => sql.push(&format!(" AND {key} IS NULL AND id {cmp} {id}")),
+        }
+    }
+    let nulls = if nullable { " NULLS LAST" } else { "" };
+    let limit = sql.bind(Param::Int(query.limit as i64 + 1));
+    sql.push(&format!(
+        " ORDER BY {key} {dir}{nulls}, id {dir} LIMIT {limit}"
+    ));
+    sql
+}
+
+fn scalar_param(dialect: Dialect, s: &Scalar) -> Param {
+    match (dialect, s) {
+        // json_extract yields 1/0 for JSON booleans.
+        (Dialect::Sqlite, Scalar::Bool(b)) => Param::Int(i64::from(*b)),
+        _ => Param::from(s),
+    }
+}
+
+fn scalar_json(s: &Scalar) -> Value {
+    match s {
+        Scalar::Text(t) => Value::String(t.clone()),
+        Scalar::Int(n) => Value::from(*n),
+        Scalar::Float(n) => Value::from(*n),
+        Scalar::Bool(b) => Value::Bool(*b),
+        Scalar::Time(t) => Value::String(crate::types::value::format_datetime(*t)),
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Statements with `{}` for placeholders, numbered in order.
+pub(crate) fn numbered(dialect: Dialect, template: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in template.split("{}").enumerate() {
+        if i > 0 {
+            match dialect {
+                Dialect::Sqlite => out.push_str(&format!("?{i}")),
+                Dialect::Postgres => out.push_str(&format!("${i}")),
+            }
+        }
+        out.push_str(part);
+    }
+    out
+}
+
+pub(crate) const INSERT: &str = "INSERT INTO items (id, org, type, name, parent, owner, attributes, search, version, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})";
+
+pub(crate) const UPDATE: &str = "UPDATE items SET name = {}, parent = {}, attributes = {}, search = {}, version = {}, updated_at = {} WHERE org = {} AND id = {} AND version = {}";
+
+pub(crate) const GET: &str = "SELECT id, org, type, name, parent, owner, attributes, version, created_at, updated_at FROM items WHERE org = {} AND id = {}";
+
+pub(crate) const VERSION: &str = "SELECT version FROM items WHERE org = {} AND id = {}";
+
+pub(crate) const HAS_CHILDREN: &str = "SELECT 1 FROM items WHERE org = {} AND parent = {} LIMIT 1";
+
+pub(crate) const DELETE_ONE: &str = "DELETE FROM items WHERE org = {} AND id = {}";
+
+pub(crate) const DELETE_TREE: &str = "WITH RECURSIVE tree(id) AS (SELECT id FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id FROM items i JOIN tree t ON i.parent = t.id) DELETE FROM items WHERE id IN (SELECT id FROM tree)";
+
+/// Depth-bounded so a corrupted hierarchy cannot loop forever.
+pub(crate) const ANCESTORS: &str = "WITH RECURSIVE up(id, parent, depth) AS (SELECT id, parent, 0 FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id, i.parent, up.depth + 1 FROM items i JOIN up ON i.id = up.parent WHERE up.depth < 10000) SELECT id FROM up WHERE depth > 0 ORDER BY depth";
+
+pub(crate) const COUNTS: &str =
+    "SELECT org, type, COUNT(*) FROM items GROUP BY org, type ORDER BY org, type";
+
+/// The parameters of [`INSERT`] for `item`.
+pub(crate) fn insert_params(org: &str, item: &crate::item::Item) -> Vec<Param> {
+    vec![
+        Param::Uuid(item.id),
+        Param::Text(org.to_string()),
+        Param::Text(item.type_name.clone()),
+        Param::Text(item.name.clone()),
+        Param::OptUuid(item.parent),
+        Param::OptUuid(item.owner),
+        Param::Json(Value::Object(item.attributes.clone())),
+        Param::Text(item.search_text()),
+        Param::Int(item.version),
+        Param::Time(item.created_at),
+        Param::Time(item.updated_at),
+    ]
+}
+
+/// The parameters of [`UPDATE`].
+pub(crate) fn update_params(org: &str, item: &crate::item::Item, expected: i64) -> Vec<Param> {
+    vec![
+        Param::Text(item.name.clone()),
+        Param::OptUuid(item.parent),
+        Param::Json(Value::Object(item.attributes.clone())),
+        Param::Text(item.search_text()),
+        Param::Int(item.version),
+        Param::Time(item.updated_at),
+        Param::Text(org.to_string()),
+        Param::Uuid(item.id),
+        Param::Int(expected),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::TypeRegistry;
+
+    #[test]
+    fn values_are_bound_never_spliced() {
+        let registry = TypeRegistry::embedded().expect("types");
+        let evil = "x' OR '1'='1";
+        let params: Vec<(String, String)> = vec![
+            ("type".into(), "Contact".into()),
+            ("attr.email".into(), evil.into()),
+            ("name".into(), format!("{evil}*")),
+            ("q".into(), evil.into()),
+        ];
+        let q = ItemQuery::parse(&registry, &params, None).expect("valid query");
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let sql = select_page(dialect, "default", &q);
+            assert!(!sql.text.contains(evil), "{}", sql.text);
+            assert!(!sql.text.contains("1'='1"), "{}", sql.text);
+        }
+    }
+
+    #[test]
+    fn numbered_placeholders() {
+        assert_eq!(
+            numbered(Dialect::Postgres, "a = {} AND b = {}"),
+            "a = $1 AND b = $2"
+        );
+        assert_eq!(numbered(Dialect::Sqlite, "a = {}"), "a = ?1");
+    }
+}

@@ -1,0 +1,359 @@
+//! The embedded default store: one SQLite file (bundled SQLite, WAL journal). SQLite calls
+//! block, so every call runs on tokio's blocking pool; one connection behind a mutex serialises
+//! writers, which is what SQLite does anyway.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::types::{ToSqlOutput, Value as SqlValue};
+use rusqlite::{Connection, OptionalExtension, ToSql, params_from_iter};
+use uuid::Uuid;
+
+use super::sql::{self, Dialect, Param};
+use super::{ItemStore, Page, StoreError, TypeCount, Write};
+use crate::item::Item;
+use crate::query::ItemQuery;
+use crate::types::value::format_datetime;
+
+const SCHEMA: &[&str] = &[
+    // 1: items and settings.
+    "CREATE TABLE items (
+        id TEXT PRIMARY KEY,
+        org TEXT NOT NULL,
+        type TEXT NOT NULL,
+        name TEXT NOT NULL,
+        parent TEXT REFERENCES items(id),
+        owner TEXT,
+        attributes TEXT NOT NULL,
+        search TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX items_org_created ON items (org, created_at, id);
+    CREATE INDEX items_org_type_created ON items (org, type, created_at, id);
+    CREATE INDEX items_org_type_updated ON items (org, type, updated_at, id);
+    CREATE INDEX items_org_type_name ON items (org, type, name, id);
+    CREATE INDEX items_org_parent_created ON items (org, parent, created_at, id);
+    CREATE TABLE realnet_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+];
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies the schema.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(backend)?;
+        let store = SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        };
+        store.with(migrate)?;
+        Ok(store)
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Backend("a previous SQLite call panicked".into()))?;
+        f(&mut conn)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.with(f))
+            .await
+            .map_err(|e| StoreError::Backend(format!("SQLite task failed: {e}")))?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS realnet_migrations (version INTEGER PRIMARY KEY)")
+        .map_err(backend)?;
+    let done: i64 = tx
+        .query_row("SELECT COUNT(*) FROM realnet_migrations", [], |r| r.get(0))
+        .map_err(backend)?;
+    for (i, step) in SCHEMA.iter().enumerate().skip(done as usize) {
+        tx.execute_batch(step).map_err(backend)?;
+        tx.execute(
+            "INSERT INTO realnet_migrations (version) VALUES (?1)",
+            [i as i64 + 1],
+        )
+        .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
+}
+
+impl ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Owned(match self {
+            Param::Text(s) => SqlValue::Text(s.clone()),
+            Param::Int(n) => SqlValue::Integer(*n),
+            Param::Float(n) => SqlValue::Real(*n),
+            Param::Bool(b) => SqlValue::Integer(i64::from(*b)),
+            Param::Time(t) => SqlValue::Text(format_datetime(*t)),
+            Param::Uuid(u) => SqlValue::Text(u.to_string()),
+            Param::OptUuid(u) => u.map_or(SqlValue::Null, |u| SqlValue::Text(u.to_string())),
+            Param::Json(v) => SqlValue::Text(v.to_string()),
+        }))
+    }
+}
+
+fn parse_uuid(s: String) -> rusqlite::Result<Uuid> {
+    Uuid::parse_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn parse_time(s: String) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+}
+
+fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
+    let attributes: String = row.get(6)?;
+    Ok(Item {
+        id: parse_uuid(row.get(0)?)?,
+        org: row.get(1)?,
+        type_name: row.get(2)?,
+        name: row.get(3)?,
+        parent: row
+            .get::<_, Option<String>>(4)?
+            .map(parse_uuid)
+            .transpose()?,
+        owner: row
+            .get::<_, Option<String>>(5)?
+            .map(parse_uuid)
+            .transpose()?,
+        attributes: serde_json::from_str(&attributes).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        version: row.get(7)?,
+        created_at: parse_time(row.get(8)?)?,
+        updated_at: parse_time(row.get(9)?)?,
+    })
+}
+
+fn get(conn: &Connection, org: &str, id: Uuid) -> Result<Option<Item>, StoreError> {
+    conn.prepare_cached(&sql::numbered(Dialect::Sqlite, sql::GET))
+        .map_err(backend)?
+        .query_row(rusqlite::params![org, id.to_string()], row_to_item)
+        .optional()
+        .map_err(backend)
+}
+
+fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result<(), StoreError> {
+    match write {
+        Write::Create(item) => {
+            let params = sql::insert_params(org, item);
+            tx.prepare_cached(&sql::numbered(Dialect::Sqlite, sql::INSERT))
+                .map_err(backend)?
+                .execute(params_from_iter(params.iter()))
+                .map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _)
+                        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+                    {
+                        StoreError::Duplicate(item.id)
+                    }
+                    rusqlite::Error::SqliteFailure(f, _)
+                        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+                    {
+                        StoreError::NotFound(item.parent.unwrap_or(item.id))
+                    }
+                    e => backend(e),
+                })?;
+        }
+        Write::Update {
+            item,
+            expected_version,
+        } => {
+            let params = sql::update_params(org, item, *expected_version);
+            let n = tx
+                .prepare_cached(&sql::numbered(Dialect::Sqlite, sql::UPDATE))
+                .map_err(backend)?
+                .execute(params_from_iter(params.iter()))
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(missing_or_stale(tx, org, item.id, *expected_version));
+            }
+        }
+        Write::Delete { id, recursive } => {
+            let key = rusqlite::params![org, id.to_string()];
+            let statement = if *recursive {
+                sql::DELETE_TREE
+            } else {
+                let has_children = tx
+                    .prepare_cached(&sql::numbered(Dialect::Sqlite, sql::HAS_CHILDREN))
+                    .map_err(backend)?
+                    .exists(key)
+                    .map_err(backend)?;
+                if has_children {
+                    return Err(StoreError::HasChildren(*id));
+                }
+                sql::DELETE_ONE
+            };
+            let n = tx
+                .prepare_cached(&sql::numbered(Dialect::Sqlite, statement))
+                .map_err(backend)?
+                .execute(key)
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(*id));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn missing_or_stale(conn: &Connection, org: &str, id: Uuid, expected: i64) -> StoreError {
+    let version = conn
+        .query_row(
+            &sql::numbered(Dialect::Sqlite, sql::VERSION),
+            rusqlite::params![org, id.to_string()],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional();
+    match version {
+        Ok(Some(actual)) => StoreError::VersionConflict {
+            id,
+            expected,
+            actual,
+        },
+        Ok(None) => StoreError::NotFound(id),
+        Err(e) => backend(e),
+    }
+}
+
+#[async_trait]
+impl ItemStore for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.run(migrate).await
+    }
+
+    async fn get(&self, org: &str, id: Uuid) -> Result<Option<Item>, StoreError> {
+        let org = org.to_string();
+        self.run(move |conn| get(conn, &org, id)).await
+    }
+
+    async fn apply(&self, org: &str, writes: &[Write]) -> Result<(), StoreError> {
+        let org = org.to_string();
+        let writes = writes.to_vec();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            for w in &writes {
+                apply_one(&tx, &org, w)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn query(&self, org: &str, query: &ItemQuery) -> Result<Page, StoreError> {
+        let sql = sql::select_page(Dialect::Sqlite, org, query);
+        let query = query.clone();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql.text).map_err(backend)?;
+            let items = stmt
+                .query_map(params_from_iter(sql.params.iter()), row_to_item)
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            Ok(Page::from_rows(&query, items))
+        })
+        .await
+    }
+
+    async fn ancestors(&self, org: &str, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let org = org.to_string();
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&sql::numbered(Dialect::Sqlite, sql::ANCESTORS))
+                .map_err(backend)?;
+            stmt.query_map(rusqlite::params![org, id.to_string()], |r| {
+                parse_uuid(r.get(0)?)
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<Vec<TypeCount>, StoreError> {
+        self.run(|conn| {
+            let mut stmt = conn.prepare(sql::COUNTS).map_err(backend)?;
+            stmt.query_map([], |r| {
+                Ok(TypeCount {
+                    org: r.get(0)?,
+                    type_name: r.get(1)?,
+                    count: r.get(2)?,
+                })
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn setting(&self, key: &str, initial: &str) -> Result<String, StoreError> {
+        let (key, initial) = (key.to_string(), initial.to_string());
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO realnet_settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                rusqlite::params![key, initial],
+            )
+            .map_err(backend)?;
+            conn.query_row(
+                "SELECT value FROM realnet_settings WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .map_err(backend)
+        })
+        .await
+    }
+}

@@ -1,0 +1,26 @@
+//! Logging set-up shared by the binaries: `tracing` with JSON lines on Lambda (where
+//! CloudWatch adds the time) and readable lines on a terminal. `RUST_LOG` overrides the level;
+//! `REALNET_DEBUG` raises the default to debug.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init(json: bool) {
+    let debug = matches!(
+        std::env::var("REALNET_DEBUG").as_deref(),
+        Ok("1" | "true" | "yes")
+    );
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(if debug { "debug" } else { "info" }));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let result = if json {
+        builder
+            .json()
+            .without_time()
+            .with_current_span(true)
+            .try_init()
+    } else {
+        builder.with_target(false).try_init()
+    };
+    // A subscriber already set (tests, embedding) is fine.
+    drop(result);
+}

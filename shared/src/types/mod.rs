@@ -1,0 +1,214 @@
+//! The type system: what a type is once loaded (`TypeDef`, `Field`), and the registry every
+//! request consults. Types are read and checked once, at start, by [`loader`]; afterwards the
+//! registry is immutable and shared.
+
+pub mod loader;
+pub mod value;
+
+use std::collections::HashMap;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use loader::{LoadError, LoadErrors};
+
+/// The layers a definition file belongs to, lowest first. A type may reference only types of
+/// its own or a lower layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    Core,
+    Resource,
+    App,
+    Access,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Core => "core",
+            Layer::Resource => "resource",
+            Layer::App => "app",
+            Layer::Access => "access",
+        }
+    }
+}
+
+/// What values a field holds. Attribute values are checked against it on every write, and
+/// query filters compare by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldKind {
+    String,
+    Text,
+    Integer,
+    Number,
+    Boolean,
+    Datetime,
+    Json,
+    Enum,
+    Ref,
+    File,
+}
+
+impl FieldKind {
+    /// Kinds whose values are item ids that must name an existing item in the same org.
+    pub fn is_reference(self) -> bool {
+        matches!(self, FieldKind::Ref | FieldKind::File)
+    }
+}
+
+/// One field of a type's schema.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Field {
+    pub name: String,
+    pub kind: FieldKind,
+    pub required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// The target type of a `ref` field (`File` for `file` fields).
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip)]
+    pub(crate) regex: Option<Regex>,
+}
+
+/// A named query an app type offers, in the same syntax as `GET /api/items`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct View {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[schema(value_type = Object)]
+    pub query: Map<String, Value>,
+}
+
+/// A loaded type with everything inherited from its bases already merged in.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TypeDef {
+    pub name: String,
+    pub base: Option<String>,
+    #[schema(value_type = String)]
+    pub layer: Layer,
+    pub endpoint: Option<String>,
+    pub fields: Vec<Field>,
+    #[schema(value_type = Object)]
+    pub attributes: Map<String, Value>,
+    /// Whether attributes that no field declares are accepted.
+    pub extra_attributes: bool,
+    pub views: Vec<View>,
+    /// The definition file the type came from.
+    #[serde(skip)]
+    pub file: String,
+}
+
+impl TypeDef {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    pub fn view(&self, name: &str) -> Option<&View> {
+        self.views.iter().find(|v| v.name == name)
+    }
+}
+
+/// An item declared in a definition file, created by `realnet init` in the default org.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedItem {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub name: String,
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+    #[serde(default)]
+    pub children: Vec<SeedItem>,
+}
+
+/// Every type of a deployment, checked, with inheritance resolved.
+#[derive(Debug)]
+pub struct TypeRegistry {
+    /// In load order.
+    types: Vec<TypeDef>,
+    by_name: HashMap<String, usize>,
+    /// For each type, itself and every type that inherits from it.
+    subtypes: HashMap<String, Vec<String>>,
+    seeds: Vec<SeedItem>,
+}
+
+impl TypeRegistry {
+    /// The definitions compiled into the binary from the repository's `initialization/`.
+    pub fn embedded() -> Result<Self, LoadErrors> {
+        loader::load(&loader::Source::Embedded)
+    }
+
+    /// The definitions in a folder (`REALNET_INIT_DIR`, `realnet types check DIR`).
+    pub fn from_dir(dir: &std::path::Path) -> Result<Self, LoadErrors> {
+        loader::load(&loader::Source::Dir(dir.to_path_buf()))
+    }
+
+    pub(crate) fn new(types: Vec<TypeDef>, seeds: Vec<SeedItem>) -> Self {
+        let by_name = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        let mut subtypes: HashMap<String, Vec<String>> = HashMap::new();
+        for t in &types {
+            let mut cursor = Some(t);
+            while let Some(ancestor) = cursor {
+                subtypes
+                    .entry(ancestor.name.clone())
+                    .or_default()
+                    .push(t.name.clone());
+                cursor = ancestor
+                    .base
+                    .as_deref()
+                    .and_then(|b| types.iter().find(|x| x.name == b));
+            }
+        }
+        TypeRegistry {
+            types,
+            by_name,
+            subtypes,
+            seeds,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&TypeDef> {
+        self.by_name.get(name).map(|&i| &self.types[i])
+    }
+
+    pub fn all(&self) -> &[TypeDef] {
+        &self.types
+    }
+
+    pub fn seeds(&self) -> &[SeedItem] {
+        &self.seeds
+    }
+
+    /// `name` and every type that inherits from it (empty if `name` is unknown).
+    pub fn subtypes(&self, name: &str) -> &[String] {
+        self.subtypes.get(name).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Whether `name` is `ancestor` or inherits from it.
+    pub fn is_a(&self, name: &str, ancestor: &str) -> bool {
+        self.subtypes(ancestor).iter().any(|t| t == name)
+    }
+
+    pub fn by_endpoint(&self, endpoint: &str) -> Option<&TypeDef> {
+        self.types
+            .iter()
+            .find(|t| t.endpoint.as_deref() == Some(endpoint))
+    }
+}
