@@ -1,1 +1,247 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: real stores (a SQLite file in a temporary folder,
+//! a fresh schema in the PostgreSQL that `tests/run` starts), a Realnet context over them, and
+//! a client that drives the router in-process exactly as an HTTP server would.
+
+pub mod contract;
+pub mod lambda_runtime;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use realnet::Realnet;
+use realnet::config::{Config, DbConfig};
+use realnet::item::Item;
+use realnet::query::ItemQuery;
+use realnet::store::{ItemStore, PostgresStore, SqliteStore};
+use realnet::types::TypeRegistry;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// The stores every behaviour is checked on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// A store and whatever must live as long as it (the SQLite folder).
+pub struct TestStore {
+    pub store: Arc<dyn ItemStore>,
+    pub db: DbConfig,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The PostgreSQL that `tests/run` started. Tests that need it fail, loudly, without it.
+pub fn pg_config() -> tokio_postgres::Config {
+    let url = std::env::var("REALNET_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "REALNET_TEST_PG_URL is not set: PostgreSQL tests need a server; run them with tests/run, which installs and starts one"
+        )
+    });
+    url.parse()
+        .unwrap_or_else(|e| panic!("REALNET_TEST_PG_URL {url:?} is not a connection string: {e}"))
+}
+
+/// A PostgreSQL connection config whose `search_path` is a new, empty schema, so each test has
+/// its own tables in the one test cluster.
+pub async fn fresh_pg_schema() -> tokio_postgres::Config {
+    let config = pg_config();
+    let (client, conn) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot connect to the test PostgreSQL ({e}); is tests/run's server up?")
+        });
+    tokio::spawn(conn);
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create test schema");
+    let mut config = config;
+    config.options(format!("-c search_path={schema}"));
+    config
+}
+
+pub async fn store(kind: StoreKind) -> TestStore {
+    match kind {
+        StoreKind::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("realnet.db");
+            TestStore {
+                store: Arc::new(SqliteStore::open(&path).expect("open SQLite")),
+                db: DbConfig::Sqlite { path },
+                _dir: Some(dir),
+            }
+        }
+        StoreKind::Postgres => {
+            let config = fresh_pg_schema().await;
+            let store = PostgresStore::new(config.clone(), 8).expect("pool");
+            store.migrate().await.expect("migrate PostgreSQL");
+            TestStore {
+                store: Arc::new(store),
+                db: DbConfig::Postgres {
+                    config: Box::new(config),
+                    pool_size: 8,
+                },
+                _dir: None,
+            }
+        }
+    }
+}
+
+pub fn registry() -> TypeRegistry {
+    TypeRegistry::embedded().expect("the embedded definitions load")
+}
+
+/// A query from `key=value` pairs, as `GET /api/items` would parse it.
+pub fn query(params: &[(&str, &str)]) -> ItemQuery {
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    ItemQuery::parse(&registry(), &params, None).expect("a valid query")
+}
+
+/// The default configuration with `db` as the store and a small body limit for tests.
+pub fn config(db: DbConfig) -> Config {
+    let mut c = Config::from_lookup(|_| None).expect("default config");
+    c.db = db;
+    c.body_limit = 64 * 1024;
+    c
+}
+
+/// Realnet over a fresh store of `kind`, driven through its router.
+pub struct TestApp {
+    pub rn: Arc<Realnet>,
+    router: axum::Router,
+    _store: TestStore,
+}
+
+/// What a request answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Answer {
+    /// The `error.code` of a JSON error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub async fn new(kind: StoreKind) -> TestApp {
+        let store = store(kind).await;
+        let rn = Arc::new(Realnet::new(
+            config(store.db.clone()),
+            registry(),
+            store.store.clone(),
+        ));
+        TestApp {
+            router: realnet::api::router(rn.clone()),
+            rn,
+            _store: store,
+        }
+    }
+
+    /// Sends a raw request.
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router is infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("read body");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// Sends `method uri` with an optional JSON body and extra headers.
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        self.send(req.body(body).expect("valid request")).await
+    }
+
+    pub async fn get(&self, uri: &str) -> Answer {
+        self.call(Method::GET, uri, None, &[]).await
+    }
+
+    pub async fn post(&self, uri: &str, body: Value) -> Answer {
+        self.call(Method::POST, uri, Some(body), &[]).await
+    }
+
+    /// Creates an item through the API and returns it, failing the test if that fails.
+    pub async fn create(&self, body: Value) -> Value {
+        let a = self.post("/api/items", body.clone()).await;
+        assert_eq!(a.status, StatusCode::CREATED, "create {body}: {}", a.text);
+        a.body
+    }
+
+    /// Every item in the default org, in creation order: to check that a refusal changed
+    /// nothing.
+    pub async fn snapshot(&self) -> Vec<Item> {
+        let org = &self.rn.config.default_org;
+        let mut q = query(&[("limit", "200")]);
+        let mut all = Vec::new();
+        loop {
+            let page = self.rn.store.query(org, &q).await.expect("query");
+            all.extend(page.items);
+            match page.next {
+                Some(p) => q.after = Some(p),
+                None => return all,
+            }
+        }
+    }
+}
+
+/// Declares each named `async fn(StoreKind)` as a test on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::StoreKind::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::StoreKind::Postgres).await } )*
+        }
+    };
+}

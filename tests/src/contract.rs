@@ -1,0 +1,598 @@
+//! The `ItemStore` contract: what every store must do, checked the same way on each (see
+//! `tests/tests/store_contract.rs`). Each check takes a fresh, migrated store.
+
+use std::collections::HashSet;
+
+use chrono::{Duration, Utc};
+use realnet::item::{Item, now};
+use realnet::store::{ItemStore, StoreError, Write};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::query;
+
+const ORG: &str = "acme";
+const OTHER: &str = "globex";
+
+fn attrs(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+pub fn item(type_name: &str, name: &str, parent: Option<Uuid>, attributes: Value) -> Item {
+    let at = now();
+    Item {
+        id: Uuid::now_v7(),
+        type_name: type_name.to_string(),
+        name: name.to_string(),
+        parent,
+        org: ORG.to_string(),
+        owner: None,
+        attributes: attrs(attributes),
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+async fn put(store: &dyn ItemStore, org: &str, item: &Item) {
+    store
+        .apply(org, &[Write::Create(item.clone())])
+        .await
+        .expect("create");
+}
+
+/// Every page of `params`, followed through the cursor positions.
+async fn all_pages(store: &dyn ItemStore, params: &[(&str, &str)]) -> Vec<Item> {
+    let mut q = query(params);
+    let mut out = Vec::new();
+    loop {
+        let page = store.query(ORG, &q).await.expect("query");
+        assert!(page.items.len() <= q.limit);
+        out.extend(page.items);
+        match page.next {
+            Some(p) => q.after = Some(p),
+            None => return out,
+        }
+    }
+}
+
+fn names(items: &[Item]) -> Vec<&str> {
+    items.iter().map(|i| i.name.as_str()).collect()
+}
+
+pub async fn create_then_get_round_trips(store: &dyn ItemStore) {
+    let folder = item("Folder", "Docs", None, json!({"description": "d"}));
+    put(store, ORG, &folder).await;
+    let mut deal = item(
+        "Deal",
+        "Big deal",
+        Some(folder.id),
+        json!({"company": Uuid::now_v7().to_string(), "amount": 12.5, "stage": "won",
+               "close_date": "2026-01-02T03:04:05.000000Z", "meta": {"a": [1, 2]}}),
+    );
+    deal.owner = Some(Uuid::now_v7());
+    put(store, ORG, &deal).await;
+    assert_eq!(store.get(ORG, deal.id).await.expect("get"), Some(deal));
+    assert_eq!(store.get(ORG, Uuid::now_v7()).await.expect("get"), None);
+}
+
+pub async fn everything_is_scoped_by_org(store: &dyn ItemStore) {
+    let mine = item("Folder", "Mine", None, json!({}));
+    put(store, ORG, &mine).await;
+    let mut theirs = item("Folder", "Theirs", None, json!({}));
+    theirs.org = OTHER.to_string();
+    put(store, OTHER, &theirs).await;
+
+    assert_eq!(store.get(OTHER, mine.id).await.expect("get"), None);
+    assert_eq!(names(&all_pages(store, &[]).await), vec!["Mine"]);
+    let mut changed = theirs.clone();
+    changed.version = 2;
+    let err = store
+        .apply(
+            ORG,
+            &[Write::Update {
+                item: changed,
+                expected_version: 1,
+            }],
+        )
+        .await
+        .expect_err("cross-org update");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    let err = store
+        .apply(
+            ORG,
+            &[Write::Delete {
+                id: theirs.id,
+                recursive: true,
+            }],
+        )
+        .await
+        .expect_err("cross-org delete");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert!(store.get(OTHER, theirs.id).await.expect("get").is_some());
+    assert!(
+        store
+            .ancestors(ORG, theirs.id)
+            .await
+            .expect("ancestors")
+            .is_empty()
+    );
+}
+
+pub async fn updates_are_conditional_on_the_version(store: &dyn ItemStore) {
+    let original = item("Folder", "v1", None, json!({}));
+    put(store, ORG, &original).await;
+    let mut v2 = original.clone();
+    v2.name = "v2".into();
+    v2.version = 2;
+    v2.updated_at = now();
+    store
+        .apply(
+            ORG,
+            &[Write::Update {
+                item: v2.clone(),
+                expected_version: 1,
+            }],
+        )
+        .await
+        .expect("update at the current version");
+    assert_eq!(
+        store.get(ORG, original.id).await.expect("get"),
+        Some(v2.clone())
+    );
+
+    let mut stale = original.clone();
+    stale.name = "stale".into();
+    stale.version = 2;
+    let err = store
+        .apply(
+            ORG,
+            &[Write::Update {
+                item: stale,
+                expected_version: 1,
+            }],
+        )
+        .await
+        .expect_err("stale version");
+    assert!(
+        matches!(
+            err,
+            StoreError::VersionConflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.get(ORG, original.id).await.expect("get"), Some(v2));
+
+    let ghost = item("Folder", "ghost", None, json!({}));
+    let err = store
+        .apply(
+            ORG,
+            &[Write::Update {
+                item: ghost,
+                expected_version: 1,
+            }],
+        )
+        .await
+        .expect_err("missing item");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
+
+pub async fn writes_apply_all_or_nothing(store: &dyn ItemStore) {
+    let existing = item("Folder", "existing", None, json!({}));
+    put(store, ORG, &existing).await;
+    let fresh = item("Folder", "fresh", None, json!({}));
+    let mut stale = existing.clone();
+    stale.version = 5;
+    let err = store
+        .apply(
+            ORG,
+            &[
+                Write::Create(fresh.clone()),
+                Write::Update {
+                    item: stale,
+                    expected_version: 4,
+                },
+            ],
+        )
+        .await
+        .expect_err("second write fails");
+    assert!(matches!(err, StoreError::VersionConflict { .. }), "{err:?}");
+    assert_eq!(store.get(ORG, fresh.id).await.expect("get"), None);
+
+    let err = store
+        .apply(ORG, &[Write::Create(existing.clone())])
+        .await
+        .expect_err("duplicate id");
+    assert!(
+        matches!(err, StoreError::Duplicate(id) if id == existing.id),
+        "{err:?}"
+    );
+}
+
+pub async fn deletes_refuse_children_unless_recursive(store: &dyn ItemStore) {
+    let root = item("Folder", "root", None, json!({}));
+    let child = item("Folder", "child", Some(root.id), json!({}));
+    let grandchild = item("Folder", "grandchild", Some(child.id), json!({}));
+    let bystander = item("Folder", "bystander", None, json!({}));
+    for i in [&root, &child, &grandchild, &bystander] {
+        put(store, ORG, i).await;
+    }
+    let err = store
+        .apply(
+            ORG,
+            &[Write::Delete {
+                id: root.id,
+                recursive: false,
+            }],
+        )
+        .await
+        .expect_err("has children");
+    assert!(
+        matches!(err, StoreError::HasChildren(id) if id == root.id),
+        "{err:?}"
+    );
+    assert_eq!(all_pages(store, &[]).await.len(), 4);
+
+    store
+        .apply(
+            ORG,
+            &[Write::Delete {
+                id: root.id,
+                recursive: true,
+            }],
+        )
+        .await
+        .expect("recursive delete");
+    assert_eq!(names(&all_pages(store, &[]).await), vec!["bystander"]);
+    store
+        .apply(
+            ORG,
+            &[Write::Delete {
+                id: bystander.id,
+                recursive: false,
+            }],
+        )
+        .await
+        .expect("leaf delete");
+    let err = store
+        .apply(
+            ORG,
+            &[Write::Delete {
+                id: bystander.id,
+                recursive: false,
+            }],
+        )
+        .await
+        .expect_err("already gone");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
+
+pub async fn a_missing_parent_is_refused(store: &dyn ItemStore) {
+    let orphan = item("Folder", "orphan", Some(Uuid::now_v7()), json!({}));
+    let err = store
+        .apply(ORG, &[Write::Create(orphan.clone())])
+        .await
+        .expect_err("no such parent");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert_eq!(store.get(ORG, orphan.id).await.expect("get"), None);
+}
+
+pub async fn ancestors_are_nearest_first(store: &dyn ItemStore) {
+    let a = item("Folder", "a", None, json!({}));
+    let b = item("Folder", "b", Some(a.id), json!({}));
+    let c = item("Folder", "c", Some(b.id), json!({}));
+    for i in [&a, &b, &c] {
+        put(store, ORG, i).await;
+    }
+    assert_eq!(
+        store.ancestors(ORG, c.id).await.expect("ancestors"),
+        vec![b.id, a.id]
+    );
+    assert!(
+        store
+            .ancestors(ORG, a.id)
+            .await
+            .expect("ancestors")
+            .is_empty()
+    );
+}
+
+/// Creates a small CRM data set with every attribute kind, some attributes absent.
+async fn crm(store: &dyn ItemStore) -> Vec<Item> {
+    let company = item(
+        "Company",
+        "Acme",
+        None,
+        json!({"employees": 50, "industry": "software", "domain": "acme.com"}),
+    );
+    let mut items = vec![company.clone()];
+    let company_id = company.id.to_string();
+    let rows = [
+        (
+            "Alpha",
+            json!({"amount": 100.0, "stage": "won", "close_date": "2026-03-01T00:00:00.000000Z"}),
+        ),
+        ("beta", json!({"amount": 250.5, "stage": "lost"})),
+        (
+            "Gamma 100%",
+            json!({"amount": 5, "stage": "won", "close_date": "2026-01-15T12:00:00.000000Z"}),
+        ),
+        ("Delta_x", json!({"stage": "lead"})),
+        (
+            "Alpha two",
+            json!({"amount": 100.0, "stage": "qualified", "close_date": "2026-02-01T00:00:00.000000Z"}),
+        ),
+    ];
+    for (name, mut a) in rows {
+        a["company"] = json!(company_id);
+        items.push(item("Deal", name, None, a));
+    }
+    items.push(item(
+        "Contact",
+        "Ann Lee",
+        None,
+        json!({"email": "ann@acme.com", "company": company_id, "notes": "Met at the Blue Fair"}),
+    ));
+    items.push(item(
+        "Account",
+        "root",
+        None,
+        json!({"username": "root", "admin": true, "disabled": false}),
+    ));
+    items.push(item(
+        "Account",
+        "guest",
+        None,
+        json!({"username": "guest", "admin": false, "disabled": true}),
+    ));
+    for i in &items {
+        put(store, ORG, i).await;
+    }
+    items
+}
+
+pub async fn queries_filter_by_every_kind(store: &dyn ItemStore) {
+    crm(store).await;
+    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
+        (
+            vec![("type", "Deal"), ("attr.stage", "won")],
+            vec!["Alpha", "Gamma 100%"],
+        ),
+        (
+            vec![("type", "Deal"), ("attr.stage.ne", "won")],
+            vec!["beta", "Delta_x", "Alpha two"],
+        ),
+        (
+            vec![("type", "Deal"), ("attr.stage.in", "lost,lead")],
+            vec!["beta", "Delta_x"],
+        ),
+        (
+            vec![("type", "Deal"), ("attr.amount", "100")],
+            vec!["Alpha", "Alpha two"],
+        ),
+        (
+            vec![("type", "Deal"), ("attr.amount.gt", "100")],
+            vec!["beta"],
+        ),
+        (
+            vec![("type", "Deal"), ("attr.amount.gte", "100")],
+            vec!["Alpha", "beta", "Alpha two"],
+        ),
+        (
+            vec![("type", "Deal"), ("attr.amount.lt", "100")],
+            vec!["Gamma 100%"],
+        ),
+        (
+            vec![("type", "Deal"), ("attr.amount.lte", "100.0")],
+            vec!["Alpha", "Gamma 100%", "Alpha two"],
+        ),
+        (
+            vec![
+                ("type", "Deal"),
+                ("attr.close_date.gte", "2026-02-01T00:00:00Z"),
+            ],
+            vec!["Alpha", "Alpha two"],
+        ),
+        (
+            vec![
+                ("type", "Deal"),
+                ("attr.close_date.lt", "2026-02-01T01:00:00+01:00"),
+            ],
+            vec!["Gamma 100%"],
+        ),
+        (
+            vec![("type", "Company"), ("attr.employees.gte", "50")],
+            vec!["Acme"],
+        ),
+        (
+            vec![("type", "Company"), ("attr.employees.gt", "50")],
+            vec![],
+        ),
+        (
+            vec![("type", "Account"), ("attr.admin", "true")],
+            vec!["root"],
+        ),
+        (
+            vec![("type", "Account"), ("attr.disabled", "true")],
+            vec!["guest"],
+        ),
+        (
+            vec![("type", "Account"), ("attr.admin", "false")],
+            vec!["guest"],
+        ),
+        (
+            vec![("type", "Contact"), ("attr.email", "ann@acme.com")],
+            vec!["Ann Lee"],
+        ),
+        (vec![("type", "Deal"), ("name", "Alpha")], vec!["Alpha"]),
+        (
+            vec![("type", "Deal"), ("name", "Alpha*")],
+            vec!["Alpha", "Alpha two"],
+        ),
+        (vec![("name", "Gamma 100%*")], vec!["Gamma 100%"]),
+        (vec![("name", "Gamma 1_0*")], vec![]),
+        (vec![("name", "Delta_*")], vec!["Delta_x"]),
+        (vec![("name", "Delta%*")], vec![]),
+        (vec![("q", "blue fair")], vec!["Ann Lee"]),
+        (vec![("q", "ALPHA")], vec!["Alpha", "Alpha two"]),
+        (vec![("q", "acme.com")], vec!["Acme", "Ann Lee"]),
+        (vec![("q", "100%")], vec!["Gamma 100%"]),
+        (
+            vec![("type", "Resource"), ("name", "Ann Lee")],
+            vec!["Ann Lee"],
+        ),
+        (
+            vec![("type", "Contact"), ("attr.email", "x' OR '1'='1")],
+            vec![],
+        ),
+        (
+            vec![
+                ("type", "Contact"),
+                ("attr.email.in", "ann@acme.com,x') OR 1=1--"),
+            ],
+            vec!["Ann Lee"],
+        ),
+    ];
+    for (params, expected) in cases {
+        let got = all_pages(store, &params).await;
+        assert_eq!(names(&got), expected, "{params:?}");
+    }
+}
+
+pub async fn types_match_their_subtypes(store: &dyn ItemStore) {
+    let items = crm(store).await;
+    let resources = all_pages(store, &[("type", "Resource")]).await;
+    assert_eq!(resources.len(), 7, "Company, 5 Deals, Contact");
+    let everything = all_pages(store, &[("type", "Item")]).await;
+    assert_eq!(everything.len(), items.len());
+}
+
+pub async fn parents_filter_children(store: &dyn ItemStore) {
+    let a = item("Folder", "a", None, json!({}));
+    let b = item("Folder", "b", Some(a.id), json!({}));
+    let c = item("File", "c", Some(a.id), json!({}));
+    let d = item("Folder", "d", Some(b.id), json!({}));
+    for i in [&a, &b, &c, &d] {
+        put(store, ORG, i).await;
+    }
+    let id = a.id.to_string();
+    assert_eq!(
+        names(&all_pages(store, &[("parent", &id)]).await),
+        vec!["b", "c"]
+    );
+    assert_eq!(
+        names(&all_pages(store, &[("parent", "root")]).await),
+        vec!["a"]
+    );
+    assert_eq!(
+        names(&all_pages(store, &[("parent", &id), ("type", "File")]).await),
+        vec!["c"]
+    );
+}
+
+/// Walks every page of every sort in small pages and checks the order against a sort done
+/// here, so that the keyset conditions (ties, absent values, descending) are right.
+pub async fn pages_follow_the_sort_without_gaps_or_repeats(store: &dyn ItemStore) {
+    let mut deals = Vec::new();
+    let company = Uuid::now_v7().to_string();
+    for i in 0..23 {
+        let stage = ["lead", "won", "lost"][i % 3];
+        let mut attributes = json!({"company": company, "stage": stage});
+        if i % 4 != 0 {
+            attributes["amount"] = json!((i % 5) as f64 * 10.0);
+        }
+        let mut d = item(
+            "Deal",
+            &format!("deal {:02}", (i * 7) % 23),
+            None,
+            attributes,
+        );
+        // Spread the times, with ties, and some updated later.
+        d.created_at = Utc::now() - Duration::seconds(100 - (i as i64 / 2));
+        d.updated_at = d.created_at + Duration::seconds((i % 3) as i64 * 1000);
+        put(store, ORG, &d).await;
+        deals.push(d);
+    }
+    let amount = |i: &Item| i.attributes.get("amount").and_then(Value::as_f64);
+    let cases: Vec<(&str, Box<dyn Fn(&Item, &Item) -> std::cmp::Ordering>)> = vec![
+        (
+            "created",
+            Box::new(|a: &Item, b: &Item| (a.created_at, a.id).cmp(&(b.created_at, b.id))),
+        ),
+        (
+            "-created",
+            Box::new(|a: &Item, b: &Item| (b.created_at, b.id).cmp(&(a.created_at, a.id))),
+        ),
+        (
+            "updated",
+            Box::new(|a: &Item, b: &Item| (a.updated_at, a.id).cmp(&(b.updated_at, b.id))),
+        ),
+        (
+            "name",
+            Box::new(|a: &Item, b: &Item| (&a.name, a.id).cmp(&(&b.name, b.id))),
+        ),
+        (
+            "-name",
+            Box::new(|a: &Item, b: &Item| (&b.name, b.id).cmp(&(&a.name, a.id))),
+        ),
+        (
+            "attr.amount",
+            Box::new(move |a: &Item, b: &Item| match (amount(a), amount(b)) {
+                (Some(x), Some(y)) => x.total_cmp(&y).then(a.id.cmp(&b.id)),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => a.id.cmp(&b.id),
+            }),
+        ),
+        (
+            "-attr.amount",
+            Box::new(move |a: &Item, b: &Item| match (amount(a), amount(b)) {
+                (Some(x), Some(y)) => y.total_cmp(&x).then(b.id.cmp(&a.id)),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => b.id.cmp(&a.id),
+            }),
+        ),
+        (
+            "attr.stage",
+            Box::new(|a: &Item, b: &Item| {
+                (a.attributes["stage"].as_str(), a.id).cmp(&(b.attributes["stage"].as_str(), b.id))
+            }),
+        ),
+    ];
+    for (sort, cmp) in cases {
+        let mut expected = deals.clone();
+        expected.sort_by(|a, b| cmp(a, b));
+        for limit in ["1", "4", "50"] {
+            let got = all_pages(store, &[("type", "Deal"), ("sort", sort), ("limit", limit)]).await;
+            let ids: Vec<Uuid> = got.iter().map(|i| i.id).collect();
+            let unique: HashSet<Uuid> = ids.iter().copied().collect();
+            assert_eq!(
+                unique.len(),
+                ids.len(),
+                "repeats with sort={sort} limit={limit}"
+            );
+            let want: Vec<Uuid> = expected.iter().map(|i| i.id).collect();
+            assert_eq!(ids, want, "order with sort={sort} limit={limit}");
+        }
+    }
+}
+
+pub async fn counts_and_settings(store: &dyn ItemStore) {
+    crm(store).await;
+    let counts = store.counts().await.expect("counts");
+    let deals = counts
+        .iter()
+        .find(|c| c.org == ORG && c.type_name == "Deal")
+        .map(|c| c.count);
+    assert_eq!(deals, Some(5));
+    let first = store.setting("k", "one").await.expect("setting");
+    let second = store.setting("k", "two").await.expect("setting");
+    assert_eq!((first.as_str(), second.as_str()), ("one", "one"));
+    store.migrate().await.expect("migrating again is harmless");
+    assert_eq!(store.counts().await.expect("counts"), counts);
+}

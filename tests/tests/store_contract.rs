@@ -1,0 +1,28 @@
+//! The `ItemStore` contract (`realnet_tests::contract`), run on every store.
+
+use realnet_tests::{StoreKind, contract, on_every_store, store};
+
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        $( async fn $name(kind: StoreKind) {
+            let s = store(kind).await;
+            contract::$name(&*s.store).await;
+        } )*
+        on_every_store!($($name),*);
+    };
+}
+
+contract_tests!(
+    create_then_get_round_trips,
+    everything_is_scoped_by_org,
+    updates_are_conditional_on_the_version,
+    writes_apply_all_or_nothing,
+    deletes_refuse_children_unless_recursive,
+    a_missing_parent_is_refused,
+    ancestors_are_nearest_first,
+    queries_filter_by_every_kind,
+    types_match_their_subtypes,
+    parents_filter_children,
+    pages_follow_the_sort_without_gaps_or_repeats,
+    counts_and_settings,
+);
