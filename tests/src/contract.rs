@@ -12,6 +12,9 @@ use uuid::Uuid;
 use crate::query;
 
 const ORG: &str = "acme";
+
+type Params<'a> = Vec<(&'a str, &'a str)>;
+type Order = Box<dyn Fn(&Item, &Item) -> std::cmp::Ordering>;
 const OTHER: &str = "globex";
 
 fn attrs(v: Value) -> Map<String, Value> {
@@ -357,7 +360,7 @@ async fn crm(store: &dyn ItemStore) -> Vec<Item> {
 
 pub async fn queries_filter_by_every_kind(store: &dyn ItemStore) {
     crm(store).await;
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
+    let cases: Vec<(Params, Vec<&str>)> = vec![
         (
             vec![("type", "Deal"), ("attr.stage", "won")],
             vec!["Alpha", "Gamma 100%"],
@@ -518,7 +521,7 @@ pub async fn pages_follow_the_sort_without_gaps_or_repeats(store: &dyn ItemStore
         deals.push(d);
     }
     let amount = |i: &Item| i.attributes.get("amount").and_then(Value::as_f64);
-    let cases: Vec<(&str, Box<dyn Fn(&Item, &Item) -> std::cmp::Ordering>)> = vec![
+    let cases: Vec<(&str, Order)> = vec![
         (
             "created",
             Box::new(|a: &Item, b: &Item| (a.created_at, a.id).cmp(&(b.created_at, b.id))),

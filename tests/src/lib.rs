@@ -245,3 +245,32 @@ macro_rules! on_every_store {
         }
     };
 }
+
+/// An initialization folder with one error in each of two files, as a deployment might get
+/// wrong: a misspelled reference type and an unknown field kind.
+pub fn broken_init_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.path().join(name), text).expect("write definition file")
+    };
+    write(
+        "manifest.json",
+        r#"{"files": [{"file": "core.json", "layer": "core"}, {"file": "crm.json", "layer": "resource"}]}"#,
+    );
+    write(
+        "core.json",
+        r#"{"types": [{"name": "Item"}, {"name": "Resource", "base": "Item", "fields": [{"name": "size", "kind": "strng"}]}]}"#,
+    );
+    write(
+        "crm.json",
+        r#"{"types": [{"name": "Company", "base": "Resource"},
+            {"name": "Deal", "base": "Resource", "fields": [{"name": "company", "kind": "ref", "ref": "Compnay"}]}]}"#,
+    );
+    dir
+}
+
+/// The two errors in [`broken_init_dir`], as reported.
+pub const BROKEN_INIT_ERRORS: [&str; 2] = [
+    "core.json /types/1/fields/0/kind: unknown field kind \"strng\"",
+    "crm.json /types/1/fields/0/ref: unknown type \"Compnay\"",
+];

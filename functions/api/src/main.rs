@@ -1,10 +1,12 @@
 //! The Realnet HTTP API as an AWS Lambda function (API Gateway REST v1, HTTP v2, function
 //! URLs). It builds the context once per container and hands the shared router to
-//! `lambda_http`; the only thing added here is using API Gateway's request id as the
-//! response's `x-request-id`.
+//! `lambda_http`. The only things added here undo API Gateway specifics: its request id becomes
+//! the `x-request-id`, and the stage that `lambda_http` puts in front of REST API paths is
+//! taken off again, so routes match the same paths as under `realnet serve`.
 
 use std::sync::Arc;
 
+use lambda_http::http::{HeaderValue, Uri};
 use lambda_http::request::RequestContext;
 use lambda_http::tower::ServiceBuilder;
 use lambda_http::{Error, Request, RequestExt};
@@ -26,20 +28,44 @@ async fn main() -> Result<(), Error> {
         }
     };
     let app = ServiceBuilder::new()
-        .map_request(gateway_request_id)
+        .map_request(from_gateway)
         .service(api::router(Arc::new(rn)));
     lambda_http::run(app).await
 }
 
-/// Replaces any client-sent `x-request-id` with the id API Gateway assigned.
-fn gateway_request_id(mut req: Request) -> Request {
-    let id = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV1(c)) => c.request_id.clone(),
-        Some(RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
-        _ => None,
+/// Uses API Gateway's request id (replacing any the client sent) and removes the stage
+/// prefix `lambda_http` adds to paths of named stages (unless
+/// `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` already told it not to).
+fn from_gateway(mut req: Request) -> Request {
+    let (id, stage) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(c)) => (c.request_id.clone(), c.stage.clone()),
+        Some(RequestContext::ApiGatewayV2(c)) => (c.request_id.clone(), c.stage.clone()),
+        _ => (None, None),
     };
-    if let Some(value) = id.and_then(|id| lambda_http::http::HeaderValue::from_str(&id).ok()) {
+    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         req.headers_mut().insert(api::REQUEST_ID, value);
+    }
+    let added = std::env::var_os("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_none();
+    if let Some(stage) = stage.filter(|s| added && s != "$default") {
+        let prefix = format!("/{stage}");
+        let uri = req.uri();
+        if let Some(rest) = uri
+            .path()
+            .strip_prefix(&prefix)
+            .filter(|r| r.starts_with('/'))
+        {
+            let path_and_query = match uri.query() {
+                Some(q) => format!("{rest}?{q}"),
+                None => rest.to_string(),
+            };
+            let mut parts = uri.clone().into_parts();
+            if let Ok(pq) = path_and_query.parse() {
+                parts.path_and_query = Some(pq);
+                if let Ok(uri) = Uri::from_parts(parts) {
+                    *req.uri_mut() = uri;
+                }
+            }
+        }
     }
     req
 }

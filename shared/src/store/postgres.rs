@@ -20,7 +20,7 @@ use crate::item::Item;
 use crate::query::ItemQuery;
 
 /// Arbitrary, fixed: the advisory lock migrations hold.
-const MIGRATION_LOCK: i64 = 0x7265_616c_6e65_74;
+const MIGRATION_LOCK: i64 = 0x0072_6561_6c6e_6574;
 
 const SCHEMA: &[&str] = &[
     // 1: items and settings.

@@ -1,0 +1,102 @@
+//! The `api` binary under a Lambda Runtime API: it answers the sample events in `events/api/`
+//! (API Gateway HTTP API v2 and REST API v1) as `cargo lambda invoke api --data-file ...`
+//! would show, and refuses to start on an invalid initialization folder.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use realnet_tests::lambda_runtime::RuntimeApi;
+use serde_json::Value;
+
+fn event(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events/api")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("sample events are JSON")
+}
+
+fn body(response: &Value) -> Value {
+    serde_json::from_str(response["body"].as_str().unwrap_or_default()).unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_the_sample_events() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let runtime = RuntimeApi::start().await;
+    let mut function = runtime.spawn_function(
+        std::path::Path::new(env!("CARGO_BIN_EXE_api")),
+        &[(
+            "REALNET_DATA_DIR",
+            data.path().to_str().expect("utf-8 path"),
+        )],
+    );
+
+    let ping = runtime
+        .invoke(event("ping.json"))
+        .await
+        .expect("ping answered");
+    assert_eq!(ping["statusCode"], 200, "{ping}");
+    assert_eq!(ping["body"], "pong");
+    assert_eq!(
+        ping["headers"]["x-request-id"], "evt-ping-0001",
+        "API Gateway's request id"
+    );
+
+    let created = runtime
+        .invoke(event("create-item.json"))
+        .await
+        .expect("create answered");
+    assert_eq!(created["statusCode"], 201, "{created}");
+    assert_eq!(body(&created)["name"], "Acme");
+    assert_eq!(body(&created)["attributes"]["employees"], 12);
+
+    let listed = runtime
+        .invoke(event("query-items.json"))
+        .await
+        .expect("query answered");
+    assert_eq!(listed["statusCode"], 200, "{listed}");
+    let names: Vec<Value> = body(&listed)["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["name"].clone())
+        .collect();
+    assert_eq!(names, vec![Value::from("Acme")]);
+
+    let bad = runtime
+        .invoke(event("bad-request.json"))
+        .await
+        .expect("bad request answered");
+    assert_eq!(bad["statusCode"], 400, "{bad}");
+    assert_eq!(body(&bad)["error"]["code"], "invalid_json");
+
+    function.kill().ok();
+    function.wait().ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_initialization_folder_stops_start_up_with_every_error() {
+    let init = realnet_tests::broken_init_dir();
+    let runtime = RuntimeApi::start().await;
+    let function = runtime.spawn_function(
+        std::path::Path::new(env!("CARGO_BIN_EXE_api")),
+        &[(
+            "REALNET_INIT_DIR",
+            init.path().to_str().expect("utf-8 path"),
+        )],
+    );
+    let output = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || function.wait_with_output()),
+    )
+    .await
+    .expect("the function exits")
+    .expect("join")
+    .expect("output");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for e in realnet_tests::BROKEN_INIT_ERRORS {
+        assert!(stderr.contains(e), "missing {e:?} in:\n{stderr}");
+    }
+}
