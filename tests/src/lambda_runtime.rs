@@ -21,7 +21,6 @@ type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>
 struct Shared {
     events: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Value)>>>,
     pending: Pending,
-    init_error: Arc<Mutex<Option<Value>>>,
 }
 
 /// A running Runtime API on a loopback port.
@@ -37,7 +36,6 @@ impl RuntimeApi {
         let shared = Shared {
             events: Arc::new(tokio::sync::Mutex::new(events)),
             pending: Arc::default(),
-            init_error: Arc::default(),
         };
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -46,7 +44,6 @@ impl RuntimeApi {
                 post(response),
             )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
-            .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -77,9 +74,9 @@ impl RuntimeApi {
         cmd.spawn().expect("start the function binary")
     }
 
-    /// Hands `event` to the function and waits for its answer: `Ok(response)` or
-    /// `Err(error report)`.
-    pub async fn invoke(&self, event: Value) -> Result<Value, Value> {
+    /// Queues `event` for the function's next poll; the receiver yields its answer:
+    /// `Ok(response)` or `Err(error report)`.
+    pub fn queue(&self, event: Value) -> oneshot::Receiver<Result<Value, Value>> {
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         self.shared
@@ -88,15 +85,15 @@ impl RuntimeApi {
             .expect("pending lock")
             .insert(id.clone(), tx);
         self.queue.send((id, event)).expect("queue the event");
-        tokio::time::timeout(Duration::from_secs(30), rx)
+        rx
+    }
+
+    /// Hands `event` to the function and waits for its answer.
+    pub async fn invoke(&self, event: Value) -> Result<Value, Value> {
+        tokio::time::timeout(Duration::from_secs(30), self.queue(event))
             .await
             .expect("the function answered within 30 s")
             .expect("the answer arrived")
-    }
-
-    /// What the function reported if it failed to initialise.
-    pub fn init_error(&self) -> Option<Value> {
-        self.shared.init_error.lock().expect("lock").clone()
     }
 }
 
@@ -150,10 +147,4 @@ async fn error(State(s): State<Shared>, Path(id): Path<String>, body: String) ->
         &id,
         Err(serde_json::from_str(&body).unwrap_or(Value::String(body))),
     )
-}
-
-async fn init_error(State(s): State<Shared>, body: String) -> StatusCode {
-    *s.init_error.lock().expect("lock") =
-        Some(serde_json::from_str(&body).unwrap_or(Value::String(body)));
-    StatusCode::ACCEPTED
 }

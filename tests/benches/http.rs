@@ -1,0 +1,452 @@
+//! The HTTP benchmark (`tests/bench`): the router on PostgreSQL with 100,000 seeded items,
+//! driven over loopback by `wrk`, beside `pgbench` on the same server at the same concurrency;
+//! and the cold start of the release `api` binary under a Lambda Runtime API, beside a bare
+//! `lambda_http` function. It prints figures and ratios; it asserts nothing about speed.
+//!
+//! Needs: REALNET_TEST_PG_URL (a PostgreSQL superuser connection), `wrk` and `pgbench` on the
+//! PATH or in PGBIN, and REALNET_BENCH_API_BIN / REALNET_BENCH_BARE_BIN (release binaries).
+//! Tunables: REALNET_BENCH_CONNECTIONS (default 8), REALNET_BENCH_SECONDS (default 10),
+//! REALNET_BENCH_ITEMS (default 100000), REALNET_BENCH_COLD_RUNS (default 20).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use realnet::Realnet;
+use realnet::config::DbConfig;
+use realnet::item::{Item, now};
+use realnet::store::{ItemStore, PostgresStore, Write};
+use realnet_tests::lambda_runtime::RuntimeApi;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const SMALL: usize = 1_000;
+const STAGES: [&str; 5] = ["lead", "qualified", "proposal", "won", "lost"];
+const QUERY: &str = "/api/items?type=Deal&attr.stage=won&sort=-created&limit=50";
+
+fn env_num(name: &str, default: usize) -> anyhow::Result<usize> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("{name}={v:?} is not a number")),
+        Err(_) => Ok(default),
+    }
+}
+
+struct Settings {
+    connections: usize,
+    seconds: usize,
+    items: usize,
+    cold_runs: usize,
+    pg: tokio_postgres::Config,
+    pgbench: PathBuf,
+    work: tempfile::TempDir,
+}
+
+fn main() -> anyhow::Result<()> {
+    // Only a `cargo bench` run (which passes --bench) does the work; `cargo test` builds it.
+    if !std::env::args().any(|a| a == "--bench") {
+        return Ok(());
+    }
+    let pg_url = std::env::var("REALNET_TEST_PG_URL")
+        .context("REALNET_TEST_PG_URL is not set: run the benchmark with tests/bench")?;
+    let pgbench = match std::env::var_os("PGBIN") {
+        Some(dir) => PathBuf::from(dir).join("pgbench"),
+        None => PathBuf::from("pgbench"),
+    };
+    let settings = Settings {
+        connections: env_num("REALNET_BENCH_CONNECTIONS", 8)?,
+        seconds: env_num("REALNET_BENCH_SECONDS", 10)?,
+        items: env_num("REALNET_BENCH_ITEMS", 100_000)?,
+        cold_runs: env_num("REALNET_BENCH_COLD_RUNS", 20)?,
+        pg: pg_url.parse()?,
+        pgbench,
+        work: tempfile::tempdir()?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(settings))
+}
+
+async fn run(s: Settings) -> anyhow::Result<()> {
+    println!(
+        "Realnet benchmark: PostgreSQL on loopback, {} items, {} connections, {} s per run, 2 cores shared by all\n",
+        s.items, s.connections, s.seconds
+    );
+    let db = fresh_database(&s.pg, "realnet_bench").await?;
+    let store = Arc::new(PostgresStore::new(db.clone(), s.connections)?);
+    store.migrate().await?;
+    let ids = seed(&*store, "big", s.items).await?;
+    seed(&*store, "small", SMALL).await?;
+    let ids_file = s.work.path().join("ids.txt");
+    std::fs::write(
+        &ids_file,
+        ids.iter()
+            .step_by(10)
+            .map(|id| format!("{id}\n"))
+            .collect::<String>(),
+    )?;
+
+    let big = serve(store.clone(), &db, s.connections, "big").await?;
+    let small = serve(store.clone(), &db, s.connections, "small").await?;
+
+    let get_script = s.work.path().join("get.lua");
+    std::fs::write(
+        &get_script,
+        format!(
+            r#"local ids = {{}}
+for line in io.lines("{}") do ids[#ids + 1] = line end
+math.randomseed(os.time())
+request = function() return wrk.format("GET", "/api/items/" .. ids[math.random(#ids)]) end
+"#,
+            ids_file.display()
+        ),
+    )?;
+    let create_script = s.work.path().join("create.lua");
+    std::fs::write(
+        &create_script,
+        r#"wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"type": "Company", "name": "Bench Co", "attributes": {"domain": "bench.example.com", "employees": 10}}'
+"#,
+    )?;
+
+    let get = wrk(&s, &format!("http://{big}/api/items"), Some(&get_script))?;
+    let create = wrk(&s, &format!("http://{big}/api/items"), Some(&create_script))?;
+    let query_big = wrk(&s, &format!("http://{big}{QUERY}"), None)?;
+    let query_small = wrk(&s, &format!("http://{small}{QUERY}"), None)?;
+
+    let pgbench_db = fresh_database(&s.pg, "realnet_pgbench").await?;
+    let pg_args = pg_args(&pgbench_db);
+    run_checked(Command::new(&s.pgbench).args(&pg_args).args([
+        "-i",
+        "-s",
+        &(s.items / 100_000).max(1).to_string(),
+        "-q",
+    ]))?;
+    let insert_script = s.work.path().join("insert.sql");
+    std::fs::write(
+        &insert_script,
+        "\\set aid random(1, 100000)\nINSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, :aid, 0, CURRENT_TIMESTAMP);\n",
+    )?;
+    let select = pgbench(&s, &pg_args, &["-S"])?;
+    let insert = pgbench(
+        &s,
+        &pg_args,
+        &["-f", insert_script.to_str().unwrap_or_default()],
+    )?;
+
+    println!(
+        "{:<34}{:>12}{:>10}{:>10}   {:<26}{:>10}{:>8}",
+        "realnet (wrk)", "req/s", "p50", "p99", "baseline (pgbench)", "tps", "ratio"
+    );
+    let line = |name: &str, r: &WrkResult, base: &str, tps: Option<f64>| {
+        let (tps_s, ratio) = match tps {
+            Some(t) => (format!("{t:.0}"), format!("{:.2}", r.rps / t)),
+            None => (String::new(), String::new()),
+        };
+        println!(
+            "{name:<34}{:>12.0}{:>10}{:>10}   {base:<26}{tps_s:>10}{ratio:>8}",
+            r.rps, r.p50, r.p99
+        );
+    };
+    line("get by id", &get, "select-only (-S)", Some(select));
+    line("create", &create, "one-row insert", Some(insert));
+    line(
+        &format!("query page of 50 at {}", s.items),
+        &query_big,
+        "",
+        None,
+    );
+    line(
+        &format!("query page of 50 at {SMALL}"),
+        &query_small,
+        "",
+        None,
+    );
+    println!(
+        "\nquery page time at {} items / at {SMALL} items: {:.2} (throughput {:.0} vs {:.0} req/s)",
+        s.items,
+        query_small.rps / query_big.rps,
+        query_big.rps,
+        query_small.rps
+    );
+    for r in [&get, &create, &query_big, &query_small] {
+        if r.failures > 0 {
+            println!(
+                "WARNING: {} non-2xx responses in a run; the figures above are not valid",
+                r.failures
+            );
+        }
+    }
+    cold_start(&s, &db).await
+}
+
+/// Creates (or recreates) database `name` and returns a config pointing at it.
+async fn fresh_database(
+    pg: &tokio_postgres::Config,
+    name: &str,
+) -> anyhow::Result<tokio_postgres::Config> {
+    let (client, conn) = pg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .context("connect to PostgreSQL")?;
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await?;
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await?;
+    let mut config = pg.clone();
+    config.dbname(name);
+    Ok(config)
+}
+
+/// Seeds `count` deals (and their company) into `org`, 1,000 per transaction; returns the ids.
+async fn seed(store: &dyn ItemStore, org: &str, count: usize) -> anyhow::Result<Vec<Uuid>> {
+    let started = Instant::now();
+    let item = |type_name: &str, name: String, attributes: Value| {
+        let at = now();
+        Item {
+            id: Uuid::now_v7(),
+            type_name: type_name.to_string(),
+            name,
+            parent: None,
+            org: org.to_string(),
+            owner: None,
+            attributes: attributes.as_object().cloned().unwrap_or_default(),
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        }
+    };
+    let company = item("Company", "Acme".into(), json!({"domain": "acme.com"}));
+    store.apply(org, &[Write::Create(company.clone())]).await?;
+    let mut ids = Vec::with_capacity(count);
+    for chunk in 0..count.div_ceil(1000) {
+        let writes: Vec<Write> = (chunk * 1000..((chunk + 1) * 1000).min(count))
+            .map(|i| {
+                let deal = item(
+                    "Deal",
+                    format!("deal {i}"),
+                    json!({"company": company.id.to_string(), "amount": (i % 997) as f64 * 10.0, "stage": STAGES[i % 5]}),
+                );
+                ids.push(deal.id);
+                Write::Create(deal)
+            })
+            .collect();
+        store.apply(org, &writes).await?;
+    }
+    println!(
+        "seeded {count} items into org {org} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ids)
+}
+
+/// Serves the router for `org` on a free loopback port.
+async fn serve(
+    store: Arc<PostgresStore>,
+    db: &tokio_postgres::Config,
+    pool: usize,
+    org: &str,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let mut config = realnet_tests::config(DbConfig::Postgres {
+        config: Box::new(db.clone()),
+        pool_size: pool,
+    });
+    config.default_org = org.to_string();
+    let rn = Arc::new(Realnet::new(config, realnet_tests::registry(), store));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, realnet::api::router(rn)).await });
+    Ok(addr)
+}
+
+struct WrkResult {
+    rps: f64,
+    p50: String,
+    p99: String,
+    failures: u64,
+}
+
+fn wrk(s: &Settings, url: &str, script: Option<&Path>) -> anyhow::Result<WrkResult> {
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t",
+        "2",
+        "-c",
+        &s.connections.to_string(),
+        "-d",
+        &format!("{}s", s.seconds),
+        "--latency",
+    ]);
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
+    let out = run_checked(cmd.arg(url))?;
+    let field = |prefix: &str| {
+        out.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|v| v.split_whitespace().next().unwrap_or_default().to_string())
+    };
+    Ok(WrkResult {
+        rps: field("Requests/sec:")
+            .context("wrk printed no Requests/sec")?
+            .parse()?,
+        p50: field("50%").unwrap_or_default(),
+        p99: field("99%").unwrap_or_default(),
+        failures: field("Non-2xx or 3xx responses:").map_or(Ok(0), |v| v.parse())?,
+    })
+}
+
+fn pg_args(db: &tokio_postgres::Config) -> Vec<String> {
+    let host = match db.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".to_string(),
+    };
+    vec![
+        "-h".into(),
+        host,
+        "-p".into(),
+        db.get_ports().first().copied().unwrap_or(5432).to_string(),
+        "-U".into(),
+        db.get_user().unwrap_or("postgres").to_string(),
+        db.get_dbname().unwrap_or("postgres").to_string(),
+    ]
+}
+
+fn pgbench(s: &Settings, pg_args: &[String], script: &[&str]) -> anyhow::Result<f64> {
+    let out = run_checked(
+        Command::new(&s.pgbench)
+            .args(script)
+            .args([
+                "-n",
+                "-M",
+                "prepared",
+                "-c",
+                &s.connections.to_string(),
+                "-j",
+                "2",
+                "-T",
+                &s.seconds.to_string(),
+            ])
+            .args(pg_args),
+    )?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|v| v.split_whitespace().next())
+        .context("pgbench printed no tps")?
+        .parse()
+        .context("pgbench tps")
+}
+
+fn run_checked(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Time from process start to the first answered event, and peak resident memory then.
+async fn cold_start(s: &Settings, db: &tokio_postgres::Config) -> anyhow::Result<()> {
+    let api = PathBuf::from(
+        std::env::var("REALNET_BENCH_API_BIN")
+            .context("REALNET_BENCH_API_BIN is not set: run tests/bench")?,
+    );
+    let bare = PathBuf::from(
+        std::env::var("REALNET_BENCH_BARE_BIN")
+            .context("REALNET_BENCH_BARE_BIN is not set: run tests/bench")?,
+    );
+    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/api");
+    let ping: Value = serde_json::from_str(&std::fs::read_to_string(events.join("ping.json"))?)?;
+    let query: Value =
+        serde_json::from_str(&std::fs::read_to_string(events.join("query-items.json"))?)?;
+    let url = format!(
+        "host={} port={} user={} dbname={}",
+        pg_args(db)[1],
+        pg_args(db)[3],
+        db.get_user().unwrap_or("postgres"),
+        db.get_dbname().unwrap_or("postgres")
+    );
+    let env = [
+        ("REALNET_DB_TYPE", "postgresql"),
+        ("REALNET_DB_URL", url.as_str()),
+        ("REALNET_DEFAULT_ORG", "big"),
+    ];
+    let runtime = RuntimeApi::start().await;
+    let mut rows: Vec<(&str, Vec<f64>, u64)> = vec![
+        ("bare lambda_http (baseline), ping", Vec::new(), 0),
+        ("api, ping", Vec::new(), 0),
+        ("api, first query (connects to PostgreSQL)", Vec::new(), 0),
+    ];
+    for _ in 0..s.cold_runs {
+        for (row, (binary, event, env)) in [
+            (&bare, &ping, &env[..0]),
+            (&api, &ping, &env[..]),
+            (&api, &query, &env[..]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let answer = runtime.queue(event.clone());
+            let started = Instant::now();
+            let mut child = runtime.spawn_function(binary, env);
+            let response = tokio::time::timeout(Duration::from_secs(30), answer).await;
+            let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+            let peak = peak_rss_kib(child.id()).unwrap_or(0);
+            child.kill().ok();
+            child.wait().ok();
+            let response = response.context("no answer within 30 s")??;
+            let status =
+                response.map_err(|e| anyhow::anyhow!("function error: {e}"))?["statusCode"].clone();
+            if status != json!(200) {
+                bail!("cold start event answered {status}");
+            }
+            rows[row].1.push(elapsed);
+            rows[row].2 = rows[row].2.max(peak);
+        }
+    }
+    println!(
+        "\ncold start: process start to first answered event, {} runs each",
+        s.cold_runs
+    );
+    println!("{:<46}{:>10}{:>10}{:>16}", "", "median", "p90", "peak RSS");
+    for (name, mut times, peak) in rows {
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "{name:<46}{:>8.1}ms{:>8.1}ms{:>13.1}MiB",
+            at(0.5),
+            at(0.9),
+            peak as f64 / 1024.0
+        );
+    }
+    for (name, path) in [("api", &api), ("bare", &bare)] {
+        println!(
+            "{name} binary: {:.1} MiB",
+            std::fs::metadata(path)?.len() as f64 / 1_048_576.0
+        );
+    }
+    Ok(())
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
