@@ -65,23 +65,29 @@ fn main() -> anyhow::Result<()> {
         pgbench,
         work: tempfile::tempdir()?,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The servers get a runtime of their own (as under `realnet serve`); the driver blocks on
+    // wrk and pgbench on another, so it never takes a server thread.
+    let servers = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(run(settings))
+    let driver = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    driver.block_on(run(settings, servers.handle()))
 }
 
-async fn run(s: Settings) -> anyhow::Result<()> {
+async fn run(s: Settings, servers: &tokio::runtime::Handle) -> anyhow::Result<()> {
     println!(
         "Realnet benchmark: PostgreSQL on loopback, {} items, {} connections, {} s per run, 2 cores shared by all\n",
         s.items, s.connections, s.seconds
     );
     let db = fresh_database(&s.pg, "realnet_bench").await?;
-    let store = Arc::new(PostgresStore::new(db.clone(), s.connections)?);
-    store.migrate().await?;
-    let ids = seed(&*store, "big", s.items).await?;
-    seed(&*store, "small", SMALL).await?;
+    let seeder = PostgresStore::new(db.clone(), 2)?;
+    seeder.migrate().await?;
+    let ids = seed(&seeder, "big", s.items).await?;
+    seed(&seeder, "small", SMALL).await?;
+    analyze(&db).await?;
     let ids_file = s.work.path().join("ids.txt");
     std::fs::write(
         &ids_file,
@@ -91,8 +97,11 @@ async fn run(s: Settings) -> anyhow::Result<()> {
             .collect::<String>(),
     )?;
 
-    let big = serve(store.clone(), &db, s.connections, "big").await?;
-    let small = serve(store.clone(), &db, s.connections, "small").await?;
+    // The servers' store lives on the servers' runtime, where its connections run.
+    let store = Arc::new(PostgresStore::new(db.clone(), s.connections)?);
+    let big = servers.spawn(serve(store.clone(), db.clone(), s.connections, "big")).await??;
+    let small = servers.spawn(serve(store, db.clone(), s.connections, "small")).await??;
+    let bare = servers.spawn(serve_bare(db.clone(), s.connections)).await??;
 
     let get_script = s.work.path().join("get.lua");
     std::fs::write(
@@ -115,10 +124,12 @@ wrk.body = '{"type": "Company", "name": "Bench Co", "attributes": {"domain": "be
 "#,
     )?;
 
-    let get = wrk(&s, &format!("http://{big}/api/items"), Some(&get_script))?;
-    let create = wrk(&s, &format!("http://{big}/api/items"), Some(&create_script))?;
+    // Queries first: the creates add items to the big org.
     let query_big = wrk(&s, &format!("http://{big}{QUERY}"), None)?;
     let query_small = wrk(&s, &format!("http://{small}{QUERY}"), None)?;
+    let get = wrk(&s, &format!("http://{big}/api/items"), Some(&get_script))?;
+    let create = wrk(&s, &format!("http://{big}/api/items"), Some(&create_script))?;
+    let get_bare = wrk(&s, &format!("http://{bare}/api/items"), Some(&get_script))?;
 
     let pgbench_db = fresh_database(&s.pg, "realnet_pgbench").await?;
     let pg_args = pg_args(&pgbench_db);
@@ -155,6 +166,7 @@ wrk.body = '{"type": "Company", "name": "Bench Co", "attributes": {"domain": "be
         );
     };
     line("get by id", &get, "select-only (-S)", Some(select));
+    line("get by id, bare axum + tokio-postgres", &get_bare, "select-only (-S)", Some(select));
     line("create", &create, "one-row insert", Some(insert));
     line(
         &format!("query page of 50 at {}", s.items),
@@ -207,6 +219,15 @@ async fn fresh_database(
     Ok(config)
 }
 
+/// Refreshes the planner's statistics after the bulk load, as autovacuum would shortly (and
+/// as `pgbench -i` does for its tables).
+async fn analyze(db: &tokio_postgres::Config) -> anyhow::Result<()> {
+    let (client, conn) = db.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    client.batch_execute("VACUUM ANALYZE items").await?;
+    Ok(())
+}
+
 /// Seeds `count` deals (and their company) into `org`, 1,000 per transaction; returns the ids.
 async fn seed(store: &dyn ItemStore, org: &str, count: usize) -> anyhow::Result<Vec<Uuid>> {
     let started = Instant::now();
@@ -252,12 +273,12 @@ async fn seed(store: &dyn ItemStore, org: &str, count: usize) -> anyhow::Result<
 /// Serves the router for `org` on a free loopback port.
 async fn serve(
     store: Arc<PostgresStore>,
-    db: &tokio_postgres::Config,
+    db: tokio_postgres::Config,
     pool: usize,
-    org: &str,
+    org: &'static str,
 ) -> anyhow::Result<std::net::SocketAddr> {
     let mut config = realnet_tests::config(DbConfig::Postgres {
-        config: Box::new(db.clone()),
+        config: Box::new(db),
         pool_size: pool,
     });
     config.default_org = org.to_string();
@@ -265,6 +286,32 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, realnet::api::router(rn)).await });
+    Ok(addr)
+}
+
+/// The floor under `get by id`: one axum route running the same `SELECT` through the same
+/// pool, with no Realnet in between.
+async fn serve_bare(db: tokio_postgres::Config, pool: usize) -> anyhow::Result<std::net::SocketAddr> {
+    use axum::extract::{Path as UrlPath, State};
+    let manager = deadpool_postgres::Manager::new(db, tokio_postgres::NoTls);
+    let pool = deadpool_postgres::Pool::builder(manager).max_size(pool).build()?;
+    async fn get(State(pool): State<deadpool_postgres::Pool>, UrlPath(id): UrlPath<Uuid>) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let Ok(client) = pool.get().await else { return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response() };
+        let Ok(stmt) = client.prepare_cached("SELECT id, name, attributes, version FROM items WHERE org = 'big' AND id = $1").await else {
+            return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        match client.query_opt(&stmt, &[&id]).await {
+            Ok(Some(row)) => axum::Json(json!({
+                "id": row.get::<_, Uuid>(0), "name": row.get::<_, String>(1),
+                "attributes": row.get::<_, Value>(2), "version": row.get::<_, i64>(3)})).into_response(),
+            _ => axum::http::StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+    let app = axum::Router::new().route("/api/items/{id}", axum::routing::get(get)).with_state(pool);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(addr)
 }
 

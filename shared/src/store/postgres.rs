@@ -7,7 +7,7 @@ use std::error::Error;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio::sync::OnceCell;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type};
@@ -182,11 +182,9 @@ fn row_to_item(row: &Row) -> Result<Item, StoreError> {
     })
 }
 
-async fn apply_one(
-    tx: &deadpool_postgres::Transaction<'_>,
-    org: &str,
-    write: &Write,
-) -> Result<(), StoreError> {
+/// One write, inside a transaction or (alone) on its own: each write is a single statement
+/// whose effect is atomic by itself, plus at most a read that explains a refusal.
+async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::Create(item) => {
             let stmt = tx
@@ -301,6 +299,10 @@ impl ItemStore for PostgresStore {
 
     async fn apply(&self, org: &str, writes: &[Write]) -> Result<(), StoreError> {
         let mut client = self.client().await?;
+        if let [write] = writes {
+            // Saves the BEGIN and COMMIT round trips.
+            return apply_one(&client, org, write).await;
+        }
         let tx = client.transaction().await.map_err(backend)?;
         for w in writes {
             apply_one(&tx, org, w).await?;
