@@ -99,9 +99,15 @@ async fn run(s: Settings, servers: &tokio::runtime::Handle) -> anyhow::Result<()
 
     // The servers' store lives on the servers' runtime, where its connections run.
     let store = Arc::new(PostgresStore::new(db.clone(), s.connections)?);
-    let big = servers.spawn(serve(store.clone(), db.clone(), s.connections, "big")).await??;
-    let small = servers.spawn(serve(store, db.clone(), s.connections, "small")).await??;
-    let bare = servers.spawn(serve_bare(db.clone(), s.connections)).await??;
+    let big = servers
+        .spawn(serve(store.clone(), db.clone(), s.connections, "big"))
+        .await??;
+    let small = servers
+        .spawn(serve(store, db.clone(), s.connections, "small"))
+        .await??;
+    let bare = servers
+        .spawn(serve_bare(db.clone(), s.connections))
+        .await??;
 
     let get_script = s.work.path().join("get.lua");
     std::fs::write(
@@ -166,7 +172,12 @@ wrk.body = '{"type": "Company", "name": "Bench Co", "attributes": {"domain": "be
         );
     };
     line("get by id", &get, "select-only (-S)", Some(select));
-    line("get by id, bare axum + tokio-postgres", &get_bare, "select-only (-S)", Some(select));
+    line(
+        "get by id, bare axum + tokio-postgres",
+        &get_bare,
+        "select-only (-S)",
+        Some(select),
+    );
     line("create", &create, "one-row insert", Some(insert));
     line(
         &format!("query page of 50 at {}", s.items),
@@ -291,24 +302,42 @@ async fn serve(
 
 /// The floor under `get by id`: one axum route running the same `SELECT` through the same
 /// pool, with no Realnet in between.
-async fn serve_bare(db: tokio_postgres::Config, pool: usize) -> anyhow::Result<std::net::SocketAddr> {
+async fn serve_bare(
+    db: tokio_postgres::Config,
+    pool: usize,
+) -> anyhow::Result<std::net::SocketAddr> {
     use axum::extract::{Path as UrlPath, State};
     let manager = deadpool_postgres::Manager::new(db, tokio_postgres::NoTls);
-    let pool = deadpool_postgres::Pool::builder(manager).max_size(pool).build()?;
-    async fn get(State(pool): State<deadpool_postgres::Pool>, UrlPath(id): UrlPath<Uuid>) -> axum::response::Response {
+    let pool = deadpool_postgres::Pool::builder(manager)
+        .max_size(pool)
+        .build()?;
+    async fn get(
+        State(pool): State<deadpool_postgres::Pool>,
+        UrlPath(id): UrlPath<Uuid>,
+    ) -> axum::response::Response {
         use axum::response::IntoResponse;
-        let Ok(client) = pool.get().await else { return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response() };
-        let Ok(stmt) = client.prepare_cached("SELECT id, name, attributes, version FROM items WHERE org = 'big' AND id = $1").await else {
+        let Ok(client) = pool.get().await else {
+            return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+        };
+        let Ok(stmt) = client
+            .prepare_cached(
+                "SELECT id, name, attributes, version FROM items WHERE org = 'big' AND id = $1",
+            )
+            .await
+        else {
             return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         match client.query_opt(&stmt, &[&id]).await {
             Ok(Some(row)) => axum::Json(json!({
                 "id": row.get::<_, Uuid>(0), "name": row.get::<_, String>(1),
-                "attributes": row.get::<_, Value>(2), "version": row.get::<_, i64>(3)})).into_response(),
+                "attributes": row.get::<_, Value>(2), "version": row.get::<_, i64>(3)}))
+            .into_response(),
             _ => axum::http::StatusCode::NOT_FOUND.into_response(),
         }
     }
-    let app = axum::Router::new().route("/api/items/{id}", axum::routing::get(get)).with_state(pool);
+    let app = axum::Router::new()
+        .route("/api/items/{id}", axum::routing::get(get))
+        .with_state(pool);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -46,6 +46,11 @@ pub fn validate_new(
         if value.is_null() {
             continue;
         }
+        if has_nul(value) || name.contains('\0') {
+            // No store can keep NUL in text (PostgreSQL refuses it in jsonb).
+            errors.add(name, "must not contain NUL characters");
+            continue;
+        }
         match t.field(name) {
             Some(field) => match field.check(value) {
                 Ok(v) => {
@@ -92,6 +97,15 @@ pub fn validate_merge(
         }
     }
     validate_new(t, &merged)
+}
+
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 /// Checks an item name: what people see and what `name=` matches.
@@ -160,6 +174,15 @@ mod tests {
             .expect_err("unknown attribute");
         assert_eq!(err.0[0].0, "phnoe");
         assert!(err.0[0].1.contains("did you mean \"phone\""), "{err}");
+    }
+
+    #[test]
+    fn nul_characters_are_refused_anywhere() {
+        let registry = TypeRegistry::embedded().expect("types");
+        let view = registry.get("View").expect("View");
+        let err = validate_new(view, &obj(json!({"query": {"a": ["x\u{0}y"]}})))
+            .expect_err("NUL inside JSON");
+        assert_eq!(err.0[0].0, "query");
     }
 
     #[test]

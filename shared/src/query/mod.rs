@@ -161,7 +161,13 @@ impl ItemQuery {
         scope: Option<&str>,
     ) -> Result<ItemQuery, QueryError> {
         let mut seen = std::collections::HashSet::new();
-        for (key, _) in params {
+        for (key, value) in params {
+            if key.contains('\0') || value.contains('\0') {
+                return Err(QueryError::new(
+                    key,
+                    format!("{key} contains a NUL character"),
+                ));
+            }
             if !seen.insert(key.as_str()) {
                 return Err(QueryError::new(
                     key,
