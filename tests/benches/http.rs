@@ -459,7 +459,6 @@ async fn cold_start(s: &Settings, db: &tokio_postgres::Config) -> anyhow::Result
         ("REALNET_DB_URL", url.as_str()),
         ("REALNET_DEFAULT_ORG", "big"),
     ];
-    let runtime = RuntimeApi::start().await;
     let mut rows: Vec<(&str, Vec<f64>, u64)> = vec![
         ("bare lambda_http (baseline), ping", Vec::new(), 0),
         ("api, ping", Vec::new(), 0),
@@ -474,6 +473,9 @@ async fn cold_start(s: &Settings, db: &tokio_postgres::Config) -> anyhow::Result
         .into_iter()
         .enumerate()
         {
+            // A Runtime API per process: a killed function's pending poll would take the next
+            // process's event.
+            let runtime = RuntimeApi::start().await;
             let answer = runtime.queue(event.clone());
             let started = Instant::now();
             let mut child = runtime.spawn_function(binary, env);

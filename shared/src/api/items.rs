@@ -122,9 +122,8 @@ pub struct ItemPage {
     next_cursor: Option<String>,
 }
 
-fn with_etag(status: StatusCode, item: &Item) -> Response {
-    let mut response = (status, Json(item)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&etag(item.version)) {
+fn with_etag(mut response: Response, version: i64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&etag(version)) {
         response.headers_mut().insert(header::ETAG, v);
     }
     response
@@ -219,7 +218,10 @@ pub async fn create(
         scope.as_deref(),
     )
     .await?;
-    let mut response = with_etag(StatusCode::CREATED, &item);
+    let mut response = with_etag(
+        (StatusCode::CREATED, Json(&item)).into_response(),
+        item.version,
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("/api/items/{}", item.id)) {
         response.headers_mut().insert(header::LOCATION, v);
     }
@@ -239,14 +241,12 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let item = ops::get(&rn, &principal, target.id, target.scope.as_deref()).await?;
-    if none_match(&headers, item.version) {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(v) = HeaderValue::from_str(&etag(item.version)) {
-            response.headers_mut().insert(header::ETAG, v);
-        }
-        return Ok(response);
-    }
-    Ok(with_etag(StatusCode::OK, &item))
+    let response = if none_match(&headers, item.version) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (StatusCode::OK, Json(&item)).into_response()
+    };
+    Ok(with_etag(response, item.version))
 }
 
 #[utoipa::path(patch, path = "/api/items/{id}", tag = "items", request_body = PatchItem,
@@ -268,17 +268,7 @@ pub async fn patch(
         parent: body.parent,
         attributes: body.attributes,
     };
-    let expected = if_match(&headers)?;
-    let item = ops::update(
-        &rn,
-        &principal,
-        target.id,
-        change,
-        expected,
-        target.scope.as_deref(),
-    )
-    .await?;
-    Ok(with_etag(StatusCode::OK, &item))
+    update(&rn, &principal, target, &headers, change).await
 }
 
 #[utoipa::path(put, path = "/api/items/{id}", tag = "items", request_body = ReplaceItem,
@@ -300,17 +290,24 @@ pub async fn put(
         parent: body.parent,
         attributes: body.attributes,
     };
-    let expected = if_match(&headers)?;
-    let item = ops::update(
-        &rn,
-        &principal,
-        target.id,
-        change,
-        expected,
-        target.scope.as_deref(),
-    )
-    .await?;
-    Ok(with_etag(StatusCode::OK, &item))
+    update(&rn, &principal, target, &headers, change).await
+}
+
+/// `PATCH` and `PUT`: the change, conditional on `If-Match` when given.
+async fn update(
+    rn: &Realnet,
+    principal: &Principal,
+    target: Target,
+    headers: &HeaderMap,
+    change: Change,
+) -> Result<Response, ApiError> {
+    let expected = if_match(headers)?;
+    let scope = target.scope.as_deref();
+    let item = ops::update(rn, principal, target.id, change, expected, scope).await?;
+    Ok(with_etag(
+        (StatusCode::OK, Json(&item)).into_response(),
+        item.version,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/items/{id}", tag = "items",

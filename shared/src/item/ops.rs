@@ -194,16 +194,7 @@ pub async fn update(
 ) -> Result<Item, ItemError> {
     for _ in 0..UPDATE_ATTEMPTS {
         let current = get(rn, principal, id, scope).await?;
-        if let Some(v) = if_match
-            && v != current.version
-        {
-            return Err(StoreError::VersionConflict {
-                id,
-                expected: v,
-                actual: current.version,
-            }
-            .into());
-        }
+        check_version(&current, if_match)?;
         let next = changed(rn, principal, &current, &change).await?;
         let write = Write::Update {
             item: next.clone(),
@@ -221,6 +212,18 @@ pub async fn update(
         actual: 0,
     }
     .into())
+}
+
+/// Refuses a change based on another version than the current one.
+fn check_version(current: &Item, if_match: Option<i64>) -> Result<(), StoreError> {
+    match if_match {
+        Some(v) if v != current.version => Err(StoreError::VersionConflict {
+            id: current.id,
+            expected: v,
+            actual: current.version,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The item as it will be after `change`, fully checked.
@@ -304,16 +307,7 @@ pub async fn delete(
     scope: Option<&str>,
 ) -> Result<(), ItemError> {
     let current = get(rn, principal, id, scope).await?;
-    if let Some(v) = if_match
-        && v != current.version
-    {
-        return Err(StoreError::VersionConflict {
-            id,
-            expected: v,
-            actual: current.version,
-        }
-        .into());
-    }
+    check_version(&current, if_match)?;
     rn.store
         .apply(&principal.org, &[Write::Delete { id, recursive }])
         .await?;
