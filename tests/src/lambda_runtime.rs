@@ -97,14 +97,9 @@ impl RuntimeApi {
     }
 }
 
-async fn next(State(s): State<Shared>) -> (HeaderMap, String) {
-    let (id, event) = s
-        .events
-        .lock()
-        .await
-        .recv()
-        .await
-        .expect("the test keeps the queue open");
+async fn next(State(s): State<Shared>) -> Result<(HeaderMap, String), StatusCode> {
+    // None: the RuntimeApi was dropped while a (killed) function still polled.
+    let (id, event) = s.events.lock().await.recv().await.ok_or(StatusCode::GONE)?;
     let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
     let mut headers = HeaderMap::new();
     let mut set = |k: &'static str, v: String| {
@@ -120,7 +115,7 @@ async fn next(State(s): State<Shared>) -> (HeaderMap, String) {
         "lambda-runtime-trace-id",
         "Root=1-00000000-000000000000000000000000".to_string(),
     );
-    (headers, event.to_string())
+    Ok((headers, event.to_string()))
 }
 
 fn settle(s: &Shared, id: &str, outcome: Result<Value, Value>) -> StatusCode {
