@@ -13,6 +13,8 @@ pub enum DbConfig {
     Postgres {
         config: Box<tokio_postgres::Config>,
         pool_size: usize,
+        /// Extra certificate authorities (PEM) to trust for TLS, beside the Mozilla roots.
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -122,9 +124,19 @@ impl Config {
                 if !(1..=1000).contains(&pool_size) {
                     return Err(bad("REALNET_DB_POOL_SIZE", "must be from 1 to 1000"));
                 }
+                let ca_file = get("REALNET_DB_CA_FILE").map(PathBuf::from);
+                if let Some(f) = &ca_file
+                    && !f.is_file()
+                {
+                    return Err(bad(
+                        "REALNET_DB_CA_FILE",
+                        format!("{} is not a readable file", f.display()),
+                    ));
+                }
                 DbConfig::Postgres {
                     config: Box::new(config),
                     pool_size: pool_size as usize,
+                    ca_file,
                 }
             }
             Some(other) => {
@@ -201,6 +213,19 @@ mod tests {
         }
         let err = config(&[("REALNET_DB_TYPE", "postgresql")]).expect_err("no user");
         assert_eq!(err.var, "REALNET_DB_USER");
+        let err = config(&[
+            ("REALNET_DB_TYPE", "postgresql"),
+            ("REALNET_DB_URL", "host=db user=u"),
+            ("REALNET_DB_CA_FILE", "/nonexistent/rds-ca.pem"),
+        ])
+        .expect_err("missing CA file");
+        assert_eq!(err.var, "REALNET_DB_CA_FILE");
+        let err = config(&[
+            ("REALNET_DB_TYPE", "postgresql"),
+            ("REALNET_DB_URL", "host=db port=x"),
+        ])
+        .expect_err("bad URL");
+        assert_eq!(err.var, "REALNET_DB_URL");
     }
 
     #[test]

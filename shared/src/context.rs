@@ -59,9 +59,15 @@ impl Realnet {
         };
         let store: Arc<dyn ItemStore> = match &config.db {
             DbConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
-            DbConfig::Postgres { config, pool_size } => {
-                Arc::new(PostgresStore::new((**config).clone(), *pool_size)?)
-            }
+            DbConfig::Postgres {
+                config,
+                pool_size,
+                ca_file,
+            } => Arc::new(PostgresStore::new(
+                (**config).clone(),
+                *pool_size,
+                ca_file.as_deref(),
+            )?),
         };
         Ok(Realnet::new(config, types, store))
     }

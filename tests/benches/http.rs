@@ -83,7 +83,7 @@ async fn run(s: Settings, servers: &tokio::runtime::Handle) -> anyhow::Result<()
         s.items, s.connections, s.seconds
     );
     let db = fresh_database(&s.pg, "realnet_bench").await?;
-    let seeder = PostgresStore::new(db.clone(), 2)?;
+    let seeder = PostgresStore::new(db.clone(), 2, None)?;
     seeder.migrate().await?;
     let ids = seed(&seeder, "big", s.items).await?;
     seed(&seeder, "small", SMALL).await?;
@@ -98,7 +98,7 @@ async fn run(s: Settings, servers: &tokio::runtime::Handle) -> anyhow::Result<()
     )?;
 
     // The servers' store lives on the servers' runtime, where its connections run.
-    let store = Arc::new(PostgresStore::new(db.clone(), s.connections)?);
+    let store = Arc::new(PostgresStore::new(db.clone(), s.connections, None)?);
     let big = servers
         .spawn(serve(store.clone(), db.clone(), s.connections, "big"))
         .await??;
@@ -291,6 +291,7 @@ async fn serve(
     let mut config = realnet_tests::config(DbConfig::Postgres {
         config: Box::new(db),
         pool_size: pool,
+        ca_file: None,
     });
     config.default_org = org.to_string();
     let rn = Arc::new(Realnet::new(config, realnet_tests::registry(), store));

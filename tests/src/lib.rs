@@ -43,17 +43,26 @@ pub fn pg_config() -> tokio_postgres::Config {
         .unwrap_or_else(|e| panic!("REALNET_TEST_PG_URL {url:?} is not a connection string: {e}"))
 }
 
+/// The CA that signed the test cluster's certificate (`tests/run` serves PostgreSQL over TLS).
+pub fn pg_ca() -> Option<std::path::PathBuf> {
+    std::env::var_os("REALNET_TEST_PG_CA").map(Into::into)
+}
+
+/// A plain client of the test cluster, over the same TLS set-up the store uses.
+pub async fn pg_client(config: &tokio_postgres::Config) -> tokio_postgres::Client {
+    let tls = realnet::store::postgres_tls(pg_ca().as_deref()).expect("TLS set-up");
+    let (client, conn) = config.connect(tls).await.unwrap_or_else(|e| {
+        panic!("cannot connect to the test PostgreSQL ({e}); is tests/run's server up?")
+    });
+    tokio::spawn(conn);
+    client
+}
+
 /// A PostgreSQL connection config whose `search_path` is a new, empty schema, so each test has
 /// its own tables in the one test cluster.
 pub async fn fresh_pg_schema() -> tokio_postgres::Config {
     let config = pg_config();
-    let (client, conn) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("cannot connect to the test PostgreSQL ({e}); is tests/run's server up?")
-        });
-    tokio::spawn(conn);
+    let client = pg_client(&config).await;
     let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
     client
         .batch_execute(&format!("CREATE SCHEMA {schema}"))
@@ -77,13 +86,14 @@ pub async fn store(kind: StoreKind) -> TestStore {
         }
         StoreKind::Postgres => {
             let config = fresh_pg_schema().await;
-            let store = PostgresStore::new(config.clone(), 8).expect("pool");
+            let store = PostgresStore::new(config.clone(), 8, pg_ca().as_deref()).expect("pool");
             store.migrate().await.expect("migrate PostgreSQL");
             TestStore {
                 store: Arc::new(store),
                 db: DbConfig::Postgres {
                     config: Box::new(config),
                     pool_size: 8,
+                    ca_file: pg_ca(),
                 },
                 _dir: None,
             }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::item::Item;
 use crate::query::{ItemQuery, Position};
 
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, tls as postgres_tls};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

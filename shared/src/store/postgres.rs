@@ -2,16 +2,26 @@
 //! GIN index for equality filters, keyset pagination over composite indexes. Connections are
 //! opened on first use and the schema is migrated then, once per process, under an advisory
 //! lock so that many cold-starting functions can race safely.
+//!
+//! Connections use TLS (rustls) as the connection string's `sslmode` says: `prefer` (the
+//! default) when the server offers it, `require` always, `disable` never. Server certificates
+//! are always verified, against the Mozilla roots and `REALNET_DB_CA_FILE` (for a private CA
+//! such as Amazon RDS's).
 
 use std::error::Error;
+use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use tokio::sync::OnceCell;
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type};
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 use super::sql::{self, Dialect, Param};
@@ -57,6 +67,19 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// An error and its sources, which hold the part that says what to fix (for example
+/// "invalid peer certificate: UnknownIssuer").
+fn causes(e: &dyn Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 fn backend(e: tokio_postgres::Error) -> StoreError {
     if e.is_closed() || e.as_db_error().is_none() {
         StoreError::Unavailable(e.to_string())
@@ -67,10 +90,14 @@ fn backend(e: tokio_postgres::Error) -> StoreError {
 
 impl PostgresStore {
     /// Sets up the pool; no connection is made until the first call.
-    pub fn new(config: tokio_postgres::Config, pool_size: usize) -> Result<Self, StoreError> {
+    pub fn new(
+        config: tokio_postgres::Config,
+        pool_size: usize,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, StoreError> {
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls(ca_file)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -86,10 +113,9 @@ impl PostgresStore {
     }
 
     async fn connection(&self) -> Result<Object, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))
+        self.pool.get().await.map_err(|e| {
+            StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", causes(&e)))
+        })
     }
 
     /// A pooled connection to a migrated database.
@@ -125,6 +151,30 @@ impl PostgresStore {
         }
         tx.commit().await.map_err(backend)
     }
+}
+
+/// The TLS connector: Mozilla's roots plus the certificates in `ca_file`.
+pub fn tls(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, StoreError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        let bad = |e: String| {
+            StoreError::Unavailable(format!("REALNET_DB_CA_FILE {}: {e}", path.display()))
+        };
+        let certs = CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| bad(e.to_string()))?;
+            roots.add(cert).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Unavailable(format!("TLS set-up: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 impl ToSql for Param {
