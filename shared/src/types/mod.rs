@@ -3,6 +3,7 @@
 //! registry is immutable and shared.
 
 pub mod loader;
+mod rules;
 pub mod value;
 
 use std::collections::HashMap;
