@@ -71,7 +71,6 @@ enum TypesCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    realnet::telemetry::init(false);
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -89,6 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return check_types(dir.clone());
     }
     let config = Config::from_env()?;
+    realnet::telemetry::init(false, config.debug);
     let rn = Arc::new(Realnet::from_config(config)?);
     let admin = Principal::org_admin(&rn.config.default_org);
     match cli.command {

@@ -1,14 +1,10 @@
 //! Logging set-up shared by the binaries: `tracing` with JSON lines on Lambda (where
 //! CloudWatch adds the time) and readable lines on a terminal. `RUST_LOG` overrides the level;
-//! `REALNET_DEBUG` raises the default to debug.
+//! `debug` (`REALNET_DEBUG`) raises the default to debug.
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init(json: bool) {
-    let debug = matches!(
-        std::env::var("REALNET_DEBUG").as_deref(),
-        Ok("1" | "true" | "yes")
-    );
+pub fn init(json: bool, debug: bool) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(if debug { "debug" } else { "info" }));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);

@@ -15,11 +15,12 @@ use realnet::{Realnet, api};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    realnet::telemetry::init(true);
     let rn = match Config::from_env()
         .map_err(realnet::StartError::from)
-        .and_then(Realnet::from_config)
-    {
+        .and_then(|config| {
+            realnet::telemetry::init(true, config.debug);
+            Realnet::from_config(config)
+        }) {
         Ok(rn) => rn,
         Err(e) => {
             // The full list (e.g. every type definition error) goes to the function's log.
