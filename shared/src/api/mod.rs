@@ -11,17 +11,14 @@ mod types;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::error::ApiError;
 
@@ -58,7 +55,6 @@ pub fn router(rn: Arc<Realnet>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(rn.clone(), authenticate))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -82,13 +78,6 @@ pub fn router(rn: Arc<Realnet>) -> Router {
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
         )
         .with_state(rn)
-}
-
-/// Decides who the request acts as. Until accounts exist: the admin of the default org.
-async fn authenticate(State(rn): State<Arc<Realnet>>, mut req: Request, next: Next) -> Response {
-    req.extensions_mut()
-        .insert(Principal::org_admin(&rn.config.default_org));
-    next.run(req).await
 }
 
 async fn not_found(req: Request) -> ApiError {
