@@ -238,7 +238,7 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
     match write {
         Write::Create(item) => {
             let stmt = tx
-                .prepare_cached(&sql::numbered(Dialect::Postgres, sql::INSERT))
+                .prepare_cached(&sql::statements(Dialect::Postgres).insert)
                 .await
                 .map_err(backend)?;
             tx.execute(&stmt, &refs(&sql::insert_params(org, item)))
@@ -256,7 +256,7 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
             expected_version,
         } => {
             let stmt = tx
-                .prepare_cached(&sql::numbered(Dialect::Postgres, sql::UPDATE))
+                .prepare_cached(&sql::statements(Dialect::Postgres).update)
                 .await
                 .map_err(backend)?;
             let n = tx
@@ -269,7 +269,7 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
             if n == 0 {
                 let row = tx
                     .query_opt(
-                        &sql::numbered(Dialect::Postgres, sql::VERSION),
+                        &sql::statements(Dialect::Postgres).version,
                         &[&org, &item.id],
                     )
                     .await
@@ -286,11 +286,11 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
         }
         Write::Delete { id, recursive } => {
             let statement = if *recursive {
-                sql::DELETE_TREE
+                &sql::statements(Dialect::Postgres).delete_tree
             } else {
                 let child = tx
                     .query_opt(
-                        &sql::numbered(Dialect::Postgres, sql::HAS_CHILDREN),
+                        &sql::statements(Dialect::Postgres).has_children,
                         &[&org, id],
                     )
                     .await
@@ -298,12 +298,9 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
                 if child.is_some() {
                     return Err(StoreError::HasChildren(*id));
                 }
-                sql::DELETE_ONE
+                &sql::statements(Dialect::Postgres).delete_one
             };
-            let stmt = tx
-                .prepare_cached(&sql::numbered(Dialect::Postgres, statement))
-                .await
-                .map_err(backend)?;
+            let stmt = tx.prepare_cached(statement).await.map_err(backend)?;
             let n = tx
                 .execute(&stmt, &[&org, id])
                 .await
@@ -335,7 +332,7 @@ impl ItemStore for PostgresStore {
     async fn get(&self, org: &str, id: Uuid) -> Result<Option<Item>, StoreError> {
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(&sql::numbered(Dialect::Postgres, sql::GET))
+            .prepare_cached(&sql::statements(Dialect::Postgres).get)
             .await
             .map_err(backend)?;
         client
@@ -378,10 +375,7 @@ impl ItemStore for PostgresStore {
     async fn ancestors(&self, org: &str, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
-                &sql::numbered(Dialect::Postgres, sql::ANCESTORS),
-                &[&org, &id],
-            )
+            .query(&sql::statements(Dialect::Postgres).ancestors, &[&org, &id])
             .await
             .map_err(backend)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())

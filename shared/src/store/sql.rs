@@ -3,6 +3,8 @@
 //! parameters; the only names written into SQL are column names and field names taken from
 //! the type registry, which the loader restricts to `[a-z][a-z0-9_]*`.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
@@ -233,8 +235,44 @@ fn escape_like(s: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// The fixed statements of one dialect, numbered once rather than on every call.
+pub(crate) struct Statements {
+    pub insert: String,
+    pub update: String,
+    pub get: String,
+    pub version: String,
+    pub has_children: String,
+    pub delete_one: String,
+    pub delete_tree: String,
+    pub ancestors: String,
+}
+
+impl Statements {
+    fn new(d: Dialect) -> Self {
+        Statements {
+            insert: numbered(d, INSERT),
+            update: numbered(d, UPDATE),
+            get: numbered(d, GET),
+            version: numbered(d, VERSION),
+            has_children: numbered(d, HAS_CHILDREN),
+            delete_one: numbered(d, DELETE_ONE),
+            delete_tree: numbered(d, DELETE_TREE),
+            ancestors: numbered(d, ANCESTORS),
+        }
+    }
+}
+
+pub(crate) fn statements(dialect: Dialect) -> &'static Statements {
+    static SQLITE: LazyLock<Statements> = LazyLock::new(|| Statements::new(Dialect::Sqlite));
+    static POSTGRES: LazyLock<Statements> = LazyLock::new(|| Statements::new(Dialect::Postgres));
+    match dialect {
+        Dialect::Sqlite => &SQLITE,
+        Dialect::Postgres => &POSTGRES,
+    }
+}
+
 /// Statements with `{}` for placeholders, numbered in order.
-pub(crate) fn numbered(dialect: Dialect, template: &str) -> String {
+fn numbered(dialect: Dialect, template: &str) -> String {
     let mut out = String::new();
     for (i, part) in template.split("{}").enumerate() {
         if i > 0 {
@@ -248,22 +286,22 @@ pub(crate) fn numbered(dialect: Dialect, template: &str) -> String {
     out
 }
 
-pub(crate) const INSERT: &str = "INSERT INTO items (id, org, type, name, parent, owner, attributes, search, version, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})";
+const INSERT: &str = "INSERT INTO items (id, org, type, name, parent, owner, attributes, search, version, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})";
 
-pub(crate) const UPDATE: &str = "UPDATE items SET name = {}, parent = {}, attributes = {}, search = {}, version = {}, updated_at = {} WHERE org = {} AND id = {} AND version = {}";
+const UPDATE: &str = "UPDATE items SET name = {}, parent = {}, attributes = {}, search = {}, version = {}, updated_at = {} WHERE org = {} AND id = {} AND version = {}";
 
-pub(crate) const GET: &str = "SELECT id, org, type, name, parent, owner, attributes, version, created_at, updated_at FROM items WHERE org = {} AND id = {}";
+const GET: &str = "SELECT id, org, type, name, parent, owner, attributes, version, created_at, updated_at FROM items WHERE org = {} AND id = {}";
 
-pub(crate) const VERSION: &str = "SELECT version FROM items WHERE org = {} AND id = {}";
+const VERSION: &str = "SELECT version FROM items WHERE org = {} AND id = {}";
 
-pub(crate) const HAS_CHILDREN: &str = "SELECT 1 FROM items WHERE org = {} AND parent = {} LIMIT 1";
+const HAS_CHILDREN: &str = "SELECT 1 FROM items WHERE org = {} AND parent = {} LIMIT 1";
 
-pub(crate) const DELETE_ONE: &str = "DELETE FROM items WHERE org = {} AND id = {}";
+const DELETE_ONE: &str = "DELETE FROM items WHERE org = {} AND id = {}";
 
-pub(crate) const DELETE_TREE: &str = "WITH RECURSIVE tree(id) AS (SELECT id FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id FROM items i JOIN tree t ON i.parent = t.id) DELETE FROM items WHERE id IN (SELECT id FROM tree)";
+const DELETE_TREE: &str = "WITH RECURSIVE tree(id) AS (SELECT id FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id FROM items i JOIN tree t ON i.parent = t.id) DELETE FROM items WHERE id IN (SELECT id FROM tree)";
 
 /// Depth-bounded so a corrupted hierarchy cannot loop forever.
-pub(crate) const ANCESTORS: &str = "WITH RECURSIVE up(id, parent, depth) AS (SELECT id, parent, 0 FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id, i.parent, up.depth + 1 FROM items i JOIN up ON i.id = up.parent WHERE up.depth < 10000) SELECT id FROM up WHERE depth > 0 ORDER BY depth";
+const ANCESTORS: &str = "WITH RECURSIVE up(id, parent, depth) AS (SELECT id, parent, 0 FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id, i.parent, up.depth + 1 FROM items i JOIN up ON i.id = up.parent WHERE up.depth < 10000) SELECT id FROM up WHERE depth > 0 ORDER BY depth";
 
 pub(crate) const COUNTS: &str =
     "SELECT org, type, COUNT(*) FROM items GROUP BY org, type ORDER BY org, type";

@@ -174,7 +174,7 @@ fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
 }
 
 fn get(conn: &Connection, org: &str, id: Uuid) -> Result<Option<Item>, StoreError> {
-    conn.prepare_cached(&sql::numbered(Dialect::Sqlite, sql::GET))
+    conn.prepare_cached(&sql::statements(Dialect::Sqlite).get)
         .map_err(backend)?
         .query_row(rusqlite::params![org, id.to_string()], row_to_item)
         .optional()
@@ -185,7 +185,7 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
     match write {
         Write::Create(item) => {
             let params = sql::insert_params(org, item);
-            tx.prepare_cached(&sql::numbered(Dialect::Sqlite, sql::INSERT))
+            tx.prepare_cached(&sql::statements(Dialect::Sqlite).insert)
                 .map_err(backend)?
                 .execute(params_from_iter(params.iter()))
                 .map_err(|e| match e {
@@ -208,7 +208,7 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
         } => {
             let params = sql::update_params(org, item, *expected_version);
             let n = tx
-                .prepare_cached(&sql::numbered(Dialect::Sqlite, sql::UPDATE))
+                .prepare_cached(&sql::statements(Dialect::Sqlite).update)
                 .map_err(backend)?
                 .execute(params_from_iter(params.iter()))
                 .map_err(backend)?;
@@ -219,20 +219,20 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
         Write::Delete { id, recursive } => {
             let key = rusqlite::params![org, id.to_string()];
             let statement = if *recursive {
-                sql::DELETE_TREE
+                &sql::statements(Dialect::Sqlite).delete_tree
             } else {
                 let has_children = tx
-                    .prepare_cached(&sql::numbered(Dialect::Sqlite, sql::HAS_CHILDREN))
+                    .prepare_cached(&sql::statements(Dialect::Sqlite).has_children)
                     .map_err(backend)?
                     .exists(key)
                     .map_err(backend)?;
                 if has_children {
                     return Err(StoreError::HasChildren(*id));
                 }
-                sql::DELETE_ONE
+                &sql::statements(Dialect::Sqlite).delete_one
             };
             let n = tx
-                .prepare_cached(&sql::numbered(Dialect::Sqlite, statement))
+                .prepare_cached(statement)
                 .map_err(backend)?
                 .execute(key)
                 .map_err(backend)?;
@@ -247,7 +247,7 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
 fn missing_or_stale(conn: &Connection, org: &str, id: Uuid, expected: i64) -> StoreError {
     let version = conn
         .query_row(
-            &sql::numbered(Dialect::Sqlite, sql::VERSION),
+            &sql::statements(Dialect::Sqlite).version,
             rusqlite::params![org, id.to_string()],
             |r| r.get::<_, i64>(0),
         )
@@ -310,7 +310,7 @@ impl ItemStore for SqliteStore {
         let org = org.to_string();
         self.run(move |conn| {
             let mut stmt = conn
-                .prepare_cached(&sql::numbered(Dialect::Sqlite, sql::ANCESTORS))
+                .prepare_cached(&sql::statements(Dialect::Sqlite).ancestors)
                 .map_err(backend)?;
             stmt.query_map(rusqlite::params![org, id.to_string()], |r| {
                 parse_uuid(r.get(0)?)
