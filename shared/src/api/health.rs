@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::auth::Principal;
 
 /// Liveness: no auth, no store.
-#[utoipa::path(get, path = "/ping", tag = "health",
+#[utoipa::path(get, path = "/ping", operation_id = "ping", tag = "health",
     responses((status = 200, description = "The service is up", body = String, content_type = "text/plain")))]
 pub async fn ping() -> &'static str {
     "pong"
@@ -18,7 +18,7 @@ pub struct Time {
     time: String,
 }
 
-#[utoipa::path(get, path = "/time", tag = "health",
+#[utoipa::path(get, path = "/time", operation_id = "get_time", tag = "health",
     responses((status = 200, description = "The server time", body = Time)))]
 pub async fn time(_: Principal) -> Json<Time> {
     Json(Time {

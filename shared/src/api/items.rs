@@ -143,7 +143,7 @@ async fn page(
     }))
 }
 
-#[utoipa::path(get, path = "/api/items", tag = "items",
+#[utoipa::path(get, path = "/api/items", operation_id = "list_items", tag = "items",
     params(
         ("type" = Option<String>, Query, description = "A type; matches its subtypes too"),
         ("parent" = Option<String>, Query, description = "An item id, or root"),
@@ -165,7 +165,7 @@ pub async fn list(
     page(&rn, &principal, query).await
 }
 
-#[utoipa::path(get, path = "/api/items/{id}/children", tag = "items",
+#[utoipa::path(get, path = "/api/items/{id}/children", operation_id = "list_children", tag = "items",
     params(("id" = Uuid, Path, description = "Item id")),
     responses((status = 200, description = "A page of the item's children", body = ItemPage),
         (status = 404, description = "No such item", body = ErrorBody)))]
@@ -186,7 +186,7 @@ pub async fn children(
     page(&rn, &principal, query).await
 }
 
-#[utoipa::path(post, path = "/api/items", tag = "items", request_body = CreateItem,
+#[utoipa::path(post, path = "/api/items", operation_id = "create_item", tag = "items", request_body = CreateItem,
     responses((status = 201, description = "Created; Location and ETag headers", body = Item),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -228,7 +228,7 @@ pub async fn create(
     Ok(response)
 }
 
-#[utoipa::path(get, path = "/api/items/{id}", tag = "items",
+#[utoipa::path(get, path = "/api/items/{id}", operation_id = "get_item", tag = "items",
     params(("id" = Uuid, Path, description = "Item id")),
     responses((status = 200, description = "The item, with its ETag", body = Item),
         (status = 304, description = "If-None-Match names the current version"),
@@ -249,7 +249,7 @@ pub async fn get(
     Ok(with_etag(response, item.version))
 }
 
-#[utoipa::path(patch, path = "/api/items/{id}", tag = "items", request_body = PatchItem,
+#[utoipa::path(patch, path = "/api/items/{id}", operation_id = "patch_item", tag = "items", request_body = PatchItem,
     params(("id" = Uuid, Path, description = "Item id"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
     responses((status = 200, description = "The changed item", body = Item),
@@ -271,7 +271,7 @@ pub async fn patch(
     update(&rn, &principal, target, &headers, change).await
 }
 
-#[utoipa::path(put, path = "/api/items/{id}", tag = "items", request_body = ReplaceItem,
+#[utoipa::path(put, path = "/api/items/{id}", operation_id = "put_item", tag = "items", request_body = ReplaceItem,
     params(("id" = Uuid, Path, description = "Item id"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
     responses((status = 200, description = "The replaced item", body = Item),
@@ -310,7 +310,7 @@ async fn update(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/items/{id}", tag = "items",
+#[utoipa::path(delete, path = "/api/items/{id}", operation_id = "delete_item", tag = "items",
     params(("id" = Uuid, Path, description = "Item id"),
         ("recursive" = Option<bool>, Query, description = "Also delete its descendants")),
     responses((status = 204, description = "Deleted"),

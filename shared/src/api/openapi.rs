@@ -41,19 +41,34 @@ fn build(rn: &Realnet) -> String {
     let single = doc.paths.paths.get("/api/items/{id}").cloned();
     for t in rn.types.all() {
         let Some(ep) = &t.endpoint else { continue };
-        if let Some(p) = &collection {
-            doc.paths.paths.insert(format!("/api/{ep}"), p.clone());
-        }
-        if let Some(p) = &single {
-            doc.paths
-                .paths
-                .insert(format!("/api/{ep}/{{id}}"), p.clone());
+        for (path, item) in [
+            (format!("/api/{ep}"), &collection),
+            (format!("/api/{ep}/{{id}}"), &single),
+        ] {
+            let Some(mut item) = item.clone() else {
+                continue;
+            };
+            // Operation ids are unique in a document: `list_items` becomes `list_items_files`.
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.operation_id = op.operation_id.take().map(|id| format!("{id}_{ep}"));
+                op.tags = Some(vec![t.name.clone()]);
+            }
+            doc.paths.paths.insert(path, item);
         }
     }
     doc.to_json().unwrap_or_else(|_| "{}".to_string())
 }
 
-#[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
+#[utoipa::path(get, path = "/api/openapi.json", operation_id = "openapi", tag = "meta",
     responses((status = 200, description = "This document", content_type = "application/json")))]
 pub async fn document(State(rn): State<Arc<Realnet>>) -> impl IntoResponse {
     let text = rn.openapi.get_or_init(|| build(&rn)).clone();

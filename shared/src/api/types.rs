@@ -16,7 +16,7 @@ pub struct TypeList<'a> {
     types: &'a [TypeDef],
 }
 
-#[utoipa::path(get, path = "/api/types", tag = "types",
+#[utoipa::path(get, path = "/api/types", operation_id = "list_types", tag = "types",
     responses((status = 200, description = "Every type, in load order", body = TypeList)))]
 pub async fn list(State(rn): State<Arc<Realnet>>, _: Principal) -> axum::response::Response {
     use axum::response::IntoResponse;
@@ -26,7 +26,7 @@ pub async fn list(State(rn): State<Arc<Realnet>>, _: Principal) -> axum::respons
     .into_response()
 }
 
-#[utoipa::path(get, path = "/api/types/{name}", tag = "types",
+#[utoipa::path(get, path = "/api/types/{name}", operation_id = "get_type", tag = "types",
     params(("name" = String, Path, description = "Type name")),
     responses((status = 200, description = "The type", body = TypeDef),
         (status = 404, description = "No such type", body = ErrorBody)))]
