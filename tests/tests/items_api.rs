@@ -311,6 +311,17 @@ async fn service_routes(kind: StoreKind) {
             "{path} missing from the OpenAPI document"
         );
     }
+    let mut ids: Vec<&str> = doc.body["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .filter_map(Value::as_object)
+        .flat_map(|item| item.values().filter_map(|op| op["operationId"].as_str()))
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids are unique: {ids:?}");
 }
 
 on_every_store!(
