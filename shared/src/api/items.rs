@@ -168,6 +168,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/items/{id}/children", operation_id = "list_children", tag = "items",
     params(("id" = Uuid, Path, description = "Item id")),
     responses((status = 200, description = "A page of the item's children", body = ItemPage),
+        (status = 400, description = "Malformed id or query", body = ErrorBody),
         (status = 404, description = "No such item", body = ErrorBody)))]
 pub async fn children(
     State(rn): State<Arc<Realnet>>,
@@ -189,6 +190,7 @@ pub async fn children(
 #[utoipa::path(post, path = "/api/items", operation_id = "create_item", tag = "items", request_body = CreateItem,
     responses((status = 201, description = "Created; Location and ETag headers", body = Item),
         (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid item; details name each field", body = ErrorBody)))]
 pub async fn create(
@@ -253,8 +255,12 @@ pub async fn get(
     params(("id" = Uuid, Path, description = "Item id"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
     responses((status = 200, description = "The changed item", body = Item),
+        (status = 400, description = "Malformed id, body or If-Match", body = ErrorBody),
+        (status = 404, description = "No such item", body = ErrorBody),
         (status = 409, description = "The move would make a cycle", body = ErrorBody),
         (status = 412, description = "The item changed since that ETag", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid change", body = ErrorBody)))]
 pub async fn patch(
     State(rn): State<Arc<Realnet>>,
@@ -275,8 +281,12 @@ pub async fn patch(
     params(("id" = Uuid, Path, description = "Item id"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
     responses((status = 200, description = "The replaced item", body = Item),
+        (status = 400, description = "Malformed id, body or If-Match", body = ErrorBody),
+        (status = 404, description = "No such item", body = ErrorBody),
         (status = 409, description = "The move would make a cycle", body = ErrorBody),
         (status = 412, description = "The item changed since that ETag", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid item", body = ErrorBody)))]
 pub async fn put(
     State(rn): State<Arc<Realnet>>,
@@ -314,8 +324,10 @@ async fn update(
     params(("id" = Uuid, Path, description = "Item id"),
         ("recursive" = Option<bool>, Query, description = "Also delete its descendants")),
     responses((status = 204, description = "Deleted"),
+        (status = 400, description = "Malformed id, parameter or If-Match", body = ErrorBody),
         (status = 404, description = "No such item", body = ErrorBody),
-        (status = 409, description = "The item has children", body = ErrorBody)))]
+        (status = 409, description = "The item has children", body = ErrorBody),
+        (status = 412, description = "The item changed since that ETag", body = ErrorBody)))]
 pub async fn delete(
     State(rn): State<Arc<Realnet>>,
     principal: Principal,
