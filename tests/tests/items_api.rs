@@ -322,6 +322,15 @@ async fn service_routes(kind: StoreKind) {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), count, "operation ids are unique: {ids:?}");
+    // A type endpoint documents the type's own attributes.
+    let deal = &doc.body["paths"]["/api/deals"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["properties"]["attributes"];
+    assert_eq!(deal["required"], json!(["company"]), "{deal}");
+    assert_eq!(
+        deal["properties"]["stage"]["enum"],
+        json!(["lead", "qualified", "proposal", "won", "lost"])
+    );
+    assert_eq!(deal["properties"]["close_date"]["format"], "date-time");
 }
 
 on_every_store!(

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use crate::context::Realnet;
+use crate::types::{Field, FieldKind, TypeDef};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,35 +39,113 @@ struct ApiDoc;
 fn build(rn: &Realnet) -> String {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    let collection = doc.paths.paths.get("/api/items").cloned();
-    let single = doc.paths.paths.get("/api/items/{id}").cloned();
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    let paths = doc["paths"].clone();
     for t in rn.types.all() {
         let Some(ep) = &t.endpoint else { continue };
-        for (path, item) in [
-            (format!("/api/{ep}"), &collection),
-            (format!("/api/{ep}/{{id}}"), &single),
+        let bodies = RequestBodies::new(rn, t);
+        for (template, path) in [
+            ("/api/items", format!("/api/{ep}")),
+            ("/api/items/{id}", format!("/api/{ep}/{{id}}")),
         ] {
-            let Some(mut item) = item.clone() else {
-                continue;
-            };
-            // Operation ids are unique in a document: `list_items` becomes `list_items_files`.
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                op.operation_id = op.operation_id.take().map(|id| format!("{id}_{ep}"));
-                op.tags = Some(vec![t.name.clone()]);
+            let mut item = paths[template].clone();
+            for (method, op) in item.as_object_mut().into_iter().flatten() {
+                // Operation ids are unique in a document: `list_items` becomes `list_items_files`.
+                if let Some(id) = op["operationId"].as_str() {
+                    op["operationId"] = json!(format!("{id}_{ep}"));
+                }
+                op["tags"] = json!([t.name]);
+                let body = match method.as_str() {
+                    "post" => &bodies.create,
+                    "put" => &bodies.replace,
+                    "patch" => &bodies.patch,
+                    _ => continue,
+                };
+                op["requestBody"]["content"]["application/json"]["schema"] = body.clone();
             }
-            doc.paths.paths.insert(path, item);
+            doc["paths"][path] = item;
         }
     }
-    doc.to_json().unwrap_or_else(|_| "{}".to_string())
+    doc.to_string()
+}
+
+/// The request bodies of a type endpoint, with the type's own attribute schema, so that
+/// generated clients (and the fuzzer in `tests/run`) know each field.
+struct RequestBodies {
+    create: Value,
+    replace: Value,
+    patch: Value,
+}
+
+impl RequestBodies {
+    fn new(rn: &Realnet, t: &TypeDef) -> Self {
+        let subtypes = rn.types.subtypes(&t.name);
+        let mut properties = Map::new();
+        let mut nullable = Map::new();
+        let mut required = Vec::new();
+        for f in &t.fields {
+            let schema = field_schema(f);
+            nullable.insert(f.name.clone(), json!({"anyOf": [schema, {"type": "null"}]}));
+            properties.insert(f.name.clone(), schema);
+            if f.required && f.default.is_none() {
+                required.push(f.name.clone());
+            }
+        }
+        // A subtype's own fields are accepted too.
+        let open = t.extra_attributes || subtypes.len() > 1;
+        let attributes = json!({"type": "object", "properties": properties,
+            "required": required, "additionalProperties": open});
+        let name = json!({"type": "string", "minLength": 1, "maxLength": 255});
+        let parent = json!({"type": ["string", "null"], "format": "uuid"});
+        RequestBodies {
+            create: json!({"type": "object", "additionalProperties": false, "required": ["name"],
+                "properties": {"type": {"type": "string", "enum": subtypes}, "name": name,
+                    "parent": parent, "attributes": attributes}}),
+            replace: json!({"type": "object", "additionalProperties": false, "required": ["name"],
+                "properties": {"name": name, "parent": parent, "attributes": attributes}}),
+            patch: json!({"type": "object", "additionalProperties": false,
+                "properties": {"name": name, "parent": parent, "attributes": {"type": "object",
+                    "properties": nullable, "additionalProperties": open}}}),
+        }
+    }
+}
+
+/// A field as JSON Schema. Patterns are written as the loader's regular expressions, which
+/// agree with JSON Schema's for the common constructs.
+fn field_schema(f: &Field) -> Value {
+    let mut schema = match f.kind {
+        FieldKind::String | FieldKind::Text => json!({"type": "string"}),
+        FieldKind::Integer => json!({"type": "integer", "format": "int64"}),
+        FieldKind::Number => json!({"type": "number"}),
+        FieldKind::Boolean => json!({"type": "boolean"}),
+        FieldKind::Datetime => json!({"type": "string", "format": "date-time"}),
+        FieldKind::Json => json!({}),
+        FieldKind::Enum => json!({"type": "string", "enum": f.values}),
+        FieldKind::Ref | FieldKind::File => json!({"type": "string", "format": "uuid"}),
+    };
+    match f.kind {
+        FieldKind::String | FieldKind::Text => {
+            if let Some(min) = f.min {
+                schema["minLength"] = json!(min.ceil() as u64);
+            }
+            if let Some(max) = f.max {
+                schema["maxLength"] = json!(max.floor() as u64);
+            }
+            if let Some(p) = &f.pattern {
+                schema["pattern"] = json!(p);
+            }
+        }
+        FieldKind::Integer | FieldKind::Number => {
+            if let Some(min) = f.min {
+                schema["minimum"] = json!(min);
+            }
+            if let Some(max) = f.max {
+                schema["maximum"] = json!(max);
+            }
+        }
+        _ => {}
+    }
+    schema
 }
 
 #[utoipa::path(get, path = "/api/openapi.json", operation_id = "openapi", tag = "meta",
