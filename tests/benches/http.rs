@@ -136,6 +136,11 @@ wrk.body = '{"type": "Company", "name": "Bench Co", "attributes": {"domain": "be
     let get = wrk(&s, &format!("http://{big}/api/items"), Some(&get_script))?;
     let create = wrk(&s, &format!("http://{big}/api/items"), Some(&create_script))?;
     let get_bare = wrk(&s, &format!("http://{bare}/api/items"), Some(&get_script))?;
+    let create_bare = wrk(
+        &s,
+        &format!("http://{bare}/api/items"),
+        Some(&create_script),
+    )?;
 
     let pgbench_db = fresh_database(&s.pg, "realnet_pgbench").await?;
     let pg_args = pg_args(&pgbench_db);
@@ -180,6 +185,12 @@ wrk.body = '{"type": "Company", "name": "Bench Co", "attributes": {"domain": "be
     );
     line("create", &create, "one-row insert", Some(insert));
     line(
+        "create, bare axum + tokio-postgres",
+        &create_bare,
+        "one-row insert",
+        Some(insert),
+    );
+    line(
         &format!("query page of 50 at {}", s.items),
         &query_big,
         "",
@@ -198,7 +209,14 @@ wrk.body = '{"type": "Company", "name": "Bench Co", "attributes": {"domain": "be
         query_big.rps,
         query_small.rps
     );
-    for r in [&get, &create, &query_big, &query_small] {
+    for r in [
+        &get,
+        &get_bare,
+        &create,
+        &create_bare,
+        &query_big,
+        &query_small,
+    ] {
         if r.failures > 0 {
             println!(
                 "WARNING: {} non-2xx responses in a run; the figures above are not valid",
@@ -301,8 +319,8 @@ async fn serve(
     Ok(addr)
 }
 
-/// The floor under `get by id`: one axum route running the same `SELECT` through the same
-/// pool, with no Realnet in between.
+/// The floor under `get by id` and `create`: axum routes running the same `SELECT` and
+/// `INSERT` through the same pool, with no Realnet in between.
 async fn serve_bare(
     db: tokio_postgres::Config,
     pool: usize,
@@ -336,8 +354,39 @@ async fn serve_bare(
             _ => axum::http::StatusCode::NOT_FOUND.into_response(),
         }
     }
+    /// The same insert Realnet makes for a create, without validation or the item model.
+    async fn create(
+        State(pool): State<deadpool_postgres::Pool>,
+        axum::Json(body): axum::Json<Value>,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let Ok(client) = pool.get().await else {
+            return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+        };
+        let Ok(stmt) = client
+            .prepare_cached("INSERT INTO items (id, org, type, name, parent, owner, attributes, search, version, created_at, updated_at) VALUES ($1, 'big', 'Company', $2, NULL, NULL, $3, $4, 1, now(), now())")
+            .await
+        else {
+            return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        let id = Uuid::now_v7();
+        let name = body["name"].as_str().unwrap_or_default().to_string();
+        let search = name.to_lowercase();
+        match client
+            .execute(&stmt, &[&id, &name, &body["attributes"], &search])
+            .await
+        {
+            Ok(_) => (
+                axum::http::StatusCode::CREATED,
+                axum::Json(json!({"id": id, "name": name, "attributes": body["attributes"]})),
+            )
+                .into_response(),
+            Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    }
     let app = axum::Router::new()
         .route("/api/items/{id}", axum::routing::get(get))
+        .route("/api/items", axum::routing::post(create))
         .with_state(pool);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
