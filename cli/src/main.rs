@@ -203,11 +203,21 @@ async fn info(rn: &Realnet) -> anyhow::Result<()> {
     println!("realnet {}", env!("CARGO_PKG_VERSION"));
     match &rn.config.db {
         DbConfig::Sqlite { path } => println!("store: sqlite {}", path.display()),
-        DbConfig::Postgres { config, .. } => println!(
-            "store: postgresql {:?}/{}",
-            config.get_hosts(),
-            config.get_dbname().unwrap_or_default()
-        ),
+        DbConfig::Postgres { config, .. } => {
+            let hosts: Vec<String> = config
+                .get_hosts()
+                .iter()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .collect();
+            println!(
+                "store: postgresql {}/{}",
+                hosts.join(","),
+                config.get_dbname().unwrap_or_default()
+            )
+        }
     }
     println!(
         "types: {} ({})",
