@@ -114,6 +114,41 @@ async fn defaults_references_and_search(kind: StoreKind) {
         "{}",
         deals.text
     );
+
+    // Once the company is gone, the deal can still be edited; a new reference is checked.
+    let gone = app
+        .call(
+            Method::DELETE,
+            &format!("/api/items/{}", id(&acme)),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let deal_uri = format!("/api/items/{}", id(&deal));
+    let renamed = app
+        .call(
+            Method::PATCH,
+            &deal_uri,
+            Some(json!({"name": "Renewal 2027"})),
+            &[],
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+    let repointed = app
+        .call(
+            Method::PATCH,
+            &deal_uri,
+            Some(json!({"attributes": {"company": uuid::Uuid::now_v7().to_string()}})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        repointed.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        repointed.text
+    );
 }
 
 async fn hierarchy_children_and_recursive_delete(kind: StoreKind) {

@@ -81,18 +81,24 @@ fn type_in_scope<'a>(
     }
 }
 
-/// Checks that every `ref`/`file` attribute names an existing item of the right type in the
-/// caller's org. Items of other orgs are reported exactly like missing ones.
+/// Checks that every `ref`/`file` attribute that is new or changed since `before` names an
+/// existing item of the right type in the caller's org. Items of other orgs are reported
+/// exactly like missing ones. Unchanged references are not checked again, so an item whose
+/// target was deleted can still be edited.
 async fn check_references(
     rn: &Realnet,
     org: &str,
     t: &TypeDef,
     attributes: &Map<String, Value>,
+    before: Option<&Map<String, Value>>,
     errors: &mut ValidationErrors,
 ) -> Result<(), StoreError> {
     for field in t.fields.iter().filter(|f| f.kind.is_reference()) {
-        let Some(id) = attributes
-            .get(&field.name)
+        let value = attributes.get(&field.name);
+        if before.is_some_and(|b| b.get(&field.name) == value) {
+            continue;
+        }
+        let Some(id) = value
             .and_then(Value::as_str)
             .and_then(|s| Uuid::parse_str(s).ok())
         else {
@@ -139,7 +145,7 @@ pub async fn create(
             input.attributes.clone()
         }
     };
-    check_references(rn, &principal.org, t, &attributes, &mut errors).await?;
+    check_references(rn, &principal.org, t, &attributes, None, &mut errors).await?;
     check_parent(rn, &principal.org, input.parent, &mut errors).await?;
     errors.into_result(())?;
 
@@ -269,7 +275,8 @@ async fn changed(
             current.attributes.clone()
         }
     };
-    check_references(rn, &principal.org, t, &attributes, &mut errors).await?;
+    let before = Some(&current.attributes);
+    check_references(rn, &principal.org, t, &attributes, before, &mut errors).await?;
     if parent != current.parent {
         check_parent(rn, &principal.org, parent, &mut errors).await?;
     }
