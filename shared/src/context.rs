@@ -117,8 +117,9 @@ impl Realnet {
         parent: Option<uuid::Uuid>,
         report: &mut InitReport,
     ) -> Result<(), ItemError> {
-        let mut query = ItemQuery::parse(&self.types, &[], None)
-            .map_err(|e| ItemError::Store(StoreError::Backend(format!("seed lookup: {e}"))))?;
+        // Built by hand: a seed's name is matched exactly, even if it ends in `*`.
+        let mut query =
+            ItemQuery::parse(&self.types, &[], None).expect("an empty query always parses");
         query.types = vec![seed.type_name.clone()];
         query.parent = Some(parent.map_or(ParentFilter::Root, ParentFilter::Id));
         query.name = Some(NameFilter::Exact(seed.name.clone()));

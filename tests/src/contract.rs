@@ -497,6 +497,27 @@ pub async fn parents_filter_children(store: &dyn ItemStore) {
     );
 }
 
+/// The order of `sort=[-]attr.amount`: by amount, then id, either way; items without an
+/// amount last in both directions.
+fn by_amount(descending: bool) -> Order {
+    let amount = |i: &Item| i.attributes.get("amount").and_then(Value::as_f64);
+    Box::new(move |a: &Item, b: &Item| {
+        let (a, b, flipped) = if descending {
+            (b, a, true)
+        } else {
+            (a, b, false)
+        };
+        match (amount(a), amount(b)) {
+            (Some(x), Some(y)) => x.total_cmp(&y).then(a.id.cmp(&b.id)),
+            (None, None) => a.id.cmp(&b.id),
+            // Absent sorts last whichever way the present values run.
+            (Some(_), None) if !flipped => std::cmp::Ordering::Less,
+            (None, Some(_)) if flipped => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        }
+    })
+}
+
 /// Walks every page of every sort in small pages and checks the order against a sort done
 /// here, so that the keyset conditions (ties, absent values, descending) are right.
 pub async fn pages_follow_the_sort_without_gaps_or_repeats(store: &dyn ItemStore) {
@@ -520,7 +541,6 @@ pub async fn pages_follow_the_sort_without_gaps_or_repeats(store: &dyn ItemStore
         put(store, ORG, &d).await;
         deals.push(d);
     }
-    let amount = |i: &Item| i.attributes.get("amount").and_then(Value::as_f64);
     let cases: Vec<(&str, Order)> = vec![
         (
             "created",
@@ -542,24 +562,8 @@ pub async fn pages_follow_the_sort_without_gaps_or_repeats(store: &dyn ItemStore
             "-name",
             Box::new(|a: &Item, b: &Item| (&b.name, b.id).cmp(&(&a.name, a.id))),
         ),
-        (
-            "attr.amount",
-            Box::new(move |a: &Item, b: &Item| match (amount(a), amount(b)) {
-                (Some(x), Some(y)) => x.total_cmp(&y).then(a.id.cmp(&b.id)),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => a.id.cmp(&b.id),
-            }),
-        ),
-        (
-            "-attr.amount",
-            Box::new(move |a: &Item, b: &Item| match (amount(a), amount(b)) {
-                (Some(x), Some(y)) => y.total_cmp(&x).then(b.id.cmp(&a.id)),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => b.id.cmp(&a.id),
-            }),
-        ),
+        ("attr.amount", by_amount(false)),
+        ("-attr.amount", by_amount(true)),
         (
             "attr.stage",
             Box::new(|a: &Item, b: &Item| {

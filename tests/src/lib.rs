@@ -18,6 +18,9 @@ use realnet::types::TypeRegistry;
 use serde_json::Value;
 use tower::ServiceExt;
 
+/// An org no request of the tests acts in: its items must stay untouched.
+pub const OTHER_ORG: &str = "other-org";
+
 /// The stores every behaviour is checked on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
@@ -224,20 +227,22 @@ impl TestApp {
         a.body
     }
 
-    /// Every item in the default org, in creation order: to check that a refusal changed
-    /// nothing.
+    /// Every item in the default org and in [`OTHER_ORG`], in creation order: to check that a
+    /// refusal changed nothing, in the caller's org or another.
     pub async fn snapshot(&self) -> Vec<Item> {
-        let org = &self.rn.config.default_org;
-        let mut q = query(&[("limit", "200")]);
         let mut all = Vec::new();
-        loop {
-            let page = self.rn.store.query(org, &q).await.expect("query");
-            all.extend(page.items);
-            match page.next {
-                Some(p) => q.after = Some(p),
-                None => return all,
+        for org in [self.rn.config.default_org.as_str(), OTHER_ORG] {
+            let mut q = query(&[("limit", "200")]);
+            loop {
+                let page = self.rn.store.query(org, &q).await.expect("query");
+                all.extend(page.items);
+                match page.next {
+                    Some(p) => q.after = Some(p),
+                    None => break,
+                }
             }
         }
+        all
     }
 }
 

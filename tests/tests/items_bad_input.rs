@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use realnet::store::Write;
-use realnet_tests::{Answer, StoreKind, TestApp, on_every_store};
+use realnet_tests::{Answer, OTHER_ORG, StoreKind, TestApp, on_every_store};
 use serde_json::{Value, json};
 
 /// Sends one request and checks the refusal and that nothing changed.
@@ -63,10 +63,10 @@ fn fields(a: &Answer) -> Vec<String> {
 /// An item of another org, written straight to the store (no API can reach another org).
 async fn foreign_company(app: &TestApp) -> String {
     let mut item = realnet_tests::contract::item("Company", "Initech", None, json!({}));
-    item.org = "other-org".into();
+    item.org = OTHER_ORG.into();
     app.rn
         .store
-        .apply("other-org", &[Write::Create(item.clone())])
+        .apply(OTHER_ORG, &[Write::Create(item.clone())])
         .await
         .expect("foreign item");
     item.id.to_string()
@@ -479,6 +479,18 @@ async fn invalid_changes(kind: StoreKind) {
             json!({"name": "mine"}),
             &[],
         ),
+    )
+    .await;
+    refused(
+        &app,
+        "deleting another org's item",
+        StatusCode::NOT_FOUND,
+        "not_found",
+        Request::builder()
+            .method(Method::DELETE)
+            .uri(format!("/api/items/{foreign}?recursive=true"))
+            .body(Body::empty())
+            .expect("request"),
     )
     .await;
     refused(

@@ -128,15 +128,11 @@ pub fn validate_name(name: &str) -> Result<(), ValidationErrors> {
 }
 
 fn unknown(t: &TypeDef, name: &str) -> String {
-    let hint = t
-        .fields
-        .iter()
-        .map(|f| (strsim::levenshtein(name, &f.name), &f.name))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, f)| format!(" (did you mean {f:?}?)"))
-        .unwrap_or_default();
-    format!("type {} has no attribute {name:?}{hint}", t.name)
+    format!(
+        "type {} has no attribute {name:?}{}",
+        t.name,
+        t.field_hint(name)
+    )
 }
 
 #[cfg(test)]

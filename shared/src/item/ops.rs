@@ -198,7 +198,8 @@ pub async fn update(
     if_match: Option<i64>,
     scope: Option<&str>,
 ) -> Result<Item, ItemError> {
-    for _ in 0..UPDATE_ATTEMPTS {
+    let mut attempts = 0;
+    loop {
         let current = get(rn, principal, id, scope).await?;
         check_version(&current, if_match)?;
         let next = changed(rn, principal, &current, &change).await?;
@@ -206,18 +207,15 @@ pub async fn update(
             item: next.clone(),
             expected_version: current.version,
         };
+        attempts += 1;
         match rn.store.apply(&principal.org, &[write]).await {
             Ok(()) => return Ok(next),
-            Err(StoreError::VersionConflict { .. }) if if_match.is_none() => continue,
+            // Without If-Match the caller asked for no particular version: read again.
+            Err(StoreError::VersionConflict { .. })
+                if if_match.is_none() && attempts < UPDATE_ATTEMPTS => {}
             Err(e) => return Err(e.into()),
         }
     }
-    Err(StoreError::VersionConflict {
-        id,
-        expected: 0,
-        actual: 0,
-    }
-    .into())
 }
 
 /// Refuses a change based on another version than the current one.

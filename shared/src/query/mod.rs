@@ -226,7 +226,11 @@ impl ItemQuery {
             t.field(name).ok_or_else(|| {
                 QueryError::new(
                     param,
-                    format!("type {} has no field {name:?}{}", t.name, suggest(name, t)),
+                    format!(
+                        "type {} has no field {name:?}{}",
+                        t.name,
+                        t.field_hint(name)
+                    ),
                 )
             })
         };
@@ -376,16 +380,6 @@ impl ItemQuery {
         }
         Ok(query)
     }
-}
-
-fn suggest(name: &str, t: &crate::types::TypeDef) -> String {
-    t.fields
-        .iter()
-        .map(|f| (strsim::levenshtein(name, &f.name), &f.name))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, f)| format!(" (did you mean {f:?}?)"))
-        .unwrap_or_default()
 }
 
 /// A query-string value as a typed scalar of `kind`.

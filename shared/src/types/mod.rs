@@ -117,6 +117,17 @@ impl TypeDef {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// ` (did you mean "stage"?)` for a misspelled field name, or nothing.
+    pub fn field_hint(&self, name: &str) -> String {
+        self.fields
+            .iter()
+            .map(|f| (strsim::levenshtein(name, &f.name), &f.name))
+            .filter(|(d, _)| *d <= 2)
+            .min()
+            .map(|(_, f)| format!(" (did you mean {f:?}?)"))
+            .unwrap_or_default()
+    }
+
     pub fn view(&self, name: &str) -> Option<&View> {
         self.views.iter().find(|v| v.name == name)
     }
