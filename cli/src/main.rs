@@ -14,7 +14,10 @@ use realnet::config::{Config, DbConfig};
 use realnet::item::ops::{self, NewItem};
 use realnet::query::ItemQuery;
 use realnet::types::{FieldKind, TypeRegistry};
+use realnet::context::InitReport;
 use realnet::{Realnet, api};
+
+mod identity_cli;
 use serde_json::{Map, Value};
 
 #[derive(Parser)]
@@ -45,6 +48,31 @@ enum Command {
         /// An item id
         id: Option<String>,
     },
+    /// Orgs (tenants)
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Accounts
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Groups of accounts
+    Group {
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
+    /// Login tokens
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// API keys for services
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
     /// Create an item and print it as JSON
     Create {
         #[arg(value_name = "TYPE")]
@@ -57,6 +85,88 @@ enum Command {
         /// An attribute, as field=value (repeatable); values of non-text fields are JSON
         #[arg(long = "attr", value_name = "FIELD=VALUE")]
         attrs: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an org with its seed items, default access rules and an admin account
+    /// (password from REALNET_ADMIN_PASSWORD, else generated and printed once)
+    Create { name: String },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account; reads the password from standard input, or generates one and
+    /// prints it once
+    Create {
+        username: String,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Make the account an admin of its org
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account and revoke its login tokens
+    Disable {
+        username: String,
+        #[arg(long)]
+        org: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Add an account to a group, creating the group if needed
+    Add {
+        group: String,
+        username: String,
+        #[arg(long)]
+        org: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a login token for an account and print it
+    Create {
+        username: String,
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Revoke every login token of an account
+    Revoke {
+        username: String,
+        #[arg(long)]
+        org: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create an API key carrying an account's rights and print it once
+    Create {
+        /// A name for the key (which service uses it)
+        name: String,
+        /// The account whose rights the key carries
+        #[arg(long)]
+        account: String,
+        /// When the key stops working (RFC 3339)
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Revoke (delete) an API key by its item id
+    Revoke {
+        id: String,
+        #[arg(long)]
+        org: Option<String>,
     },
 }
 
@@ -101,7 +211,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.created,
                 report.existing
             );
+            print_admin(&report, &base_url(&rn));
             Ok(())
+        }
+        Command::Org {
+            command: OrgCommand::Create { name },
+        } => {
+            rn.store.migrate().await?;
+            let password = rn.config.auth.admin_password.as_ref().map(|s| s.0.clone());
+            let report = rn.init_org(&name, password).await?;
+            println!(
+                "org {name}: {} items created, {} already present",
+                report.created, report.existing
+            );
+            print_admin(&report, &base_url(&rn));
+            Ok(())
+        }
+        Command::Account { command } => {
+            rn.store.migrate().await?;
+            identity_cli::account(&rn, command).await
+        }
+        Command::Group {
+            command:
+                GroupCommand::Add {
+                    group,
+                    username,
+                    org,
+                },
+        } => {
+            rn.store.migrate().await?;
+            identity_cli::group_add(&rn, &org_or_default(&rn, org), &group, &username).await
+        }
+        Command::Token { command } => {
+            rn.store.migrate().await?;
+            identity_cli::token(&rn, command).await
+        }
+        Command::Apikey { command } => {
+            rn.store.migrate().await?;
+            identity_cli::apikey(&rn, command).await
         }
         Command::Info => info(&rn).await,
         Command::Get { type_name, id } => {
@@ -140,7 +287,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 parent,
                 attributes,
             };
-            let item = ops::create(&rn, &admin, input, None).await?;
+            let (item, _) = ops::create(&rn, &admin, input, None).await?;
             println!("{}", serde_json::to_string_pretty(&item)?);
             Ok(())
         }
@@ -238,13 +385,44 @@ async fn info(rn: &Realnet) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(rn: Arc<Realnet>) -> anyhow::Result<()> {
-    if !rn.config.server_host.is_loopback() {
-        bail!(
-            "REALNET_SERVER_HOST: {} is not a loopback address; until accounts and tokens exist, realnet serve answers only on this machine",
-            rn.config.server_host
-        );
+/// Where `realnet serve` would listen with this configuration.
+fn base_url(rn: &Realnet) -> String {
+    format!(
+        "http://{}",
+        SocketAddr::new(rn.config.server_host, rn.config.server_port)
+    )
+}
+
+fn org_or_default(rn: &Realnet, org: Option<String>) -> String {
+    org.unwrap_or_else(|| rn.config.default_org.clone())
+}
+
+/// Tells how to log in as a new org's first admin; a generated password is printed here once
+/// (to the terminal, never to the log).
+fn print_admin(report: &InitReport, base: &str) {
+    let Some(admin) = &report.admin else { return };
+    println!();
+    println!("Created the admin account of org {:?}.", admin.org);
+    match &admin.generated_password {
+        Some(p) => {
+            println!("  username: {}", admin.username);
+            println!("  password: {p}");
+            println!("This password is shown only now; keep it somewhere safe.");
+        }
+        None => println!(
+            "  username: {} (password from REALNET_ADMIN_PASSWORD)",
+            admin.username
+        ),
     }
+    println!("Log in with:");
+    println!(
+        "  curl -s -X POST {base}/api/auth -H 'content-type: application/json' -d '{{\"username\": \"{}\", \"password\": \"...\", \"org\": \"{}\"}}'",
+        admin.username, admin.org
+    );
+    println!();
+}
+
+async fn serve(rn: Arc<Realnet>) -> anyhow::Result<()> {
     let report = rn.init().await?;
     if report.created > 0 {
         tracing::info!(created = report.created, "seed items created");
@@ -257,11 +435,13 @@ async fn serve(rn: Arc<Realnet>) -> anyhow::Result<()> {
         DbConfig::Sqlite { path } => format!("sqlite {}", path.display()),
         DbConfig::Postgres { .. } => "postgresql".to_string(),
     };
+    print_admin(&report, &format!("http://{addr}"));
     println!(
         "Realnet {} listening on http://{addr} (store: {store})",
         env!("CARGO_PKG_VERSION")
     );
-    axum::serve(listener, api::router(rn))
+    let app = api::router(rn).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             tokio::signal::ctrl_c().await.ok();
         })

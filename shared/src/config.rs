@@ -3,6 +3,51 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// How API requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Bearer tokens issued by Realnet (login tokens and API keys).
+    Token,
+    /// The verified claims of an API Gateway JWT authorizer, mapped to an account.
+    Authorizer,
+    /// Authorizer claims when the request has them, bearer tokens otherwise.
+    Both,
+}
+
+/// A value that must not appear in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Identity settings.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    /// How long a login token is valid.
+    pub token_ttl: Duration,
+    /// How long a container keeps a resolved principal and an org's rules; revocations made
+    /// elsewhere take effect within it.
+    pub cache_ttl: Duration,
+    /// The authorizer claim holding the account's username.
+    pub username_claim: String,
+    /// The authorizer claim holding the org; without one, the default org.
+    pub org_claim: Option<String>,
+    /// The first admin's password; generated when unset.
+    pub admin_password: Option<Secret>,
+    /// Failed logins are counted over this window...
+    pub login_window: Duration,
+    /// ... and refused once a username has this many...
+    pub max_failures_per_username: i64,
+    /// ... or a client address this many.
+    pub max_failures_per_address: i64,
+}
 
 /// Where items are stored.
 #[derive(Debug, Clone)]
@@ -29,8 +74,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
-    /// The org every request acts in until accounts arrive.
+    /// The org of requests that name none: the public principal's, and logins without `org`.
     pub default_org: String,
+    pub auth: AuthConfig,
 }
 
 /// A variable with a value that cannot be used.
@@ -64,6 +110,21 @@ impl Config {
                         .map_err(|_| bad(k, format!("{v:?} is not {what}")))
                 })
                 .transpose()
+        };
+        let duration = |k: &str, default: Duration| -> Result<Duration, ConfigError> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map(Duration::from_secs)
+                    .or_else(|_| humantime::parse_duration(&v))
+                    .map_err(|_| {
+                        bad(
+                            k,
+                            format!("{v:?} is not a duration: use seconds or 30s, 15m, 12h, 7d"),
+                        )
+                    }),
+            }
         };
         let flag = |k: &str| -> Result<bool, ConfigError> {
             match get(k).as_deref() {
@@ -154,16 +215,61 @@ impl Config {
             ));
         }
         let default_org = get("REALNET_DEFAULT_ORG").unwrap_or_else(|| "default".to_string());
-        if !default_org
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            || default_org.len() > 63
-        {
+        crate::context::check_org_name(&default_org).map_err(|m| bad("REALNET_DEFAULT_ORG", m))?;
+        let mode = match get("REALNET_AUTH_MODE").as_deref() {
+            None | Some("token") => AuthMode::Token,
+            Some("authorizer") => AuthMode::Authorizer,
+            Some("both") => AuthMode::Both,
+            Some(v) => {
+                return Err(bad(
+                    "REALNET_AUTH_MODE",
+                    format!("{v:?} is not a mode: use token, authorizer or both"),
+                ));
+            }
+        };
+        let token_ttl = duration("REALNET_TOKEN_TTL", Duration::from_secs(12 * 3600))?;
+        if token_ttl < Duration::from_secs(60) || token_ttl > Duration::from_secs(366 * 86400) {
             return Err(bad(
-                "REALNET_DEFAULT_ORG",
-                "use up to 63 lowercase letters, digits and -",
+                "REALNET_TOKEN_TTL",
+                "must be from one minute to a year",
             ));
         }
+        let cache_ttl = duration("REALNET_AUTH_CACHE_TTL", Duration::from_secs(30))?;
+        if cache_ttl > Duration::from_secs(3600) {
+            return Err(bad("REALNET_AUTH_CACHE_TTL", "must be an hour at most"));
+        }
+        let login_window = duration("REALNET_LOGIN_WINDOW", Duration::from_secs(15 * 60))?;
+        if login_window < Duration::from_secs(1) || login_window > Duration::from_secs(86400) {
+            return Err(bad(
+                "REALNET_LOGIN_WINDOW",
+                "must be from one second to a day",
+            ));
+        }
+        let failures = |k: &str, default: u64| -> Result<i64, ConfigError> {
+            let n = parse(k, "a number")?.unwrap_or(default);
+            if !(1..=10_000).contains(&n) {
+                return Err(bad(k, "must be from 1 to 10000"));
+            }
+            Ok(n as i64)
+        };
+        let admin_password = get("REALNET_ADMIN_PASSWORD").map(Secret);
+        if let Some(Secret(p)) = &admin_password
+            && let Err(m) = crate::auth::password::check_strength(p)
+        {
+            return Err(bad("REALNET_ADMIN_PASSWORD", m));
+        }
+        let auth = AuthConfig {
+            mode,
+            token_ttl,
+            cache_ttl,
+            username_claim: get("REALNET_AUTH_USERNAME_CLAIM")
+                .unwrap_or_else(|| "username".to_string()),
+            org_claim: get("REALNET_AUTH_ORG_CLAIM"),
+            admin_password,
+            login_window,
+            max_failures_per_username: failures("REALNET_LOGIN_MAX_FAILURES", 5)?,
+            max_failures_per_address: failures("REALNET_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)?,
+        };
         Ok(Config {
             server_host,
             server_port,
@@ -173,6 +279,7 @@ impl Config {
             data_dir,
             body_limit: body_limit as usize,
             default_org,
+            auth,
         })
     }
 }
@@ -196,6 +303,22 @@ mod tests {
         assert_eq!(c.server_host.to_string(), "127.0.0.1");
         assert_eq!(c.server_port, 8080);
         assert!(matches!(c.db, DbConfig::Sqlite { .. }));
+        assert_eq!(c.auth.mode, AuthMode::Token);
+        assert_eq!(c.auth.token_ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(c.auth.cache_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn durations_take_seconds_or_units_and_the_admin_password_stays_secret() {
+        let c = config(&[
+            ("REALNET_TOKEN_TTL", "90m"),
+            ("REALNET_AUTH_CACHE_TTL", "0"),
+            ("REALNET_ADMIN_PASSWORD", "correct horse battery"),
+        ])
+        .expect("valid");
+        assert_eq!(c.auth.token_ttl, Duration::from_secs(5400));
+        assert_eq!(c.auth.cache_ttl, Duration::ZERO);
+        assert!(!format!("{c:?}").contains("correct horse"));
     }
 
     #[test]
@@ -207,6 +330,12 @@ mod tests {
             ("REALNET_DB_TYPE", "mysql"),
             ("REALNET_DEBUG", "maybe"),
             ("REALNET_BODY_LIMIT", "12"),
+            ("REALNET_AUTH_MODE", "jwt"),
+            ("REALNET_TOKEN_TTL", "forever"),
+            ("REALNET_TOKEN_TTL", "5s"),
+            ("REALNET_AUTH_CACHE_TTL", "2d"),
+            ("REALNET_LOGIN_MAX_FAILURES", "0"),
+            ("REALNET_ADMIN_PASSWORD", "short"),
         ] {
             let err = config(&[(var, value)]).expect_err("refused");
             assert_eq!(err.var, var);

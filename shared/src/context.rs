@@ -5,15 +5,35 @@
 use std::sync::Arc;
 
 use base64::Engine;
+use mini_moka::sync::Cache;
+use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use crate::auth::Principal;
+use crate::access::{AccessRule, AccessRules};
+use crate::auth::{CachedPrincipal, Principal, identity, password};
 use crate::config::{Config, ConfigError, DbConfig};
 use crate::item::ops::{self, ItemError, NewItem};
 use crate::query::cursor::CursorCodec;
-use crate::query::{ItemQuery, NameFilter, ParentFilter};
+use crate::query::{ItemQuery, NameFilter, ParentFilter, Readable};
 use crate::store::{ItemStore, PostgresStore, SqliteStore, StoreError};
 use crate::types::{LoadErrors, SeedItem, TypeRegistry};
+
+/// Why `name` cannot name an org, if it cannot.
+pub fn check_org_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not an org name: use 1 to 63 lowercase letters, digits and -, not starting with -"
+        ))
+    }
+}
 
 /// Why a runner could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +52,10 @@ pub struct Realnet {
     pub store: Arc<dyn ItemStore>,
     cursor: OnceCell<CursorCodec>,
     pub(crate) openapi: std::sync::OnceLock<String>,
+    /// Principals by token hash (or authorizer identity).
+    pub(crate) principals: Cache<String, Arc<CachedPrincipal>>,
+    /// Access rules by org.
+    rules: Cache<String, Arc<AccessRules>>,
 }
 
 impl std::fmt::Debug for Realnet {
@@ -42,12 +66,36 @@ impl std::fmt::Debug for Realnet {
     }
 }
 
-/// What `init` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What setting up an org did.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitReport {
     pub created: usize,
     pub existing: usize,
+    /// The first admin, if this run created it.
+    pub admin: Option<NewAdmin>,
 }
+
+/// An org's first admin account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewAdmin {
+    pub org: String,
+    pub username: String,
+    /// The password, if it was generated (shown once, never stored); `None` when it came from
+    /// `REALNET_ADMIN_PASSWORD` or the caller.
+    pub generated_password: Option<String>,
+}
+
+impl std::fmt::Debug for NewAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewAdmin")
+            .field("org", &self.org)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The username of an org's first admin.
+pub const FIRST_ADMIN: &str = "admin";
 
 impl Realnet {
     /// Loads the types (compiled in, or from `REALNET_INIT_DIR`) and sets up the configured
@@ -73,13 +121,50 @@ impl Realnet {
     }
 
     pub fn new(config: Config, types: TypeRegistry, store: Arc<dyn ItemStore>) -> Realnet {
+        let ttl = config.auth.cache_ttl.max(std::time::Duration::from_millis(1));
         Realnet {
             config,
             types,
             store,
             cursor: OnceCell::new(),
             openapi: std::sync::OnceLock::new(),
+            principals: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ttl)
+                .build(),
+            rules: Cache::builder().max_capacity(1_000).time_to_live(ttl).build(),
         }
+    }
+
+    /// The access rules of `org`: its `Acl` items, cached for `REALNET_AUTH_CACHE_TTL`.
+    pub async fn access_rules(&self, org: &str) -> Result<Arc<AccessRules>, StoreError> {
+        let cache = !self.config.auth.cache_ttl.is_zero();
+        if cache && let Some(rules) = self.rules.get(&org.to_string()) {
+            return Ok(rules);
+        }
+        let mut query =
+            ItemQuery::parse(&self.types, &[], None).expect("an empty query always parses");
+        query.types = self.types.subtypes("Acl").to_vec();
+        query.limit = crate::query::MAX_LIMIT;
+        let mut rules = Vec::new();
+        loop {
+            let page = self.store.query(org, &query).await?;
+            rules.extend(page.items.iter().filter_map(AccessRule::from_item));
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+        let rules = Arc::new(AccessRules::new(rules));
+        if cache {
+            self.rules.insert(org.to_string(), rules.clone());
+        }
+        Ok(rules)
+    }
+
+    /// Forgets `org`'s cached rules after a change to them made in this container.
+    pub(crate) fn forget_rules(&self, org: &str) {
+        self.rules.invalidate(&org.to_string());
     }
 
     /// The cursor signer, keyed by a secret generated once per installation and kept in the
@@ -95,17 +180,77 @@ impl Realnet {
             .await
     }
 
-    /// Migrates the store and creates the seed items of the definitions in the default org,
-    /// skipping those that exist (same type, parent and name). Safe to run again.
+    /// Migrates the store and sets up the default org (see [`Realnet::init_org`]), with
+    /// `REALNET_ADMIN_PASSWORD` as the first admin's password if it is set. Safe to run again.
     pub async fn init(&self) -> Result<InitReport, ItemError> {
         self.store.migrate().await?;
-        let principal = Principal::org_admin(&self.config.default_org);
+        let password = self.config.auth.admin_password.as_ref().map(|s| s.0.clone());
+        self.init_org(&self.config.default_org, password).await
+    }
+
+    /// Sets up `org`: its `Org` item, the seed items of the definitions (including the default
+    /// access rules of `access.json`), skipping those that exist (same type, parent and name),
+    /// and, if the org has no account yet, an admin account named `admin` with `password` or
+    /// a generated one. Safe to run again.
+    pub async fn init_org(
+        &self,
+        org: &str,
+        password: Option<String>,
+    ) -> Result<InitReport, ItemError> {
+        if let Err(m) = check_org_name(org) {
+            return Err(crate::item::attributes::ValidationErrors::single("org", m).into());
+        }
+        let principal = Principal::org_admin(org);
         let mut report = InitReport {
             created: 0,
             existing: 0,
+            admin: None,
         };
+        let org_item = SeedItem {
+            type_name: "Org".to_string(),
+            name: org.to_string(),
+            attributes: Map::new(),
+            children: Vec::new(),
+        };
+        self.seed(&principal, &org_item, None, &mut report).await?;
         for seed in self.types.seeds() {
             self.seed(&principal, seed, None, &mut report).await?;
+        }
+        let mut accounts =
+            ItemQuery::parse(&self.types, &[], None).expect("an empty query always parses");
+        accounts.types = vec!["Account".to_string()];
+        accounts.limit = 1;
+        accounts.readable = Readable::All;
+        if self.store.query(org, &accounts).await?.items.is_empty() {
+            let (password, generated) = match password {
+                Some(p) => (p, None),
+                None => {
+                    let p = password::generate();
+                    (p.clone(), Some(p))
+                }
+            };
+            let mut attributes = Map::new();
+            attributes.insert("username".into(), Value::from(FIRST_ADMIN));
+            attributes.insert("admin".into(), Value::Bool(true));
+            attributes.insert(identity::PASSWORD.into(), Value::String(password));
+            ops::create(
+                self,
+                &principal,
+                NewItem {
+                    type_name: "Account".to_string(),
+                    name: FIRST_ADMIN.to_string(),
+                    parent: None,
+                    attributes,
+                },
+                None,
+            )
+            .await?;
+            report.created += 1;
+            report.admin = Some(NewAdmin {
+                org: org.to_string(),
+                username: FIRST_ADMIN.to_string(),
+                generated_password: generated,
+            });
         }
         Ok(report)
     }
@@ -131,7 +276,7 @@ impl Realnet {
                 item.id
             }
             None => {
-                let item = ops::create(
+                let (item, _) = ops::create(
                     self,
                     principal,
                     NewItem {

@@ -2,11 +2,13 @@
 //! `{"error": {"code", "message", "details"}}`. Library errors of each area convert into it
 //! here, at the edge; a `500` is always a bug or an outage, never bad input.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::auth::AuthError;
+use crate::auth::login::LoginError;
 use crate::item::attributes::ValidationErrors;
 use crate::item::ops::ItemError;
 use crate::query::QueryError;
@@ -18,6 +20,7 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Option<Value>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -41,7 +44,20 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// A `401`, with the challenge RFC 6750 asks for.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        e.headers
+            .push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        e
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -75,7 +91,9 @@ impl IntoResponse for ApiError {
                 details: self.details,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        response.headers_mut().extend(self.headers);
+        response
     }
 }
 
@@ -118,7 +136,7 @@ impl From<StoreError> for ApiError {
                 "conflict",
                 format!("{e}: delete them first or use ?recursive=true"),
             ),
-            StoreError::Duplicate(_) => {
+            StoreError::Duplicate(_) | StoreError::Taken(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
             StoreError::Unavailable(ref m) => {
@@ -143,7 +161,34 @@ impl From<ItemError> for ApiError {
             ItemError::Invalid(v) => v.into(),
             ItemError::NotFound(id) => ApiError::not_found(format!("no item with id {id}")),
             ItemError::Cycle(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            ItemError::Unauthenticated(_) => ApiError::unauthorized(e.to_string()),
+            ItemError::Forbidden(m) => ApiError::forbidden(m),
             ItemError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthorized(m) => ApiError::unauthorized(m),
+            AuthError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::Refused => ApiError::unauthorized(e.to_string()),
+            LoginError::Throttled { retry_after } => {
+                let mut err =
+                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string());
+                err.headers
+                    .push((header::RETRY_AFTER, HeaderValue::from(retry_after)));
+                err
+            }
+            LoginError::Store(s) => s.into(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! ([`store`]), the HTTP API ([`api`]), configuration ([`config`]) and the per-process context
 //! ([`Realnet`]). The binaries in `functions/` and `cli/` only wire these together.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -3,7 +3,7 @@
 use axum::Json;
 use serde::Serialize;
 
-use crate::auth::Principal;
+use crate::auth::Authenticated;
 
 /// Liveness: no auth, no store.
 #[utoipa::path(get, path = "/ping", operation_id = "ping", tag = "health",
@@ -20,7 +20,7 @@ pub struct Time {
 
 #[utoipa::path(get, path = "/time", operation_id = "get_time", tag = "health",
     responses((status = 200, description = "The server time", body = Time)))]
-pub async fn time(_: Principal) -> Json<Time> {
+pub async fn time(_: Authenticated) -> Json<Time> {
     Json(Time {
         time: crate::types::value::format_datetime(chrono::Utc::now()),
     })

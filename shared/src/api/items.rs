@@ -208,7 +208,7 @@ pub async fn create(
             );
         }
     };
-    let item = ops::create(
+    let (item, key) = ops::create(
         &rn,
         &principal,
         NewItem {
@@ -220,10 +220,16 @@ pub async fn create(
         scope.as_deref(),
     )
     .await?;
-    let mut response = with_etag(
-        (StatusCode::CREATED, Json(&item)).into_response(),
-        item.version,
-    );
+    // An API key's token is shown once, beside the item; it is not an attribute.
+    let body = match key {
+        None => Json(&item).into_response(),
+        Some(key) => {
+            let mut value = serde_json::to_value(&item).map_err(|_| ApiError::internal())?;
+            value["key"] = Value::String(key);
+            Json(value).into_response()
+        }
+    };
+    let mut response = with_etag((StatusCode::CREATED, body).into_response(), item.version);
     if let Ok(v) = HeaderValue::from_str(&format!("/api/items/{}", item.id)) {
         response.headers_mut().insert(header::LOCATION, v);
     }

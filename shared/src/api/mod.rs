@@ -2,6 +2,7 @@
 //! `realnet serve` locally, so a request behaves the same in both places. Routes are grouped by
 //! resource; extractors parse and refuse bad input, so handlers read like `API.md`.
 
+mod auth;
 mod extract;
 mod health;
 mod items;
@@ -31,6 +32,10 @@ pub fn router(rn: Arc<Realnet>) -> Router {
         .route("/ping", get(health::ping))
         .route("/time", get(health::time))
         .route("/api/openapi.json", get(openapi::document))
+        .route(
+            "/api/auth",
+            get(auth::me).post(auth::login).delete(auth::logout),
+        )
         .route("/api/types", get(types::list))
         .route("/api/types/{name}", get(types::get))
         .route("/api/items", get(items::list).post(items::create))

@@ -21,6 +21,9 @@ use crate::types::{Field, FieldKind, TypeDef};
     paths(
         super::health::ping,
         super::health::time,
+        super::auth::login,
+        super::auth::me,
+        super::auth::logout,
         super::types::list,
         super::types::get,
         super::items::list,
@@ -40,6 +43,7 @@ fn build(rn: &Realnet) -> String {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    add_auth_responses(&mut doc);
     let paths = doc["paths"].clone();
     for t in rn.types.all() {
         let Some(ep) = &t.endpoint else { continue };
@@ -67,6 +71,33 @@ fn build(rn: &Realnet) -> String {
         }
     }
     doc.to_string()
+}
+
+/// Bearer authentication, and the `401` every route but `/ping`, this document and login can
+/// answer, and the `403` of every item write.
+fn add_auth_responses(doc: &mut Value) {
+    doc["components"]["securitySchemes"] = json!({"bearer": {"type": "http", "scheme": "bearer",
+        "description": "A login token (POST /api/auth) or an API key"}});
+    doc["security"] = json!([{"bearer": []}]);
+    let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
+    for (path, item) in doc["paths"].as_object_mut().into_iter().flatten() {
+        for (method, op) in item.as_object_mut().into_iter().flatten() {
+            let open = path == "/ping"
+                || path == "/api/openapi.json"
+                || (path == "/api/auth" && method == "post");
+            if open {
+                op["security"] = json!([]);
+                continue;
+            }
+            op["responses"]["401"] = json!({"description":
+                "No valid credential (a missing, malformed, expired or revoked token)",
+                "content": error});
+            if path.starts_with("/api/items") && method != "get" {
+                op["responses"]["403"] = json!({"description":
+                    "The caller may read the item but not do this", "content": error});
+            }
+        }
+    }
 }
 
 /// The request bodies of a type endpoint, with the type's own attribute schema, so that

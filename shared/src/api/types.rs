@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
 
-use crate::auth::Principal;
+use crate::auth::Authenticated;
 use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::types::TypeDef;
@@ -18,7 +18,7 @@ pub struct TypeList<'a> {
 
 #[utoipa::path(get, path = "/api/types", operation_id = "list_types", tag = "types",
     responses((status = 200, description = "Every type, in load order", body = TypeList)))]
-pub async fn list(State(rn): State<Arc<Realnet>>, _: Principal) -> axum::response::Response {
+pub async fn list(State(rn): State<Arc<Realnet>>, _: Authenticated) -> axum::response::Response {
     use axum::response::IntoResponse;
     Json(TypeList {
         types: rn.types.all(),
@@ -32,7 +32,7 @@ pub async fn list(State(rn): State<Arc<Realnet>>, _: Principal) -> axum::respons
         (status = 404, description = "No such type", body = ErrorBody)))]
 pub async fn get(
     State(rn): State<Arc<Realnet>>,
-    _: Principal,
+    _: Authenticated,
     Path(name): Path<String>,
 ) -> Result<Json<TypeDef>, ApiError> {
     rn.types

@@ -1,14 +1,17 @@
 //! The item operations behind the API and the CLI: they check input against the type registry
 //! and the store (references, parents, cycles, versions) and then write through
 //! [`ItemStore::apply`](crate::store::ItemStore::apply). Every operation runs as a
-//! [`Principal`] and stays inside its org.
+//! [`Principal`], stays inside its org and is checked against the org's access rules: an item
+//! the caller may not read is reported exactly like a missing one (`404`), a write the caller
+//! may not make is `403`, and a caller without credentials is told to log in (`401`).
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::attributes::{ValidationErrors, validate_merge, validate_name, validate_new};
 use super::{Item, now};
-use crate::auth::Principal;
+use crate::access::{AccessRules, Permission};
+use crate::auth::{Principal, identity};
 use crate::context::Realnet;
 use crate::query::ItemQuery;
 use crate::store::{Page, StoreError, Write};
@@ -25,8 +28,84 @@ pub enum ItemError {
     NotFound(Uuid),
     #[error("{0}")]
     Cycle(String),
+    /// The caller has no credentials and the public may not do this.
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(StoreError),
+}
+
+/// The refusal of `action` to `p`: log in first, or not allowed.
+fn denied(p: &Principal, action: String) -> ItemError {
+    if p.is_public() {
+        ItemError::Unauthenticated(format!("log in to {action} (POST /api/auth)"))
+    } else {
+        ItemError::Forbidden(format!("you may not {action}"))
+    }
+}
+
+/// Whether `p` may do `wanted` on an item of `type_name` owned by `owner`; `at` is the item
+/// (or for a new item, its parent), whose ancestors are looked up only if a rule on an item
+/// could apply.
+async fn can(
+    rn: &Realnet,
+    rules: &AccessRules,
+    p: &Principal,
+    wanted: Permission,
+    type_name: &str,
+    owner: Option<Uuid>,
+    at: Option<Uuid>,
+) -> Result<bool, StoreError> {
+    if rules.allows(p, wanted, &rn.types, type_name, owner, &[]) {
+        return Ok(true);
+    }
+    match at {
+        Some(id) if rules.needs_lineage(p, wanted) => {
+            let mut lineage = rn.store.ancestors(&p.org, id).await?;
+            lineage.push(id);
+            Ok(rules.allows(p, wanted, &rn.types, type_name, owner, &lineage))
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The item, if it exists in the caller's org and the caller may read it.
+async fn readable(
+    rn: &Realnet,
+    rules: &AccessRules,
+    p: &Principal,
+    id: Uuid,
+) -> Result<Option<Item>, StoreError> {
+    match rn.store.get(&p.org, id).await? {
+        Some(item)
+            if can(
+                rn,
+                rules,
+                p,
+                Permission::Read,
+                &item.type_name,
+                item.owner,
+                Some(id),
+            )
+            .await? =>
+        {
+            Ok(Some(item))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Refuses the public outright where no rule grants it anything, so that without credentials
+/// nothing (not even whether an id exists) can be learnt.
+fn require_credentials(p: &Principal, rules: &AccessRules) -> Result<(), ItemError> {
+    if p.is_public() && !rules.grants_public() {
+        return Err(ItemError::Unauthenticated(
+            "this needs a bearer token: log in with POST /api/auth".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 impl From<StoreError> for ItemError {
@@ -82,12 +161,13 @@ fn type_in_scope<'a>(
 }
 
 /// Checks that every `ref`/`file` attribute that is new or changed since `before` names an
-/// existing item of the right type in the caller's org. Items of other orgs are reported
-/// exactly like missing ones. Unchanged references are not checked again, so an item whose
+/// item of the right type that the caller may read. Items of other orgs, and items the caller
+/// may not read, are reported exactly like missing ones. Unchanged references are not checked again, so an item whose
 /// target was deleted can still be edited.
 async fn check_references(
     rn: &Realnet,
-    org: &str,
+    rules: &AccessRules,
+    p: &Principal,
     t: &TypeDef,
     attributes: &Map<String, Value>,
     before: Option<&Map<String, Value>>,
@@ -105,7 +185,7 @@ async fn check_references(
             continue;
         };
         let target = field.target.as_deref().unwrap_or("Item");
-        match rn.store.get(org, id).await? {
+        match readable(rn, rules, p, id).await? {
             Some(item) if rn.types.is_a(&item.type_name, target) => {}
             _ => errors.add(&field.name, format!("no {target} item with id {id}")),
         }
@@ -115,38 +195,49 @@ async fn check_references(
 
 async fn check_parent(
     rn: &Realnet,
-    org: &str,
+    rules: &AccessRules,
+    principal: &Principal,
     parent: Option<Uuid>,
     errors: &mut ValidationErrors,
 ) -> Result<(), StoreError> {
     if let Some(p) = parent
-        && rn.store.get(org, p).await?.is_none()
+        && readable(rn, rules, principal, p).await?.is_none()
     {
         errors.add("parent", format!("no item with id {p}"));
     }
     Ok(())
 }
 
+/// Creates an item; returns it and, for an API key, its token (shown only this once).
 pub async fn create(
     rn: &Realnet,
     principal: &Principal,
     input: NewItem,
     scope: Option<&str>,
-) -> Result<Item, ItemError> {
+) -> Result<(Item, Option<String>), ItemError> {
+    let rules = rn.access_rules(&principal.org).await?;
+    require_credentials(principal, &rules)?;
     let t = type_in_scope(rn, &input.type_name, scope)?;
+    let p = principal;
+    if !can(rn, &rules, p, Permission::Create, &t.name, p.account, input.parent).await? {
+        return Err(denied(p, format!("create {} items here", t.name)));
+    }
     let mut errors = ValidationErrors::default();
     if let Err(e) = validate_name(&input.name) {
         errors.0.extend(e.0);
     }
-    let attributes = match validate_new(t, &input.attributes) {
+    let mut given = input.attributes;
+    let password = identity::take_password(&t.name, &mut given);
+    let attributes = match validate_new(t, &given) {
         Ok(a) => a,
         Err(e) => {
             errors.0.extend(e.0);
-            input.attributes.clone()
+            given.clone()
         }
     };
-    check_references(rn, &principal.org, t, &attributes, None, &mut errors).await?;
-    check_parent(rn, &principal.org, input.parent, &mut errors).await?;
+    check_references(rn, &rules, p, t, &attributes, None, &mut errors).await?;
+    check_parent(rn, &rules, p, input.parent, &mut errors).await?;
+    identity::check(rn, &p.org, &t.name, &attributes, password.as_ref(), &mut errors).await?;
     errors.into_result(())?;
 
     let at = now();
@@ -155,37 +246,60 @@ pub async fn create(
         type_name: t.name.clone(),
         name: input.name,
         parent: input.parent,
-        org: principal.org.clone(),
-        owner: principal.account,
+        org: p.org.clone(),
+        owner: p.account,
         attributes,
         version: 1,
         created_at: at,
         updated_at: at,
     };
+    let extra = identity::on_create(&item, password).await;
+    let mut writes = vec![Write::Create(item.clone())];
+    writes.extend(extra.writes);
     rn.store
-        .apply(&principal.org, &[Write::Create(item.clone())])
+        .apply(&p.org, &writes)
         .await
         .map_err(|e| match e {
             // The parent was deleted between the check and the insert.
-            StoreError::NotFound(p) if Some(p) == item.parent => {
-                ValidationErrors::single("parent", format!("no item with id {p}")).into()
+            StoreError::NotFound(parent) if Some(parent) == item.parent => {
+                ValidationErrors::single("parent", format!("no item with id {parent}")).into()
             }
             e => ItemError::from(e),
         })?;
-    Ok(item)
+    identity::after_write(rn, &item.type_name, &p.org);
+    Ok((item, extra.secret))
 }
 
-/// The item, if it exists in the caller's org and (with `scope`) is of that type.
+/// The item, if it exists in the caller's org, the caller may read it and (with `scope`) it
+/// is of that type.
 pub async fn get(
     rn: &Realnet,
     principal: &Principal,
     id: Uuid,
     scope: Option<&str>,
 ) -> Result<Item, ItemError> {
-    match rn.store.get(&principal.org, id).await? {
+    let rules = rn.access_rules(&principal.org).await?;
+    require_credentials(principal, &rules)?;
+    match readable(rn, &rules, principal, id).await? {
         Some(item) if scope.is_none_or(|s| rn.types.is_a(&item.type_name, s)) => Ok(item),
         _ => Err(ItemError::NotFound(id)),
     }
+}
+
+/// The item, readable as [`get`] says, if the caller may also do `wanted` to it.
+async fn get_for(
+    rn: &Realnet,
+    rules: &AccessRules,
+    p: &Principal,
+    id: Uuid,
+    scope: Option<&str>,
+    wanted: Permission,
+) -> Result<Item, ItemError> {
+    let item = get(rn, p, id, scope).await?;
+    if !can(rn, rules, p, wanted, &item.type_name, item.owner, Some(id)).await? {
+        return Err(denied(p, format!("{} item {id}", wanted.as_str())));
+    }
+    Ok(item)
 }
 
 /// Applies `change`. With `if_match`, the item must still be at that version (else
@@ -198,18 +312,23 @@ pub async fn update(
     if_match: Option<i64>,
     scope: Option<&str>,
 ) -> Result<Item, ItemError> {
+    let rules = rn.access_rules(&principal.org).await?;
     let mut attempts = 0;
     loop {
-        let current = get(rn, principal, id, scope).await?;
+        let current = get_for(rn, &rules, principal, id, scope, Permission::Update).await?;
         check_version(&current, if_match)?;
-        let next = changed(rn, principal, &current, &change).await?;
-        let write = Write::Update {
+        let (next, password) = changed(rn, &rules, principal, &current, &change).await?;
+        let mut writes = vec![Write::Update {
             item: next.clone(),
             expected_version: current.version,
-        };
+        }];
+        writes.extend(identity::on_update(&current, &next, password).await);
         attempts += 1;
-        match rn.store.apply(&principal.org, &[write]).await {
-            Ok(()) => return Ok(next),
+        match rn.store.apply(&principal.org, &writes).await {
+            Ok(()) => {
+                identity::after_write(rn, &next.type_name, &principal.org);
+                return Ok(next);
+            }
             // Without If-Match the caller asked for no particular version: read again.
             Err(StoreError::VersionConflict { .. })
                 if if_match.is_none() && attempts < UPDATE_ATTEMPTS => {}
@@ -230,19 +349,21 @@ fn check_version(current: &Item, if_match: Option<i64>) -> Result<(), StoreError
     }
 }
 
-/// The item as it will be after `change`, fully checked.
+/// The item as it will be after `change`, fully checked, and the new password of an account.
 async fn changed(
     rn: &Realnet,
+    rules: &AccessRules,
     principal: &Principal,
     current: &Item,
     change: &Change,
-) -> Result<Item, ItemError> {
+) -> Result<(Item, Option<Value>), ItemError> {
     let t = rn.types.get(&current.type_name).ok_or_else(|| {
         ItemError::Store(StoreError::Backend(format!(
             "stored item {} has unknown type {}",
             current.id, current.type_name
         )))
     })?;
+    let mut password = None;
     let (name, parent, attributes) = match change {
         Change::Patch {
             name,
@@ -252,7 +373,11 @@ async fn changed(
             name.clone().unwrap_or_else(|| current.name.clone()),
             parent.unwrap_or(current.parent),
             match attributes {
-                Some(patch) => validate_merge(t, &current.attributes, patch),
+                Some(patch) => {
+                    let mut patch = patch.clone();
+                    password = identity::take_password(&t.name, &mut patch);
+                    validate_merge(t, &current.attributes, &patch)
+                }
                 None => Ok(current.attributes.clone()),
             },
         ),
@@ -260,7 +385,11 @@ async fn changed(
             name,
             parent,
             attributes,
-        } => (name.clone(), *parent, validate_new(t, attributes)),
+        } => {
+            let mut attributes = attributes.clone();
+            password = identity::take_password(&t.name, &mut attributes);
+            (name.clone(), *parent, validate_new(t, &attributes))
+        }
     };
     let mut errors = ValidationErrors::default();
     if let Err(e) = validate_name(&name) {
@@ -274,10 +403,12 @@ async fn changed(
         }
     };
     let before = Some(&current.attributes);
-    check_references(rn, &principal.org, t, &attributes, before, &mut errors).await?;
+    check_references(rn, rules, principal, t, &attributes, before, &mut errors).await?;
     if parent != current.parent {
-        check_parent(rn, &principal.org, parent, &mut errors).await?;
+        check_parent(rn, rules, principal, parent, &mut errors).await?;
     }
+    let org = &principal.org;
+    identity::check(rn, org, &t.name, &attributes, password.as_ref(), &mut errors).await?;
     errors.into_result(())?;
     if parent != current.parent
         && let Some(p) = parent
@@ -293,14 +424,15 @@ async fn changed(
             current.id
         )));
     }
-    Ok(Item {
+    let next = Item {
         name,
         parent,
         attributes,
         version: current.version + 1,
         updated_at: now().max(current.updated_at),
         ..current.clone()
-    })
+    };
+    Ok((next, password))
 }
 
 pub async fn delete(
@@ -311,19 +443,26 @@ pub async fn delete(
     if_match: Option<i64>,
     scope: Option<&str>,
 ) -> Result<(), ItemError> {
-    let current = get(rn, principal, id, scope).await?;
+    let rules = rn.access_rules(&principal.org).await?;
+    let current = get_for(rn, &rules, principal, id, scope, Permission::Delete).await?;
     check_version(&current, if_match)?;
-    rn.store
-        .apply(&principal.org, &[Write::Delete { id, recursive }])
-        .await?;
+    let mut writes = vec![Write::Delete { id, recursive }];
+    writes.extend(identity::on_delete(&current));
+    rn.store.apply(&principal.org, &writes).await?;
+    identity::after_write(rn, &current.type_name, &principal.org);
     Ok(())
 }
 
-/// One page of items in the caller's org.
+/// One page of the items in the caller's org that match `query` and that the caller may read;
+/// the store applies the access filter inside the query, so pages stay full.
 pub async fn query(
     rn: &Realnet,
     principal: &Principal,
     query: &ItemQuery,
 ) -> Result<Page, ItemError> {
-    Ok(rn.store.query(&principal.org, query).await?)
+    let rules = rn.access_rules(&principal.org).await?;
+    require_credentials(principal, &rules)?;
+    let mut query = query.clone();
+    query.readable = rules.readable(principal, &rn.types);
+    Ok(rn.store.query(&principal.org, &query).await?)
 }

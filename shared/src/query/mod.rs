@@ -133,6 +133,24 @@ pub struct Position {
     pub id: Uuid,
 }
 
+/// Which items a query may return. Set from the caller's access rules (never from query
+/// parameters) and applied by the store inside the query itself, so pages stay full and
+/// cursors stay correct.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Readable {
+    /// Everything in the org (org admins, the installation).
+    #[default]
+    All,
+    /// Items of `types`, items of `owned_types` owned by `owner`, and the items of
+    /// `subtrees` (each root and its descendants). With all of them empty, nothing.
+    Only {
+        types: Vec<String>,
+        owner: Option<Uuid>,
+        owned_types: Vec<String>,
+        subtrees: Vec<Uuid>,
+    },
+}
+
 /// A checked item query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemQuery {
@@ -150,6 +168,7 @@ pub struct ItemQuery {
     pub cursor: Option<String>,
     /// The position this page starts after, once the cursor is decoded.
     pub after: Option<Position>,
+    pub readable: Readable,
 }
 
 impl ItemQuery {
@@ -215,6 +234,7 @@ impl ItemQuery {
             limit: DEFAULT_LIMIT,
             cursor: None,
             after: None,
+            readable: Readable::All,
         };
         let field_of = |param: &str, name: &str| {
             let Some(t) = type_def else {

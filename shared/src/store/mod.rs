@@ -2,12 +2,17 @@
 //! embedded default; PostgreSQL, the deployed one); the contract suite in `tests/` holds them
 //! to the same behaviour. Every call is scoped by org. Writes go through [`ItemStore::apply`],
 //! which runs a list of writes in one transaction, so batches need no second write path.
+//!
+//! Beside items, a store keeps what must never be shown as an item: password hashes, the
+//! SHA-256 of bearer tokens, and counts of failed logins. These are written through the same
+//! `apply`, so an account and its password, or an API key and its token, land together.
 
 mod postgres;
 mod sql;
 mod sqlite;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::item::Item;
@@ -30,6 +35,9 @@ pub enum StoreError {
     HasChildren(Uuid),
     #[error("an item with id {0} already exists")]
     Duplicate(Uuid),
+    /// A unique attribute (an account's username within its org) is already taken.
+    #[error("{0}")]
+    Taken(String),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("store error: {0}")]
@@ -52,6 +60,30 @@ pub enum Write {
         id: Uuid,
         recursive: bool,
     },
+    /// Stores the SHA-256 (hex) of a new bearer token of `account`.
+    PutToken {
+        hash: String,
+        account: Uuid,
+        api_key: Option<Uuid>,
+        expires: Option<DateTime<Utc>>,
+    },
+    /// Revokes one token.
+    DeleteToken { hash: String },
+    /// Revokes the account's login tokens, and with `api_keys` its API keys too.
+    DeleteTokensOf { account: Uuid, api_keys: bool },
+    /// Revokes an API key's token.
+    DeleteApiKeyToken { api_key: Uuid },
+    /// Sets (or with `None` removes) an account's password hash (a PHC string).
+    SetPassword { account: Uuid, hash: Option<String> },
+}
+
+/// A bearer token as stored; the token itself is never kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    pub org: String,
+    pub account: Uuid,
+    pub api_key: Option<Uuid>,
+    pub expires: Option<DateTime<Utc>>,
 }
 
 /// A page of a query: the items and, if there are more, where the next page starts.
@@ -106,4 +138,28 @@ pub trait ItemStore: Send + Sync + 'static {
 
     /// The value stored under `key`, storing `initial` first if there is none.
     async fn setting(&self, key: &str, initial: &str) -> Result<String, StoreError>;
+
+    /// The token whose SHA-256 (hex) is `hash`, in any org.
+    async fn token(&self, hash: &str) -> Result<Option<StoredToken>, StoreError>;
+
+    /// The account's password hash.
+    async fn password(&self, org: &str, account: Uuid) -> Result<Option<String>, StoreError>;
+
+    /// Counts a failed login under `key` and returns the failures counted since the window
+    /// began and when it began; a window older than `window_start` starts again at one.
+    async fn add_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> Result<(i64, DateTime<Utc>), StoreError>;
+
+    /// The failures counted under `key` in a window that began after `window_start`.
+    async fn failures(
+        &self,
+        key: &str,
+        window_start: DateTime<Utc>,
+    ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError>;
+
+    async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
+use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -25,7 +26,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 use super::sql::{self, Dialect, Param};
-use super::{ItemStore, Page, StoreError, TypeCount, Write};
+use super::{ItemStore, Page, StoreError, StoredToken, TypeCount, Write};
 use crate::item::Item;
 use crate::query::ItemQuery;
 
@@ -54,6 +55,26 @@ const SCHEMA: &[&str] = &[
     CREATE INDEX items_org_parent_created ON items (org, parent, created_at, id);
     CREATE INDEX items_attributes ON items USING gin (attributes jsonb_path_ops);
     CREATE TABLE realnet_settings (key text PRIMARY KEY, value text NOT NULL);"#,
+    // 2: identity: unique usernames, token hashes, password hashes, failed logins.
+    r#"CREATE UNIQUE INDEX items_account_username
+        ON items (org, (attributes->>'username')) WHERE type = 'Account';
+    CREATE TABLE tokens (
+        hash text PRIMARY KEY,
+        org text NOT NULL,
+        account uuid NOT NULL,
+        api_key uuid,
+        expires timestamptz
+    );
+    CREATE INDEX tokens_account ON tokens (org, account);
+    CREATE INDEX tokens_api_key ON tokens (org, api_key);
+    CREATE INDEX tokens_expires ON tokens (expires);
+    CREATE TABLE passwords (
+        org text NOT NULL,
+        account uuid NOT NULL,
+        hash text NOT NULL,
+        PRIMARY KEY (org, account)
+    );
+    CREATE TABLE login_failures (key text PRIMARY KEY, count bigint NOT NULL, since timestamptz NOT NULL);"#,
 ];
 
 pub struct PostgresStore {
@@ -202,6 +223,7 @@ impl ToSql for Param {
             Param::Float(v) => v.to_sql_checked(ty, out),
             Param::Bool(v) => v.to_sql_checked(ty, out),
             Param::Time(v) => v.to_sql_checked(ty, out),
+            Param::OptTime(v) => v.to_sql_checked(ty, out),
             Param::Uuid(v) => v.to_sql_checked(ty, out),
             Param::OptUuid(v) => v.to_sql_checked(ty, out),
             Param::Json(v) => v.to_sql_checked(ty, out),
@@ -244,6 +266,9 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
             tx.execute(&stmt, &refs(&sql::insert_params(org, item)))
                 .await
                 .map_err(|e| match e.code() {
+                    Some(c) if *c == SqlState::UNIQUE_VIOLATION && is_username(&e) => {
+                        sql::username_taken(item)
+                    }
                     Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Duplicate(item.id),
                     Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => {
                         StoreError::NotFound(item.parent.unwrap_or(item.id))
@@ -265,7 +290,13 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
                     &refs(&sql::update_params(org, item, *expected_version)),
                 )
                 .await
-                .map_err(backend)?;
+                .map_err(|e| {
+                    if is_username(&e) {
+                        sql::username_taken(item)
+                    } else {
+                        backend(e)
+                    }
+                })?;
             if n == 0 {
                 let row = tx
                     .query_opt(
@@ -315,8 +346,88 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
                 return Err(StoreError::NotFound(*id));
             }
         }
+        Write::PutToken {
+            hash,
+            account,
+            api_key,
+            expires,
+        } => {
+            execute(
+                tx,
+                &st().put_token,
+                &[
+                    Param::Text(hash.clone()),
+                    Param::Text(org.to_string()),
+                    Param::Uuid(*account),
+                    Param::OptUuid(*api_key),
+                    Param::OptTime(*expires),
+                ],
+            )
+            .await?
+        }
+        Write::DeleteToken { hash } => {
+            execute(
+                tx,
+                &st().delete_token,
+                &[Param::Text(org.to_string()), Param::Text(hash.clone())],
+            )
+            .await?
+        }
+        Write::DeleteTokensOf { account, api_keys } => {
+            let statement = if *api_keys {
+                &st().delete_all_tokens
+            } else {
+                &st().delete_login_tokens
+            };
+            execute(
+                tx,
+                statement,
+                &[Param::Text(org.to_string()), Param::Uuid(*account)],
+            )
+            .await?
+        }
+        Write::DeleteApiKeyToken { api_key } => {
+            execute(
+                tx,
+                &st().delete_api_key_token,
+                &[Param::Text(org.to_string()), Param::Uuid(*api_key)],
+            )
+            .await?
+        }
+        Write::SetPassword { account, hash } => {
+            let (org, account) = (Param::Text(org.to_string()), Param::Uuid(*account));
+            match hash {
+                Some(h) => {
+                    execute(
+                        tx,
+                        &st().set_password,
+                        &[org, account, Param::Text(h.clone())],
+                    )
+                    .await?
+                }
+                None => execute(tx, &st().delete_password, &[org, account]).await?,
+            }
+        }
     }
     Ok(())
+}
+
+fn st() -> &'static sql::Statements {
+    sql::statements(Dialect::Postgres)
+}
+
+async fn execute(
+    client: &impl GenericClient,
+    statement: &str,
+    params: &[Param],
+) -> Result<(), StoreError> {
+    let stmt = client.prepare_cached(statement).await.map_err(backend)?;
+    client.execute(&stmt, &refs(params)).await.map_err(backend)?;
+    Ok(())
+}
+
+fn is_username(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().and_then(|d| d.constraint()) == Some(sql::USERNAME_INDEX)
 }
 
 #[async_trait]
@@ -408,5 +519,64 @@ impl ItemStore for PostgresStore {
             .await
             .map_err(backend)?;
         Ok(row.get(0))
+    }
+
+    async fn token(&self, hash: &str) -> Result<Option<StoredToken>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&st().token).await.map_err(backend)?;
+        let row = client.query_opt(&stmt, &[&hash]).await.map_err(backend)?;
+        Ok(row.map(|r| StoredToken {
+            org: r.get(0),
+            account: r.get(1),
+            api_key: r.get(2),
+            expires: r.get(3),
+        }))
+    }
+
+    async fn password(&self, org: &str, account: Uuid) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&st().password).await.map_err(backend)?;
+        let row = client
+            .query_opt(&stmt, &[&org, &account])
+            .await
+            .map_err(backend)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn add_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> Result<(i64, DateTime<Utc>), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&st().add_failure)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_one(&stmt, &[&key, &now, &window_start, &window_start])
+            .await
+            .map_err(backend)?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    async fn failures(
+        &self,
+        key: &str,
+        window_start: DateTime<Utc>,
+    ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&st().failures).await.map_err(backend)?;
+        let row = client
+            .query_opt(&stmt, &[&key, &window_start])
+            .await
+            .map_err(backend)?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        execute(&client, &st().clear_failures, &[Param::Text(key.to_string())]).await
     }
 }

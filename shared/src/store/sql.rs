@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::query::{ItemQuery, NameFilter, Op, ParentFilter, Position, Scalar, SortKey};
+use crate::query::{
+    ItemQuery, NameFilter, Op, ParentFilter, Position, Readable, Scalar, SortKey,
+};
 use crate::types::FieldKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,7 @@ pub(crate) enum Param {
     Float(f64),
     Bool(bool),
     Time(DateTime<Utc>),
+    OptTime(Option<DateTime<Utc>>),
     Uuid(Uuid),
     OptUuid(Option<Uuid>),
     Json(Value),
@@ -101,8 +104,48 @@ impl Sql {
 /// caller knows whether a next page exists.
 pub(crate) fn select_page(dialect: Dialect, org: &str, query: &ItemQuery) -> Sql {
     let mut sql = Sql::new(dialect);
-    let p = sql.bind(Param::Text(org.to_string()));
-    sql.push(&format!("SELECT {COLUMNS} FROM items WHERE org = {p}"));
+    let org = sql.bind(Param::Text(org.to_string()));
+    sql.push(&format!("SELECT {COLUMNS} FROM items WHERE org = {org}"));
+
+    if let Readable::Only {
+        types,
+        owner,
+        owned_types,
+        subtrees,
+    } = &query.readable
+    {
+        let mut any = Vec::new();
+        if !types.is_empty() {
+            let list: Vec<String> = types
+                .iter()
+                .map(|t| sql.bind(Param::Text(t.clone())))
+                .collect();
+            any.push(format!("type IN ({})", list.join(", ")));
+        }
+        if let Some(owner) = owner {
+            let p = sql.bind(Param::Uuid(*owner));
+            let list: Vec<String> = owned_types
+                .iter()
+                .map(|t| sql.bind(Param::Text(t.clone())))
+                .collect();
+            any.push(format!("(owner = {p} AND type IN ({}))", list.join(", ")));
+        }
+        if !subtrees.is_empty() {
+            let roots: Vec<String> = subtrees
+                .iter()
+                .map(|id| sql.bind(Param::Uuid(*id)))
+                .collect();
+            any.push(format!(
+                "id IN (WITH RECURSIVE sub(id) AS (SELECT id FROM items WHERE org = {org} AND id IN ({}) UNION ALL SELECT i.id FROM items i JOIN sub ON i.parent = sub.id) SELECT id FROM sub)",
+                roots.join(", ")
+            ));
+        }
+        if any.is_empty() {
+            sql.push(" AND 1 = 0");
+        } else {
+            sql.push(&format!(" AND ({})", any.join(" OR ")));
+        }
+    }
 
     match query.types.as_slice() {
         [] => {}
@@ -245,6 +288,18 @@ pub(crate) struct Statements {
     pub delete_one: String,
     pub delete_tree: String,
     pub ancestors: String,
+    pub put_token: String,
+    pub delete_token: String,
+    pub delete_login_tokens: String,
+    pub delete_all_tokens: String,
+    pub delete_api_key_token: String,
+    pub token: String,
+    pub set_password: String,
+    pub delete_password: String,
+    pub password: String,
+    pub add_failure: String,
+    pub failures: String,
+    pub clear_failures: String,
 }
 
 impl Statements {
@@ -258,6 +313,18 @@ impl Statements {
             delete_one: numbered(d, DELETE_ONE),
             delete_tree: numbered(d, DELETE_TREE),
             ancestors: numbered(d, ANCESTORS),
+            put_token: numbered(d, PUT_TOKEN),
+            delete_token: numbered(d, DELETE_TOKEN),
+            delete_login_tokens: numbered(d, DELETE_LOGIN_TOKENS),
+            delete_all_tokens: numbered(d, DELETE_ALL_TOKENS),
+            delete_api_key_token: numbered(d, DELETE_API_KEY_TOKEN),
+            token: numbered(d, TOKEN),
+            set_password: numbered(d, SET_PASSWORD),
+            delete_password: numbered(d, DELETE_PASSWORD),
+            password: numbered(d, PASSWORD),
+            add_failure: numbered(d, ADD_FAILURE),
+            failures: numbered(d, FAILURES),
+            clear_failures: numbered(d, CLEAR_FAILURES),
         }
     }
 }
@@ -302,6 +369,50 @@ const DELETE_TREE: &str = "WITH RECURSIVE tree(id) AS (SELECT id FROM items WHER
 
 /// Depth-bounded so a corrupted hierarchy cannot loop forever.
 const ANCESTORS: &str = "WITH RECURSIVE up(id, parent, depth) AS (SELECT id, parent, 0 FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id, i.parent, up.depth + 1 FROM items i JOIN up ON i.id = up.parent WHERE up.depth < 10000) SELECT id FROM up WHERE depth > 0 ORDER BY depth";
+
+const PUT_TOKEN: &str =
+    "INSERT INTO tokens (hash, org, account, api_key, expires) VALUES ({}, {}, {}, {}, {})";
+
+const DELETE_TOKEN: &str = "DELETE FROM tokens WHERE org = {} AND hash = {}";
+
+const DELETE_LOGIN_TOKENS: &str =
+    "DELETE FROM tokens WHERE org = {} AND account = {} AND api_key IS NULL";
+
+const DELETE_ALL_TOKENS: &str = "DELETE FROM tokens WHERE org = {} AND account = {}";
+
+const DELETE_API_KEY_TOKEN: &str = "DELETE FROM tokens WHERE org = {} AND api_key = {}";
+
+const TOKEN: &str = "SELECT org, account, api_key, expires FROM tokens WHERE hash = {}";
+
+const SET_PASSWORD: &str = "INSERT INTO passwords (org, account, hash) VALUES ({}, {}, {}) ON CONFLICT (org, account) DO UPDATE SET hash = excluded.hash";
+
+const DELETE_PASSWORD: &str = "DELETE FROM passwords WHERE org = {} AND account = {}";
+
+const PASSWORD: &str = "SELECT hash FROM passwords WHERE org = {} AND account = {}";
+
+/// A window that began before the given start is over: counting begins again at one.
+const ADD_FAILURE: &str = "INSERT INTO login_failures (key, count, since) VALUES ({}, 1, {}) ON CONFLICT (key) DO UPDATE SET count = CASE WHEN login_failures.since < {} THEN 1 ELSE login_failures.count + 1 END, since = CASE WHEN login_failures.since < {} THEN excluded.since ELSE login_failures.since END RETURNING count, since";
+
+const FAILURES: &str = "SELECT count, since FROM login_failures WHERE key = {} AND since >= {}";
+
+const CLEAR_FAILURES: &str = "DELETE FROM login_failures WHERE key = {}";
+
+/// The index that keeps usernames unique within an org; a violation of it is
+/// [`StoreError::Taken`](super::StoreError::Taken).
+pub(crate) const USERNAME_INDEX: &str = "items_account_username";
+
+/// The refusal of a write that would give two accounts of an org the same username.
+pub(crate) fn username_taken(item: &crate::item::Item) -> super::StoreError {
+    let username = item
+        .attributes
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    super::StoreError::Taken(format!(
+        "the username {username:?} is taken in org {:?}",
+        item.org
+    ))
+}
 
 pub(crate) const COUNTS: &str =
     "SELECT org, type, COUNT(*) FROM items GROUP BY org, type ORDER BY org, type";

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params_from_iter};
 use uuid::Uuid;
 
 use super::sql::{self, Dialect, Param};
-use super::{ItemStore, Page, StoreError, TypeCount, Write};
+use super::{ItemStore, Page, StoreError, StoredToken, TypeCount, Write};
 use crate::item::Item;
 use crate::query::ItemQuery;
 use crate::types::value::format_datetime;
@@ -38,6 +38,26 @@ const SCHEMA: &[&str] = &[
     CREATE INDEX items_org_type_name ON items (org, type, name, id);
     CREATE INDEX items_org_parent_created ON items (org, parent, created_at, id);
     CREATE TABLE realnet_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 2: identity: unique usernames, token hashes, password hashes, failed logins.
+    "CREATE UNIQUE INDEX items_account_username
+        ON items (org, json_extract(attributes, '$.username')) WHERE type = 'Account';
+    CREATE TABLE tokens (
+        hash TEXT PRIMARY KEY,
+        org TEXT NOT NULL,
+        account TEXT NOT NULL,
+        api_key TEXT,
+        expires TEXT
+    );
+    CREATE INDEX tokens_account ON tokens (org, account);
+    CREATE INDEX tokens_api_key ON tokens (org, api_key);
+    CREATE INDEX tokens_expires ON tokens (expires);
+    CREATE TABLE passwords (
+        org TEXT NOT NULL,
+        account TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (org, account)
+    );
+    CREATE TABLE login_failures (key TEXT PRIMARY KEY, count INTEGER NOT NULL, since TEXT NOT NULL);",
 ];
 
 #[derive(Clone)]
@@ -128,6 +148,7 @@ impl ToSql for Param {
             Param::Float(n) => SqlValue::Real(*n),
             Param::Bool(b) => SqlValue::Integer(i64::from(*b)),
             Param::Time(t) => SqlValue::Text(format_datetime(*t)),
+            Param::OptTime(t) => t.map_or(SqlValue::Null, |t| SqlValue::Text(format_datetime(t))),
             Param::Uuid(u) => SqlValue::Text(u.to_string()),
             Param::OptUuid(u) => u.map_or(SqlValue::Null, |u| SqlValue::Text(u.to_string())),
             Param::Json(v) => SqlValue::Text(v.to_string()),
@@ -199,7 +220,7 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
                     {
                         StoreError::NotFound(item.parent.unwrap_or(item.id))
                     }
-                    e => backend(e),
+                    e => unique_or_backend(e, item),
                 })?;
         }
         Write::Update {
@@ -211,7 +232,7 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
                 .prepare_cached(&sql::statements(Dialect::Sqlite).update)
                 .map_err(backend)?
                 .execute(params_from_iter(params.iter()))
-                .map_err(backend)?;
+                .map_err(|e| unique_or_backend(e, item))?;
             if n == 0 {
                 return Err(missing_or_stale(tx, org, item.id, *expected_version));
             }
@@ -240,8 +261,82 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
                 return Err(StoreError::NotFound(*id));
             }
         }
+        Write::PutToken {
+            hash,
+            account,
+            api_key,
+            expires,
+        } => execute(
+            tx,
+            &st().put_token,
+            &[
+                Param::Text(hash.clone()),
+                Param::Text(org.to_string()),
+                Param::Uuid(*account),
+                Param::OptUuid(*api_key),
+                Param::OptTime(*expires),
+            ],
+        )?,
+        Write::DeleteToken { hash } => execute(
+            tx,
+            &st().delete_token,
+            &[Param::Text(org.to_string()), Param::Text(hash.clone())],
+        )?,
+        Write::DeleteTokensOf { account, api_keys } => execute(
+            tx,
+            if *api_keys {
+                &st().delete_all_tokens
+            } else {
+                &st().delete_login_tokens
+            },
+            &[Param::Text(org.to_string()), Param::Uuid(*account)],
+        )?,
+        Write::DeleteApiKeyToken { api_key } => execute(
+            tx,
+            &st().delete_api_key_token,
+            &[Param::Text(org.to_string()), Param::Uuid(*api_key)],
+        )?,
+        Write::SetPassword { account, hash } => {
+            let key = [Param::Text(org.to_string()), Param::Uuid(*account)];
+            match hash {
+                Some(h) => execute(
+                    tx,
+                    &st().set_password,
+                    &[key[0].clone(), key[1].clone(), Param::Text(h.clone())],
+                )?,
+                None => execute(tx, &st().delete_password, &key)?,
+            }
+        }
     }
     Ok(())
+}
+
+fn st() -> &'static sql::Statements {
+    sql::statements(Dialect::Sqlite)
+}
+
+fn execute(conn: &Connection, statement: &str, params: &[Param]) -> Result<(), StoreError> {
+    conn.prepare_cached(statement)
+        .map_err(backend)?
+        .execute(params_from_iter(params.iter()))
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// A unique-index violation other than the primary key is a username already taken.
+fn unique_or_backend(e: rusqlite::Error, item: &Item) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            sql::username_taken(item)
+        }
+        e => backend(e),
+    }
+}
+
+fn failure_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, DateTime<Utc>)> {
+    Ok((r.get(0)?, parse_time(r.get(1)?)?))
 }
 
 fn missing_or_stale(conn: &Connection, org: &str, id: Uuid, expected: i64) -> StoreError {
@@ -355,5 +450,79 @@ impl ItemStore for SqliteStore {
             .map_err(backend)
         })
         .await
+    }
+
+    async fn token(&self, hash: &str) -> Result<Option<StoredToken>, StoreError> {
+        let hash = hash.to_string();
+        self.run(move |conn| {
+            conn.prepare_cached(&st().token)
+                .map_err(backend)?
+                .query_row([hash], |r| {
+                    Ok(StoredToken {
+                        org: r.get(0)?,
+                        account: parse_uuid(r.get(1)?)?,
+                        api_key: r.get::<_, Option<String>>(2)?.map(parse_uuid).transpose()?,
+                        expires: r.get::<_, Option<String>>(3)?.map(parse_time).transpose()?,
+                    })
+                })
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn password(&self, org: &str, account: Uuid) -> Result<Option<String>, StoreError> {
+        let org = org.to_string();
+        self.run(move |conn| {
+            conn.prepare_cached(&st().password)
+                .map_err(backend)?
+                .query_row(rusqlite::params![org, account.to_string()], |r| r.get(0))
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn add_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> Result<(i64, DateTime<Utc>), StoreError> {
+        let params = [
+            Param::Text(key.to_string()),
+            Param::Time(now),
+            Param::Time(window_start),
+            Param::Time(window_start),
+        ];
+        self.run(move |conn| {
+            conn.prepare_cached(&st().add_failure)
+                .map_err(backend)?
+                .query_row(params_from_iter(params.iter()), failure_row)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn failures(
+        &self,
+        key: &str,
+        window_start: DateTime<Utc>,
+    ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError> {
+        let params = [Param::Text(key.to_string()), Param::Time(window_start)];
+        self.run(move |conn| {
+            conn.prepare_cached(&st().failures)
+                .map_err(backend)?
+                .query_row(params_from_iter(params.iter()), failure_row)
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+        let params = [Param::Text(key.to_string())];
+        self.run(move |conn| execute(conn, &st().clear_failures, &params))
+            .await
     }
 }

@@ -1,0 +1,186 @@
+//! The identity commands: accounts, groups, login tokens and API keys, each a call into the
+//! library as the installation (the admin of the org named, or the default org).
+
+use std::io::BufRead;
+
+use anyhow::{Context, bail};
+use realnet::Realnet;
+use realnet::auth::{Principal, identity, login, password};
+use realnet::item::Item;
+use realnet::item::ops::{self, Change, NewItem};
+use realnet::query::{ItemQuery, NameFilter};
+use realnet::store::Write;
+use serde_json::{Map, Value, json};
+
+use crate::{AccountCommand, ApikeyCommand, TokenCommand, org_or_default};
+
+async fn account_named(rn: &Realnet, org: &str, username: &str) -> anyhow::Result<Item> {
+    identity::find_account(rn, org, username)
+        .await?
+        .with_context(|| format!("no account {username:?} in org {org:?}"))
+}
+
+fn attributes(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+pub async fn account(rn: &Realnet, command: AccountCommand) -> anyhow::Result<()> {
+    match command {
+        AccountCommand::Create {
+            username,
+            org,
+            email,
+            admin,
+            password_stdin,
+        } => {
+            let org = org_or_default(rn, org);
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .context("cannot read the password from standard input")?;
+                (line.trim_end_matches(['\r', '\n']).to_string(), false)
+            } else {
+                (password::generate(), true)
+            };
+            let mut attrs = attributes(json!({"username": username, "admin": admin}));
+            if let Some(email) = email {
+                attrs.insert("email".into(), Value::String(email));
+            }
+            attrs.insert(identity::PASSWORD.into(), Value::String(password.clone()));
+            let input = NewItem {
+                type_name: "Account".into(),
+                name: username.clone(),
+                parent: None,
+                attributes: attrs,
+            };
+            let (item, _) = ops::create(rn, &Principal::org_admin(&org), input, None).await?;
+            println!("created account {username} ({}) in org {org}", item.id);
+            if generated {
+                println!("password: {password}");
+                println!("This password is shown only now.");
+            }
+            Ok(())
+        }
+        AccountCommand::Disable { username, org } => {
+            let org = org_or_default(rn, org);
+            let account = account_named(rn, &org, &username).await?;
+            let change = Change::Patch {
+                name: None,
+                parent: None,
+                attributes: Some(attributes(json!({"disabled": true}))),
+            };
+            ops::update(rn, &Principal::org_admin(&org), account.id, change, None, None).await?;
+            println!("disabled account {username} in org {org}; its login tokens are revoked");
+            Ok(())
+        }
+    }
+}
+
+pub async fn group_add(
+    rn: &Realnet,
+    org: &str,
+    group: &str,
+    username: &str,
+) -> anyhow::Result<()> {
+    let admin = Principal::org_admin(org);
+    let account = account_named(rn, org, username).await?;
+    let mut query = ItemQuery::parse(&rn.types, &[("type".into(), "Group".into())], None)?;
+    query.name = Some(NameFilter::Exact(group.to_string()));
+    let group_item = match ops::query(rn, &admin, &query).await?.items.into_iter().next() {
+        Some(g) => g,
+        None => {
+            let input = NewItem {
+                type_name: "Group".into(),
+                name: group.to_string(),
+                parent: None,
+                attributes: Map::new(),
+            };
+            ops::create(rn, &admin, input, None).await?.0
+        }
+    };
+    let mut groups = identity::groups_of(&account);
+    if !groups.contains(&group_item.id) {
+        groups.push(group_item.id);
+    }
+    let change = Change::Patch {
+        name: None,
+        parent: None,
+        attributes: Some(attributes(json!({ "groups": groups }))),
+    };
+    ops::update(rn, &admin, account.id, change, None, None).await?;
+    println!(
+        "{username} is a member of group {group} ({}) in org {org}",
+        group_item.id
+    );
+    Ok(())
+}
+
+pub async fn token(rn: &Realnet, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { username, org } => {
+            let org = org_or_default(rn, org);
+            let account = account_named(rn, &org, &username).await?;
+            if identity::is_disabled(&account) {
+                bail!("account {username:?} is disabled");
+            }
+            let session = login::issue(rn, &account).await?;
+            println!("{}", session.token);
+            eprintln!("expires {}", session.expires.to_rfc3339());
+            Ok(())
+        }
+        TokenCommand::Revoke { username, org } => {
+            let org = org_or_default(rn, org);
+            let account = account_named(rn, &org, &username).await?;
+            let revoke = Write::DeleteTokensOf {
+                account: account.id,
+                api_keys: false,
+            };
+            rn.store.apply(&org, &[revoke]).await?;
+            println!("revoked every login token of {username} in org {org}");
+            Ok(())
+        }
+    }
+}
+
+pub async fn apikey(rn: &Realnet, command: ApikeyCommand) -> anyhow::Result<()> {
+    match command {
+        ApikeyCommand::Create {
+            name,
+            account,
+            expires,
+            org,
+        } => {
+            let org = org_or_default(rn, org);
+            let owner = account_named(rn, &org, &account).await?;
+            let mut attrs = attributes(json!({"account": owner.id.to_string()}));
+            if let Some(e) = expires {
+                attrs.insert("expires".into(), Value::String(e));
+            }
+            let input = NewItem {
+                type_name: "ApiKey".into(),
+                name,
+                parent: None,
+                attributes: attrs,
+            };
+            let (item, key) = ops::create(rn, &Principal::org_admin(&org), input, None).await?;
+            println!("{}", key.context("an API key item always has a key")?);
+            eprintln!(
+                "API key {} for {account} in org {org}; the key is shown only now",
+                item.id
+            );
+            Ok(())
+        }
+        ApikeyCommand::Revoke { id, org } => {
+            let org = org_or_default(rn, org);
+            let id = uuid::Uuid::parse_str(&id).with_context(|| format!("{id:?} is not an id"))?;
+            ops::delete(rn, &Principal::org_admin(&org), id, false, None, Some("ApiKey")).await?;
+            println!("revoked API key {id} in org {org}");
+            Ok(())
+        }
+    }
+}
