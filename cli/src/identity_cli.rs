@@ -74,24 +74,32 @@ pub async fn account(rn: &Realnet, command: AccountCommand) -> anyhow::Result<()
                 parent: None,
                 attributes: Some(attributes(json!({"disabled": true}))),
             };
-            ops::update(rn, &Principal::org_admin(&org), account.id, change, None, None).await?;
+            ops::update(
+                rn,
+                &Principal::org_admin(&org),
+                account.id,
+                change,
+                None,
+                None,
+            )
+            .await?;
             println!("disabled account {username} in org {org}; its login tokens are revoked");
             Ok(())
         }
     }
 }
 
-pub async fn group_add(
-    rn: &Realnet,
-    org: &str,
-    group: &str,
-    username: &str,
-) -> anyhow::Result<()> {
+pub async fn group_add(rn: &Realnet, org: &str, group: &str, username: &str) -> anyhow::Result<()> {
     let admin = Principal::org_admin(org);
     let account = account_named(rn, org, username).await?;
     let mut query = ItemQuery::parse(&rn.types, &[("type".into(), "Group".into())], None)?;
     query.name = Some(NameFilter::Exact(group.to_string()));
-    let group_item = match ops::query(rn, &admin, &query).await?.items.into_iter().next() {
+    let group_item = match ops::query(rn, &admin, &query)
+        .await?
+        .items
+        .into_iter()
+        .next()
+    {
         Some(g) => g,
         None => {
             let input = NewItem {
@@ -178,7 +186,15 @@ pub async fn apikey(rn: &Realnet, command: ApikeyCommand) -> anyhow::Result<()> 
         ApikeyCommand::Revoke { id, org } => {
             let org = org_or_default(rn, org);
             let id = uuid::Uuid::parse_str(&id).with_context(|| format!("{id:?} is not an id"))?;
-            ops::delete(rn, &Principal::org_admin(&org), id, false, None, Some("ApiKey")).await?;
+            ops::delete(
+                rn,
+                &Principal::org_admin(&org),
+                id,
+                false,
+                None,
+                Some("ApiKey"),
+            )
+            .await?;
             println!("revoked API key {id} in org {org}");
             Ok(())
         }

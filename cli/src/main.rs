@@ -11,10 +11,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use realnet::auth::Principal;
 use realnet::config::{Config, DbConfig};
+use realnet::context::InitReport;
 use realnet::item::ops::{self, NewItem};
 use realnet::query::ItemQuery;
 use realnet::types::{FieldKind, TypeRegistry};
-use realnet::context::InitReport;
 use realnet::{Realnet, api};
 
 mod identity_cli;

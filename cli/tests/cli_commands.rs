@@ -1,20 +1,54 @@
 //! The `realnet` command as a user runs it: checking definitions, initialising, creating and
-//! reading items, serving over real TCP, and refusing to start on bad configuration.
+//! reading items, managing orgs, accounts, groups, tokens and API keys, serving over real TCP
+//! (first run included), and refusing to start on bad configuration.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn realnet(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+fn command(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_realnet"));
     cmd.args(args)
         .env("REALNET_DATA_DIR", data)
         .env_remove("REALNET_INIT_DIR")
-        .env_remove("REALNET_DB_TYPE");
+        .env_remove("REALNET_DB_TYPE")
+        .env_remove("REALNET_ADMIN_PASSWORD");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run realnet")
+    cmd
+}
+
+fn realnet(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(data, args, env).output().expect("run realnet")
+}
+
+/// Runs `realnet` with `input` on its standard input.
+fn realnet_with_input(data: &Path, args: &[&str], input: &str) -> Output {
+    let mut child = command(data, args, &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run realnet");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("output")
+}
+
+/// A `realnet serve` that is stopped when the test ends, even when it fails.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
 }
 
 fn stdout(o: &Output) -> String {
@@ -81,7 +115,8 @@ fn bad_configuration_names_the_variable() {
     for (var, value) in [
         ("REALNET_SERVER_PORT", "eighty"),
         ("REALNET_DB_TYPE", "mysql"),
-        ("REALNET_SERVER_HOST", "0.0.0.0"),
+        ("REALNET_AUTH_MODE", "jwt"),
+        ("REALNET_ADMIN_PASSWORD", "short"),
     ] {
         let out = realnet(data.path(), &["serve"], &[(var, value)]);
         assert_eq!(out.status.code(), Some(1), "{var}={value}");
@@ -94,17 +129,20 @@ fn init_create_get_and_info() {
     let data = tempfile::tempdir().expect("temp dir");
     let first = realnet(data.path(), &["init"], &[]);
     assert!(first.status.success(), "{}", stderr(&first));
+    // The org, 7 seed items (4 of them access rules) and the first admin.
     assert!(
-        stdout(&first).contains("5 seed items created"),
+        stdout(&first).contains("9 seed items created"),
         "{}",
         stdout(&first)
     );
+    assert!(stdout(&first).contains("password: "), "{}", stdout(&first));
     let again = realnet(data.path(), &["init"], &[]);
     assert!(
-        stdout(&again).contains("0 seed items created, 5 already present"),
+        stdout(&again).contains("0 seed items created, 8 already present"),
         "{}",
         stdout(&again)
     );
+    assert!(!stdout(&again).contains("password"), "{}", stdout(&again));
 
     let created = realnet(
         data.path(),
@@ -154,39 +192,67 @@ fn init_create_get_and_info() {
     );
 }
 
-#[tokio::test]
-async fn serve_answers_over_tcp() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn free_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port()
-        .to_string();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_realnet"))
-        .arg("serve")
-        .env("REALNET_DATA_DIR", data.path())
-        .env("REALNET_SERVER_PORT", &port)
-        .env_remove("REALNET_INIT_DIR")
-        .env_remove("REALNET_DB_TYPE")
-        .stdout(Stdio::null())
+        .to_string()
+}
+
+/// The first run of `realnet serve` on an empty data folder creates the admin, prints its
+/// generated password once, and that password logs in over TCP.
+#[tokio::test]
+async fn first_serve_prints_the_admin_password_which_logs_in() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut child = command(data.path(), &["serve"], &[("REALNET_SERVER_PORT", &port)])
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start realnet serve");
+    let out = child.stdout.take().expect("stdout");
+    let _server = Server(child);
+    let mut password = None;
+    for line in BufReader::new(out).lines() {
+        let line = line.expect("read stdout");
+        if let Some(p) = line.trim().strip_prefix("password: ") {
+            password = Some(p.to_string());
+        }
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    let password = password.expect("the first run prints the admin password");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    let ping = loop {
-        match client.get(format!("{base}/ping")).send().await {
-            Ok(r) => break r,
-            Err(_) if started.elapsed() < Duration::from_secs(20) => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("realnet serve did not answer: {e}"),
-        }
+    let login = |password: String| {
+        client
+            .post(format!("{base}/api/auth"))
+            .json(&serde_json::json!({"username": "admin", "password": password}))
+            .send()
     };
-    assert_eq!(ping.text().await.expect("body"), "pong");
+    assert_eq!(
+        login("wrong password".into())
+            .await
+            .expect("login")
+            .status(),
+        401
+    );
+    let answer = login(password).await.expect("login");
+    assert_eq!(answer.status(), 200);
+    let session: serde_json::Value = answer.json().await.expect("JSON");
+    let token = session["token"].as_str().expect("token");
+
+    let public = client
+        .get(format!("{base}/api/items"))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(public.status(), 401);
     let seeded: serde_json::Value = client
         .get(format!("{base}/api/items?type=App&sort=name"))
+        .bearer_auth(token)
         .send()
         .await
         .expect("list")
@@ -200,6 +266,194 @@ async fn serve_answers_over_tcp() {
         .filter_map(|i| i["name"].as_str())
         .collect();
     assert_eq!(names, vec!["CRM", "Files"], "seed items from apps.json");
-    server.kill().ok();
-    server.wait().ok();
+}
+
+#[tokio::test]
+async fn serve_answers_over_tcp() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let _server = Server(
+        command(
+            data.path(),
+            &["serve"],
+            &[
+                ("REALNET_SERVER_PORT", &port),
+                ("REALNET_ADMIN_PASSWORD", "a password from the environment"),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start realnet serve"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let ping = loop {
+        match client.get(format!("{base}/ping")).send().await {
+            Ok(r) => break r,
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("realnet serve did not answer: {e}"),
+        }
+    };
+    assert_eq!(ping.text().await.expect("body"), "pong");
+    let login = client
+        .post(format!("{base}/api/auth"))
+        .json(&serde_json::json!({"username": "admin", "password": "a password from the environment"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(
+        login.status(),
+        200,
+        "REALNET_ADMIN_PASSWORD is the admin's password"
+    );
+}
+
+/// The identity commands, checked through what a client sees: tokens that work or do not.
+#[tokio::test]
+async fn org_account_group_token_and_apikey_commands() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path();
+    let ok = |o: &Output| assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
+
+    let org = realnet(dir, &["org", "create", "acme"], &[]);
+    ok(&org);
+    assert!(
+        stdout(&org).contains("admin account of org \"acme\""),
+        "{}",
+        stdout(&org)
+    );
+    let bad = realnet(dir, &["org", "create", "Not An Org"], &[]);
+    assert_eq!(bad.status.code(), Some(1));
+
+    ok(&realnet_with_input(
+        dir,
+        &[
+            "account",
+            "create",
+            "carol",
+            "--org",
+            "acme",
+            "--password-stdin",
+        ],
+        "carol's long password\n",
+    ));
+    let taken = realnet_with_input(
+        dir,
+        &[
+            "account",
+            "create",
+            "carol",
+            "--org",
+            "acme",
+            "--password-stdin",
+        ],
+        "another long password\n",
+    );
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(stderr(&taken).contains("taken"), "{}", stderr(&taken));
+    let weak = realnet_with_input(
+        dir,
+        &["account", "create", "dave", "--password-stdin"],
+        "pw\n",
+    );
+    assert!(stderr(&weak).contains("password"), "{}", stderr(&weak));
+
+    let group = realnet(
+        dir,
+        &["group", "add", "sales", "carol", "--org", "acme"],
+        &[],
+    );
+    ok(&group);
+    let token = realnet(dir, &["token", "create", "carol", "--org", "acme"], &[]);
+    ok(&token);
+    let token = stdout(&token).trim().to_string();
+    let key = realnet(
+        dir,
+        &[
+            "apikey",
+            "create",
+            "crm-sync",
+            "--account",
+            "carol",
+            "--org",
+            "acme",
+        ],
+        &[],
+    );
+    ok(&key);
+    let key = stdout(&key).trim().to_string();
+    assert!(
+        key.starts_with("rnk_") && token.starts_with("rn_"),
+        "{key} {token}"
+    );
+
+    let config = realnet::config::Config::from_lookup(|k| {
+        (k == "REALNET_DATA_DIR").then(|| dir.to_str().expect("utf-8").to_string())
+    })
+    .expect("config");
+    let open = || realnet::Realnet::from_config(config.clone()).expect("open");
+    let rn = open();
+    let carol = rn
+        .principal_for_token(&token)
+        .await
+        .expect("carol's token works");
+    assert_eq!(carol.org, "acme");
+    assert_eq!(carol.groups.len(), 1, "member of sales");
+    let via_key = rn
+        .principal_for_token(&key)
+        .await
+        .expect("the API key works");
+    assert_eq!(via_key.account, carol.account);
+
+    ok(&realnet(
+        dir,
+        &["token", "revoke", "carol", "--org", "acme"],
+        &[],
+    ));
+    assert!(open().principal_for_token(&token).await.is_err(), "revoked");
+    assert!(
+        open().principal_for_token(&key).await.is_ok(),
+        "API keys stay"
+    );
+
+    let key_id = realnet::auth::token::hash(&key);
+    let stored = open()
+        .store
+        .token(&key_id)
+        .await
+        .expect("read")
+        .expect("stored");
+    let id = stored.api_key.expect("an API key").to_string();
+    ok(&realnet(
+        dir,
+        &["apikey", "revoke", &id, "--org", "acme"],
+        &[],
+    ));
+    assert!(
+        open().principal_for_token(&key).await.is_err(),
+        "key revoked"
+    );
+
+    let token = stdout(&realnet(
+        dir,
+        &["token", "create", "carol", "--org", "acme"],
+        &[],
+    ))
+    .trim()
+    .to_string();
+    ok(&realnet(
+        dir,
+        &["account", "disable", "carol", "--org", "acme"],
+        &[],
+    ));
+    assert!(
+        open().principal_for_token(&token).await.is_err(),
+        "disabled"
+    );
+    let refused = realnet(dir, &["token", "create", "carol", "--org", "acme"], &[]);
+    assert_eq!(refused.status.code(), Some(1));
 }

@@ -215,9 +215,11 @@ impl AccessRules {
         }
         let mut owned_types: Vec<String> = Vec::new();
         if p.account.is_some() {
-            for rule in self.rules.iter().filter(|r| {
-                r.grantee == Grantee::Owner && r.grants(Permission::Read)
-            }) {
+            for rule in self
+                .rules
+                .iter()
+                .filter(|r| r.grantee == Grantee::Owner && r.grants(Permission::Read))
+            {
                 if let Target::Type(t) = &rule.target {
                     for sub in registry.subtypes(t) {
                         if !owned_types.contains(sub) {
@@ -368,7 +370,11 @@ mod tests {
                 &[Permission::Read],
                 Target::Type("Company".into()),
             ),
-            rule(Grantee::Owner, &[Permission::Admin], Target::Type("Item".into())),
+            rule(
+                Grantee::Owner,
+                &[Permission::Admin],
+                Target::Type("Item".into()),
+            ),
             rule(
                 Grantee::Account(alice),
                 &[Permission::Read],
@@ -409,7 +415,9 @@ mod tests {
                 .map(|(f, _)| f)
                 .collect::<Vec<_>>()
         };
-        assert!(check(serde_json::json!({"permissions": ["read"], "target_type": "Item"})).is_empty());
+        assert!(
+            check(serde_json::json!({"permissions": ["read"], "target_type": "Item"})).is_empty()
+        );
         assert_eq!(
             check(serde_json::json!({"permissions": ["fly"], "target_type": "Item"})),
             vec!["permissions"]

@@ -121,7 +121,10 @@ impl Realnet {
     }
 
     pub fn new(config: Config, types: TypeRegistry, store: Arc<dyn ItemStore>) -> Realnet {
-        let ttl = config.auth.cache_ttl.max(std::time::Duration::from_millis(1));
+        let ttl = config
+            .auth
+            .cache_ttl
+            .max(std::time::Duration::from_millis(1));
         Realnet {
             config,
             types,
@@ -132,7 +135,10 @@ impl Realnet {
                 .max_capacity(10_000)
                 .time_to_live(ttl)
                 .build(),
-            rules: Cache::builder().max_capacity(1_000).time_to_live(ttl).build(),
+            rules: Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(ttl)
+                .build(),
         }
     }
 
@@ -184,7 +190,12 @@ impl Realnet {
     /// `REALNET_ADMIN_PASSWORD` as the first admin's password if it is set. Safe to run again.
     pub async fn init(&self) -> Result<InitReport, ItemError> {
         self.store.migrate().await?;
-        let password = self.config.auth.admin_password.as_ref().map(|s| s.0.clone());
+        let password = self
+            .config
+            .auth
+            .admin_password
+            .as_ref()
+            .map(|s| s.0.clone());
         self.init_org(&self.config.default_org, password).await
     }
 

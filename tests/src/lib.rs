@@ -125,10 +125,18 @@ pub fn config(db: DbConfig) -> Config {
     c
 }
 
-/// Realnet over a fresh store of `kind`, driven through its router.
+/// The password of the first admin of every org a [`TestApp`] sets up.
+pub const ADMIN_PASSWORD: &str = "admin password for tests";
+
+/// Realnet over a fresh store of `kind`, driven through its router. The default org and
+/// [`OTHER_ORG`] are set up as `realnet init` does (seed items, default access rules, an
+/// admin account), and requests carry the default org's admin token unless a test says
+/// otherwise.
 pub struct TestApp {
     pub rn: Arc<Realnet>,
     router: axum::Router,
+    /// A login token of the default org's admin.
+    pub admin_token: String,
     _store: TestStore,
 }
 
@@ -157,21 +165,65 @@ impl Answer {
 
 impl TestApp {
     pub async fn new(kind: StoreKind) -> TestApp {
+        TestApp::with_config(kind, |_| {}).await
+    }
+
+    /// A test app whose configuration `adjust` changes first.
+    pub async fn with_config(kind: StoreKind, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let store = store(kind).await;
-        let rn = Arc::new(Realnet::new(
-            config(store.db.clone()),
-            registry(),
-            store.store.clone(),
-        ));
+        let mut config = config(store.db.clone());
+        adjust(&mut config);
+        let rn = Arc::new(Realnet::new(config, registry(), store.store.clone()));
+        let default_org = rn.config.default_org.clone();
+        for org in [default_org.as_str(), OTHER_ORG] {
+            rn.init_org(org, Some(ADMIN_PASSWORD.to_string()))
+                .await
+                .expect("set up org");
+        }
+        let admin_token = rn.token_for(&default_org, "admin").await;
         TestApp {
             router: realnet::api::router(rn.clone()),
             rn,
+            admin_token,
             _store: store,
         }
     }
 
-    /// Sends a raw request.
-    pub async fn send(&self, request: Request<Body>) -> Answer {
+    /// Creates an account in `org` through the library and returns a login token for it.
+    pub async fn account(&self, org: &str, username: &str, admin: bool) -> (uuid::Uuid, String) {
+        let input = realnet::item::ops::NewItem {
+            type_name: "Account".into(),
+            name: username.into(),
+            parent: None,
+            attributes: serde_json::json!({"username": username, "admin": admin})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let (item, _) = realnet::item::ops::create(
+            &self.rn,
+            &realnet::auth::Principal::org_admin(org),
+            input,
+            None,
+        )
+        .await
+        .expect("create account");
+        (item.id, self.rn.token_for(org, username).await)
+    }
+
+    /// Sends a raw request, as the default org's admin unless it has an `Authorization`.
+    pub async fn send(&self, mut request: Request<Body>) -> Answer {
+        if !request.headers().contains_key("authorization") {
+            let value = format!("Bearer {}", self.admin_token)
+                .parse()
+                .expect("a token is a valid header value");
+            request.headers_mut().insert("authorization", value);
+        }
+        self.dispatch(request).await
+    }
+
+    /// Sends a request exactly as given.
+    pub async fn dispatch(&self, request: Request<Body>) -> Answer {
         let response = self
             .router
             .clone()
@@ -193,7 +245,8 @@ impl TestApp {
         }
     }
 
-    /// Sends `method uri` with an optional JSON body and extra headers.
+    /// Sends `method uri` as the default org's admin, with an optional JSON body and extra
+    /// headers.
     pub async fn call(
         &self,
         method: Method,
@@ -201,7 +254,23 @@ impl TestApp {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Answer {
+        let token = self.admin_token.clone();
+        self.call_as(Some(&token), method, uri, body, headers).await
+    }
+
+    /// Sends `method uri` with `token` as the bearer token (none: as the public).
+    pub async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
@@ -209,7 +278,7 @@ impl TestApp {
             req = req.header(*k, *v);
         }
         let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-        self.send(req.body(body).expect("valid request")).await
+        self.dispatch(req.body(body).expect("valid request")).await
     }
 
     pub async fn get(&self, uri: &str) -> Answer {
@@ -243,6 +312,27 @@ impl TestApp {
             }
         }
         all
+    }
+}
+
+/// Test-only conveniences on the context.
+#[async_trait::async_trait]
+pub trait TestTokens {
+    /// A login token of the account `username` of `org`.
+    async fn token_for(&self, org: &str, username: &str) -> String;
+}
+
+#[async_trait::async_trait]
+impl TestTokens for Realnet {
+    async fn token_for(&self, org: &str, username: &str) -> String {
+        let account = realnet::auth::identity::find_account(self, org, username)
+            .await
+            .expect("query accounts")
+            .unwrap_or_else(|| panic!("no account {username} in {org}"));
+        realnet::auth::login::issue(self, &account)
+            .await
+            .expect("issue token")
+            .token
     }
 }
 

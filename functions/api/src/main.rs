@@ -1,17 +1,22 @@
 //! The Realnet HTTP API as an AWS Lambda function (API Gateway REST v1, HTTP v2, function
 //! URLs). It builds the context once per container and hands the shared router to
-//! `lambda_http`. The only things added here undo API Gateway specifics: its request id becomes
-//! the `x-request-id`, and the stage that `lambda_http` puts in front of REST API paths is
-//! taken off again, so routes match the same paths as under `realnet serve`.
+//! `lambda_http`. The only things added here translate API Gateway specifics: its request id
+//! becomes the `x-request-id`; the stage that `lambda_http` puts in front of REST API paths is
+//! taken off again, so routes match the same paths as under `realnet serve`; the claims a JWT
+//! (or Cognito, or Lambda) authorizer verified and the client's source IP are handed to the
+//! router as request extensions, which no header a client sends can forge.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use lambda_http::http::{HeaderValue, Uri};
 use lambda_http::request::RequestContext;
 use lambda_http::tower::ServiceBuilder;
 use lambda_http::{Error, Request, RequestExt};
+use realnet::auth::{AuthorizerClaims, ClientAddr};
 use realnet::config::Config;
 use realnet::{Realnet, api};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -38,11 +43,36 @@ async fn main() -> Result<(), Error> {
 /// prefix `lambda_http` adds to paths of named stages (unless
 /// `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` already told it not to).
 fn from_gateway(mut req: Request) -> Request {
-    let (id, stage) = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV1(c)) => (c.request_id.clone(), c.stage.clone()),
-        Some(RequestContext::ApiGatewayV2(c)) => (c.request_id.clone(), c.stage.clone()),
-        _ => (None, None),
+    let (id, stage, claims, source_ip) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(c)) => (
+            c.request_id.clone(),
+            c.stage.clone(),
+            // Cognito user pool authorizers put the token's claims under `claims`; Lambda
+            // authorizers put their context fields at the top.
+            Some(match c.authorizer.fields.get("claims") {
+                Some(Value::Object(claims)) => strings(claims.iter()),
+                _ => strings(c.authorizer.fields.iter()),
+            })
+            .filter(|c| !c.is_empty()),
+            c.identity.source_ip.clone(),
+        ),
+        Some(RequestContext::ApiGatewayV2(c)) => (
+            c.request_id.clone(),
+            c.stage.clone(),
+            c.authorizer
+                .as_ref()
+                .and_then(|a| a.jwt.as_ref())
+                .map(|jwt| jwt.claims.clone()),
+            c.http.source_ip.clone(),
+        ),
+        _ => (None, None, None, None),
     };
+    if let Some(claims) = claims {
+        req.extensions_mut().insert(AuthorizerClaims(claims));
+    }
+    if let Some(ip) = source_ip.and_then(|ip| ip.parse().ok()) {
+        req.extensions_mut().insert(ClientAddr(ip));
+    }
     if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         req.headers_mut().insert(api::REQUEST_ID, value);
     }
@@ -69,4 +99,11 @@ fn from_gateway(mut req: Request) -> Request {
         }
     }
     req
+}
+
+/// The string-valued entries of an authorizer's fields.
+fn strings<'a>(fields: impl Iterator<Item = (&'a String, &'a Value)>) -> HashMap<String, String> {
+    fields
+        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+        .collect()
 }

@@ -1,6 +1,8 @@
 //! The `api` binary under a Lambda Runtime API: it answers the sample events in `events/api/`
 //! (API Gateway HTTP API v2 and REST API v1) as `cargo lambda invoke api --data-file ...`
-//! would show, and refuses to start on an invalid initialization folder.
+//! would show, and refuses to start on an invalid initialization folder. The create and query
+//! events carry the claims of an API Gateway authorizer for the account `admin`, so the
+//! function runs with `REALNET_AUTH_MODE=both` on a store that `realnet init` set up.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,13 +25,20 @@ fn body(response: &Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_the_sample_events() {
     let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path().to_str().expect("utf-8 path");
+    let config = realnet::config::Config::from_lookup(|k| {
+        (k == "REALNET_DATA_DIR").then(|| dir.to_string())
+    })
+    .expect("config");
+    realnet::Realnet::from_config(config)
+        .expect("store")
+        .init()
+        .await
+        .expect("init");
     let runtime = RuntimeApi::start().await;
     let mut function = runtime.spawn_function(
         std::path::Path::new(env!("CARGO_BIN_EXE_api")),
-        &[(
-            "REALNET_DATA_DIR",
-            data.path().to_str().expect("utf-8 path"),
-        )],
+        &[("REALNET_DATA_DIR", dir), ("REALNET_AUTH_MODE", "both")],
     );
 
     let ping = runtime
@@ -63,6 +72,15 @@ async fn answers_the_sample_events() {
         .map(|i| i["name"].clone())
         .collect();
     assert_eq!(names, vec![Value::from("Acme")]);
+
+    // Without the authorizer's claims, the same bearer header is not a Realnet token.
+    let mut forged = event("query-items.json");
+    forged["requestContext"]
+        .as_object_mut()
+        .expect("context")
+        .remove("authorizer");
+    let refused = runtime.invoke(forged).await.expect("answered");
+    assert_eq!(refused["statusCode"], 401, "{refused}");
 
     let bad = runtime
         .invoke(event("bad-request.json"))

@@ -72,8 +72,7 @@ pub async fn find_account(
     org: &str,
     username: &str,
 ) -> Result<Option<Item>, StoreError> {
-    let mut query =
-        ItemQuery::parse(&rn.types, &[], None).expect("an empty query always parses");
+    let mut query = ItemQuery::parse(&rn.types, &[], None).expect("an empty query always parses");
     query.types = vec!["Account".to_string()];
     query.attrs = vec![AttrFilter {
         field: "username".to_string(),

@@ -87,7 +87,10 @@ impl Principal {
         Principal {
             org: account.org.clone(),
             account: Some(account.id),
-            username: a.get("username").and_then(Value::as_str).map(str::to_string),
+            username: a
+                .get("username")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             admin: a.get("admin").and_then(Value::as_bool).unwrap_or(false),
             groups: identity::groups_of(account),
             credential,
@@ -255,13 +258,21 @@ impl FromRequestParts<Arc<Realnet>> for Principal {
             return Ok(rn.principal_for_claims(claims).await?);
         }
         let Some(header) = parts.headers.get(AUTHORIZATION) else {
-            return Ok(Principal::public(&rn.config.default_org));
+            // The public may do only what a rule grants it; where none does (the default),
+            // every route that acts for someone is a `401` before anything else is looked at.
+            let org = &rn.config.default_org;
+            if !rn.access_rules(org).await?.grants_public() {
+                return Err(ApiError::unauthorized(
+                    "this needs a bearer token: log in with POST /api/auth",
+                ));
+            }
+            return Ok(Principal::public(org));
         };
         if mode == AuthMode::Authorizer {
-            return Err(
-                unauthorized("bearer tokens are not accepted (REALNET_AUTH_MODE=authorizer)")
-                    .into(),
-            );
+            return Err(unauthorized(
+                "bearer tokens are not accepted (REALNET_AUTH_MODE=authorizer)",
+            )
+            .into());
         }
         let token = header
             .to_str()
@@ -285,7 +296,7 @@ impl FromRequestParts<Arc<Realnet>> for Authenticated {
         let p = Principal::from_request_parts(parts, rn).await?;
         if p.is_public() {
             return Err(ApiError::unauthorized(
-                "this needs a bearer token (POST /api/auth)",
+                "this needs a bearer token: log in with POST /api/auth",
             ));
         }
         Ok(Authenticated(p))

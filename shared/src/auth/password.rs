@@ -25,12 +25,12 @@ fn argon2() -> Argon2<'static> {
 pub fn check_strength(password: &str) -> Result<(), String> {
     let n = password.chars().count();
     if n < MIN_LENGTH {
-        return Err(format!(
-            "a password needs at least {MIN_LENGTH} characters"
-        ));
+        return Err(format!("a password needs at least {MIN_LENGTH} characters"));
     }
     if n > MAX_LENGTH {
-        return Err(format!("a password may have at most {MAX_LENGTH} characters"));
+        return Err(format!(
+            "a password may have at most {MAX_LENGTH} characters"
+        ));
     }
     Ok(())
 }
@@ -43,8 +43,8 @@ pub async fn hash(password: String) -> String {
 }
 
 fn hash_now(password: &str) -> String {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
-        .expect("16 bytes make a valid salt");
+    let salt =
+        SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes make a valid salt");
     argon2()
         .hash_password(password.as_bytes(), &salt)
         .expect("Argon2 accepts any password of a checked length")

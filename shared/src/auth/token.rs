@@ -11,7 +11,10 @@ pub const API_KEY_PREFIX: &str = "rnk_";
 
 /// A new token and the hash to store.
 pub fn generate(prefix: &str) -> (String, String) {
-    let token = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()));
+    let token = format!(
+        "{prefix}{}",
+        URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+    );
     let hash = hash(&token);
     (token, hash)
 }
@@ -32,8 +35,7 @@ pub fn well_formed(token: &str) -> bool {
         .or_else(|| token.strip_prefix(LOGIN_PREFIX));
     body.is_some_and(|b| {
         b.len() == 43
-            && b
-                .bytes()
+            && b.bytes()
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
     })
 }

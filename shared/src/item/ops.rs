@@ -97,17 +97,6 @@ async fn readable(
     }
 }
 
-/// Refuses the public outright where no rule grants it anything, so that without credentials
-/// nothing (not even whether an id exists) can be learnt.
-fn require_credentials(p: &Principal, rules: &AccessRules) -> Result<(), ItemError> {
-    if p.is_public() && !rules.grants_public() {
-        return Err(ItemError::Unauthenticated(
-            "this needs a bearer token: log in with POST /api/auth".to_string(),
-        ));
-    }
-    Ok(())
-}
-
 impl From<StoreError> for ItemError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -216,10 +205,19 @@ pub async fn create(
     scope: Option<&str>,
 ) -> Result<(Item, Option<String>), ItemError> {
     let rules = rn.access_rules(&principal.org).await?;
-    require_credentials(principal, &rules)?;
     let t = type_in_scope(rn, &input.type_name, scope)?;
     let p = principal;
-    if !can(rn, &rules, p, Permission::Create, &t.name, p.account, input.parent).await? {
+    if !can(
+        rn,
+        &rules,
+        p,
+        Permission::Create,
+        &t.name,
+        p.account,
+        input.parent,
+    )
+    .await?
+    {
         return Err(denied(p, format!("create {} items here", t.name)));
     }
     let mut errors = ValidationErrors::default();
@@ -237,7 +235,15 @@ pub async fn create(
     };
     check_references(rn, &rules, p, t, &attributes, None, &mut errors).await?;
     check_parent(rn, &rules, p, input.parent, &mut errors).await?;
-    identity::check(rn, &p.org, &t.name, &attributes, password.as_ref(), &mut errors).await?;
+    identity::check(
+        rn,
+        &p.org,
+        &t.name,
+        &attributes,
+        password.as_ref(),
+        &mut errors,
+    )
+    .await?;
     errors.into_result(())?;
 
     let at = now();
@@ -256,16 +262,13 @@ pub async fn create(
     let extra = identity::on_create(&item, password).await;
     let mut writes = vec![Write::Create(item.clone())];
     writes.extend(extra.writes);
-    rn.store
-        .apply(&p.org, &writes)
-        .await
-        .map_err(|e| match e {
-            // The parent was deleted between the check and the insert.
-            StoreError::NotFound(parent) if Some(parent) == item.parent => {
-                ValidationErrors::single("parent", format!("no item with id {parent}")).into()
-            }
-            e => ItemError::from(e),
-        })?;
+    rn.store.apply(&p.org, &writes).await.map_err(|e| match e {
+        // The parent was deleted between the check and the insert.
+        StoreError::NotFound(parent) if Some(parent) == item.parent => {
+            ValidationErrors::single("parent", format!("no item with id {parent}")).into()
+        }
+        e => ItemError::from(e),
+    })?;
     identity::after_write(rn, &item.type_name, &p.org);
     Ok((item, extra.secret))
 }
@@ -279,7 +282,6 @@ pub async fn get(
     scope: Option<&str>,
 ) -> Result<Item, ItemError> {
     let rules = rn.access_rules(&principal.org).await?;
-    require_credentials(principal, &rules)?;
     match readable(rn, &rules, principal, id).await? {
         Some(item) if scope.is_none_or(|s| rn.types.is_a(&item.type_name, s)) => Ok(item),
         _ => Err(ItemError::NotFound(id)),
@@ -408,7 +410,15 @@ async fn changed(
         check_parent(rn, rules, principal, parent, &mut errors).await?;
     }
     let org = &principal.org;
-    identity::check(rn, org, &t.name, &attributes, password.as_ref(), &mut errors).await?;
+    identity::check(
+        rn,
+        org,
+        &t.name,
+        &attributes,
+        password.as_ref(),
+        &mut errors,
+    )
+    .await?;
     errors.into_result(())?;
     if parent != current.parent
         && let Some(p) = parent
@@ -461,7 +471,6 @@ pub async fn query(
     query: &ItemQuery,
 ) -> Result<Page, ItemError> {
     let rules = rn.access_rules(&principal.org).await?;
-    require_credentials(principal, &rules)?;
     let mut query = query.clone();
     query.readable = rules.readable(principal, &rn.types);
     Ok(rn.store.query(&principal.org, &query).await?)

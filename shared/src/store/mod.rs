@@ -68,13 +68,23 @@ pub enum Write {
         expires: Option<DateTime<Utc>>,
     },
     /// Revokes one token.
-    DeleteToken { hash: String },
+    DeleteToken {
+        hash: String,
+    },
     /// Revokes the account's login tokens, and with `api_keys` its API keys too.
-    DeleteTokensOf { account: Uuid, api_keys: bool },
+    DeleteTokensOf {
+        account: Uuid,
+        api_keys: bool,
+    },
     /// Revokes an API key's token.
-    DeleteApiKeyToken { api_key: Uuid },
+    DeleteApiKeyToken {
+        api_key: Uuid,
+    },
     /// Sets (or with `None` removes) an account's password hash (a PHC string).
-    SetPassword { account: Uuid, hash: Option<String> },
+    SetPassword {
+        account: Uuid,
+        hash: Option<String>,
+    },
 }
 
 /// A bearer token as stored; the token itself is never kept.

@@ -422,7 +422,10 @@ async fn execute(
     params: &[Param],
 ) -> Result<(), StoreError> {
     let stmt = client.prepare_cached(statement).await.map_err(backend)?;
-    client.execute(&stmt, &refs(params)).await.map_err(backend)?;
+    client
+        .execute(&stmt, &refs(params))
+        .await
+        .map_err(backend)?;
     Ok(())
 }
 
@@ -535,7 +538,10 @@ impl ItemStore for PostgresStore {
 
     async fn password(&self, org: &str, account: Uuid) -> Result<Option<String>, StoreError> {
         let client = self.client().await?;
-        let stmt = client.prepare_cached(&st().password).await.map_err(backend)?;
+        let stmt = client
+            .prepare_cached(&st().password)
+            .await
+            .map_err(backend)?;
         let row = client
             .query_opt(&stmt, &[&org, &account])
             .await
@@ -567,7 +573,10 @@ impl ItemStore for PostgresStore {
         window_start: DateTime<Utc>,
     ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError> {
         let client = self.client().await?;
-        let stmt = client.prepare_cached(&st().failures).await.map_err(backend)?;
+        let stmt = client
+            .prepare_cached(&st().failures)
+            .await
+            .map_err(backend)?;
         let row = client
             .query_opt(&stmt, &[&key, &window_start])
             .await
@@ -577,6 +586,11 @@ impl ItemStore for PostgresStore {
 
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
         let client = self.client().await?;
-        execute(&client, &st().clear_failures, &[Param::Text(key.to_string())]).await
+        execute(
+            &client,
+            &st().clear_failures,
+            &[Param::Text(key.to_string())],
+        )
+        .await
     }
 }

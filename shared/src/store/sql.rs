@@ -9,9 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::query::{
-    ItemQuery, NameFilter, Op, ParentFilter, Position, Readable, Scalar, SortKey,
-};
+use crate::query::{ItemQuery, NameFilter, Op, ParentFilter, Position, Readable, Scalar, SortKey};
 use crate::types::FieldKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
