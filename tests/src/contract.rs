@@ -603,3 +603,194 @@ pub async fn counts_and_settings(store: &dyn ItemStore) {
     store.migrate().await.expect("migrating again is harmless");
     assert_eq!(store.counts().await.expect("counts"), counts);
 }
+
+fn account(username: &str) -> Item {
+    item("Account", username, None, json!({"username": username}))
+}
+
+pub async fn usernames_are_unique_within_an_org(store: &dyn ItemStore) {
+    let alice = account("alice");
+    put(store, ORG, &alice).await;
+    let twin = account("alice");
+    match store.apply(ORG, &[Write::Create(twin.clone())]).await {
+        Err(StoreError::Taken(m)) => assert!(m.contains("alice"), "{m}"),
+        other => panic!("a second alice must be refused, got {other:?}"),
+    }
+    let mut elsewhere = account("alice");
+    elsewhere.org = OTHER.to_string();
+    put(store, OTHER, &elsewhere).await;
+    // Renaming into a taken username is refused too; other types may share the attribute.
+    let bob = account("bob");
+    put(store, ORG, &bob).await;
+    let mut renamed = bob.clone();
+    renamed.attributes.insert("username".into(), json!("alice"));
+    renamed.version = 2;
+    let rename = Write::Update {
+        item: renamed,
+        expected_version: 1,
+    };
+    assert!(matches!(
+        store.apply(ORG, &[rename]).await,
+        Err(StoreError::Taken(_))
+    ));
+    put(
+        store,
+        ORG,
+        &item("Contact", "c", None, json!({"username": "alice", "email": "a@b.c"})),
+    )
+    .await;
+}
+
+pub async fn tokens_are_found_by_hash_and_revoked(store: &dyn ItemStore) {
+    let (alice, key) = (Uuid::now_v7(), Uuid::now_v7());
+    let expires = Some(now() + Duration::hours(1));
+    let put_token = |hash: &str, api_key| Write::PutToken {
+        hash: hash.to_string(),
+        account: alice,
+        api_key,
+        expires,
+    };
+    store
+        .apply(
+            ORG,
+            &[
+                put_token("h-login-1", None),
+                put_token("h-login-2", None),
+                put_token("h-key", Some(key)),
+            ],
+        )
+        .await
+        .expect("put tokens");
+    let found = store.token("h-key").await.expect("read").expect("found");
+    assert_eq!(
+        (found.org.as_str(), found.account, found.api_key, found.expires),
+        (ORG, alice, Some(key), expires)
+    );
+    assert_eq!(store.token("nope").await.expect("read"), None);
+
+    // Another org cannot revoke it.
+    let revoke = Write::DeleteToken {
+        hash: "h-login-1".into(),
+    };
+    store.apply(OTHER, &[revoke.clone()]).await.expect("no-op");
+    assert!(store.token("h-login-1").await.expect("read").is_some());
+    store.apply(ORG, &[revoke]).await.expect("revoke");
+    assert!(store.token("h-login-1").await.expect("read").is_none());
+
+    let logins_only = Write::DeleteTokensOf {
+        account: alice,
+        api_keys: false,
+    };
+    store.apply(ORG, &[logins_only]).await.expect("revoke");
+    assert!(store.token("h-login-2").await.expect("read").is_none());
+    assert!(store.token("h-key").await.expect("read").is_some());
+    let key_token = Write::DeleteApiKeyToken { api_key: key };
+    store.apply(ORG, &[key_token]).await.expect("revoke");
+    assert!(store.token("h-key").await.expect("read").is_none());
+}
+
+pub async fn passwords_are_set_replaced_and_removed(store: &dyn ItemStore) {
+    let alice = Uuid::now_v7();
+    let set = |hash: Option<&str>| Write::SetPassword {
+        account: alice,
+        hash: hash.map(str::to_string),
+    };
+    store.apply(ORG, &[set(Some("one"))]).await.expect("set");
+    store.apply(ORG, &[set(Some("two"))]).await.expect("replace");
+    assert_eq!(
+        store.password(ORG, alice).await.expect("read").as_deref(),
+        Some("two")
+    );
+    assert_eq!(store.password(OTHER, alice).await.expect("read"), None);
+    store.apply(ORG, &[set(None)]).await.expect("remove");
+    assert_eq!(store.password(ORG, alice).await.expect("read"), None);
+}
+
+pub async fn failures_count_within_a_window(store: &dyn ItemStore) {
+    let t0 = now();
+    let window = Duration::minutes(15);
+    for expected in 1..=3 {
+        let (count, since) = store
+            .add_failure("user\nacme\nalice", t0, t0 - window)
+            .await
+            .expect("count");
+        assert_eq!((count, since), (expected, t0));
+    }
+    assert_eq!(
+        store.failures("user\nacme\nalice", t0 - window).await.expect("read"),
+        Some((3, t0))
+    );
+    // Once the window is over, the count starts again.
+    let later = t0 + Duration::minutes(20);
+    assert_eq!(
+        store.failures("user\nacme\nalice", later - window).await.expect("read"),
+        None
+    );
+    let (count, since) = store
+        .add_failure("user\nacme\nalice", later, later - window)
+        .await
+        .expect("count");
+    assert_eq!((count, since), (1, later));
+    store.clear_failures("user\nacme\nalice").await.expect("clear");
+    assert_eq!(
+        store.failures("user\nacme\nalice", t0 - window).await.expect("read"),
+        None
+    );
+}
+
+/// Access filters are applied inside the query: pages are full and cursors exact.
+pub async fn queries_return_only_readable_items(store: &dyn ItemStore) {
+    use realnet::query::Readable;
+    let me = Uuid::now_v7();
+    let shared = item("Folder", "shared", None, json!({}));
+    put(store, ORG, &shared).await;
+    let mut expected = HashSet::new();
+    for i in 0..30 {
+        // Readable: companies, my contacts, anything under `shared`. Not: others' contacts.
+        let mut it = match i % 3 {
+            0 => item("Company", &format!("co{i}"), None, json!({})),
+            1 => item("Contact", &format!("ct{i}"), None, json!({"email": "x@y.z"})),
+            _ => item("Folder", &format!("f{i}"), Some(shared.id), json!({})),
+        };
+        if i % 3 == 1 && i % 2 == 0 {
+            it.owner = Some(me);
+        }
+        if i % 3 != 1 || it.owner == Some(me) {
+            expected.insert(it.id);
+        }
+        put(store, ORG, &it).await;
+    }
+    expected.insert(shared.id);
+    let mut q = query(&[("limit", "4")]);
+    q.readable = Readable::Only {
+        types: vec!["Company".into()],
+        owner: Some(me),
+        owned_types: vec!["Contact".into()],
+        subtrees: vec![shared.id],
+    };
+    let mut seen = HashSet::new();
+    loop {
+        let page = store.query(ORG, &q).await.expect("query");
+        if page.next.is_some() {
+            assert_eq!(page.items.len(), 4, "pages before the last are full");
+        }
+        for i in &page.items {
+            assert!(expected.contains(&i.id), "{} is not readable", i.name);
+            assert!(seen.insert(i.id), "{} repeated", i.name);
+        }
+        match page.next {
+            Some(p) => q.after = Some(p),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+
+    q.after = None;
+    q.readable = Readable::Only {
+        types: vec![],
+        owner: None,
+        owned_types: vec![],
+        subtrees: vec![],
+    };
+    assert!(store.query(ORG, &q).await.expect("query").items.is_empty());
+}

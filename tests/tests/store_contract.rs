@@ -25,4 +25,9 @@ contract_tests!(
     parents_filter_children,
     pages_follow_the_sort_without_gaps_or_repeats,
     counts_and_settings,
+    usernames_are_unique_within_an_org,
+    tokens_are_found_by_hash_and_revoked,
+    passwords_are_set_replaced_and_removed,
+    failures_count_within_a_window,
+    queries_return_only_readable_items,
 );
