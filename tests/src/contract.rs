@@ -636,7 +636,12 @@ pub async fn usernames_are_unique_within_an_org(store: &dyn ItemStore) {
     put(
         store,
         ORG,
-        &item("Contact", "c", None, json!({"username": "alice", "email": "a@b.c"})),
+        &item(
+            "Contact",
+            "c",
+            None,
+            json!({"username": "alice", "email": "a@b.c"}),
+        ),
     )
     .await;
 }
@@ -663,7 +668,12 @@ pub async fn tokens_are_found_by_hash_and_revoked(store: &dyn ItemStore) {
         .expect("put tokens");
     let found = store.token("h-key").await.expect("read").expect("found");
     assert_eq!(
-        (found.org.as_str(), found.account, found.api_key, found.expires),
+        (
+            found.org.as_str(),
+            found.account,
+            found.api_key,
+            found.expires
+        ),
         (ORG, alice, Some(key), expires)
     );
     assert_eq!(store.token("nope").await.expect("read"), None);
@@ -696,7 +706,10 @@ pub async fn passwords_are_set_replaced_and_removed(store: &dyn ItemStore) {
         hash: hash.map(str::to_string),
     };
     store.apply(ORG, &[set(Some("one"))]).await.expect("set");
-    store.apply(ORG, &[set(Some("two"))]).await.expect("replace");
+    store
+        .apply(ORG, &[set(Some("two"))])
+        .await
+        .expect("replace");
     assert_eq!(
         store.password(ORG, alice).await.expect("read").as_deref(),
         Some("two")
@@ -717,13 +730,19 @@ pub async fn failures_count_within_a_window(store: &dyn ItemStore) {
         assert_eq!((count, since), (expected, t0));
     }
     assert_eq!(
-        store.failures("user\nacme\nalice", t0 - window).await.expect("read"),
+        store
+            .failures("user\nacme\nalice", t0 - window)
+            .await
+            .expect("read"),
         Some((3, t0))
     );
     // Once the window is over, the count starts again.
     let later = t0 + Duration::minutes(20);
     assert_eq!(
-        store.failures("user\nacme\nalice", later - window).await.expect("read"),
+        store
+            .failures("user\nacme\nalice", later - window)
+            .await
+            .expect("read"),
         None
     );
     let (count, since) = store
@@ -731,9 +750,15 @@ pub async fn failures_count_within_a_window(store: &dyn ItemStore) {
         .await
         .expect("count");
     assert_eq!((count, since), (1, later));
-    store.clear_failures("user\nacme\nalice").await.expect("clear");
+    store
+        .clear_failures("user\nacme\nalice")
+        .await
+        .expect("clear");
     assert_eq!(
-        store.failures("user\nacme\nalice", t0 - window).await.expect("read"),
+        store
+            .failures("user\nacme\nalice", t0 - window)
+            .await
+            .expect("read"),
         None
     );
 }
@@ -749,7 +774,12 @@ pub async fn queries_return_only_readable_items(store: &dyn ItemStore) {
         // Readable: companies, my contacts, anything under `shared`. Not: others' contacts.
         let mut it = match i % 3 {
             0 => item("Company", &format!("co{i}"), None, json!({})),
-            1 => item("Contact", &format!("ct{i}"), None, json!({"email": "x@y.z"})),
+            1 => item(
+                "Contact",
+                &format!("ct{i}"),
+                None,
+                json!({"email": "x@y.z"}),
+            ),
             _ => item("Folder", &format!("f{i}"), Some(shared.id), json!({})),
         };
         if i % 3 == 1 && i % 2 == 0 {
