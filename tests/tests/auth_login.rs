@@ -1,0 +1,291 @@
+//! Logging in and out, API keys, password changes and throttling, through the HTTP API; and
+//! that only hashes of passwords and tokens ever reach the store.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use realnet::auth::ClientAddr;
+use realnet_tests::{ADMIN_PASSWORD, Answer, StoreKind, TestApp, on_every_store};
+use serde_json::{Value, json};
+
+async fn login(app: &TestApp, body: Value) -> Answer {
+    app.call_as(None, Method::POST, "/api/auth", Some(body), &[])
+        .await
+}
+
+/// A login from the client address `ip`.
+async fn login_from(app: &TestApp, ip: [u8; 4], username: &str, password: &str) -> Answer {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/auth")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"username": username, "password": password}).to_string(),
+        ))
+        .expect("request");
+    request
+        .extensions_mut()
+        .insert(ClientAddr(std::net::IpAddr::from(ip)));
+    app.dispatch(request).await
+}
+
+async fn as_token(app: &TestApp, token: &str, method: Method, uri: &str) -> Answer {
+    app.call_as(Some(token), method, uri, None, &[]).await
+}
+
+async fn login_logout_and_who_am_i(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let ok = login(
+        &app,
+        json!({"username": "admin", "password": ADMIN_PASSWORD}),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let token = ok.body["token"].as_str().expect("token").to_string();
+    assert!(
+        token.starts_with("rn_") && token.len() >= 46,
+        "256 random bits"
+    );
+    assert_eq!(ok.body["account"]["username"], "admin");
+    assert_eq!(ok.body["account"]["org"], "default");
+    let expires: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(ok.body["expires"].clone()).expect("expires");
+    let ttl = expires - chrono::Utc::now();
+    assert!(ttl > chrono::Duration::hours(11) && ttl <= chrono::Duration::hours(12));
+
+    let me = as_token(&app, &token, Method::GET, "/api/auth").await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    assert_eq!(me.body["account"]["username"], "admin");
+    assert_eq!(me.body["admin"], true);
+    assert_eq!(me.body["credential"], "token");
+
+    let gone = as_token(&app, &token, Method::DELETE, "/api/auth").await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let after = as_token(&app, &token, Method::GET, "/api/auth").await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "{}", after.text);
+    // Logging out one token leaves the others.
+    let other = as_token(&app, &app.admin_token, Method::GET, "/api/auth").await;
+    assert_eq!(other.status, StatusCode::OK);
+}
+
+/// Unknown users, wrong passwords, unknown orgs and disabled accounts get the same answer.
+async fn every_failed_login_looks_the_same(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (id, _) = app.account("default", "sleepy", false).await;
+    app.call(
+        Method::PATCH,
+        &format!("/api/items/{id}"),
+        Some(json!({"attributes": {"password": "sleepy's password", "disabled": true}})),
+        &[],
+    )
+    .await;
+    let mut answers = Vec::new();
+    for body in [
+        json!({"username": "admin", "password": "not the password"}),
+        json!({"username": "nobody", "password": ADMIN_PASSWORD}),
+        json!({"username": "admin", "password": ADMIN_PASSWORD, "org": "no-such-org"}),
+        json!({"username": "sleepy", "password": "sleepy's password"}),
+    ] {
+        let a = login(&app, body.clone()).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{body}: {}", a.text);
+        answers.push(a.body["error"].clone());
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+
+    for (body, status) in [
+        (json!({"username": "admin"}), StatusCode::BAD_REQUEST),
+        (
+            json!({"username": "admin", "password": "x", "remember": true}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"username": "", "password": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"username": "admin", "password": "x", "org": "Bad Org"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"username": "admin", "password": "x".repeat(2000)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let a = login(&app, body.clone()).await;
+        assert_eq!(a.status, status, "{body}: {}", a.text);
+    }
+}
+
+/// After the configured number of failures a username is refused with 429 and Retry-After,
+/// even with the right password, until the window is over.
+async fn failed_logins_are_throttled_then_released(kind: StoreKind) {
+    let app = TestApp::with_config(kind, |c| {
+        c.auth.login_window = Duration::from_secs(2);
+        c.auth.max_failures_per_username = 3;
+        c.auth.max_failures_per_address = 5;
+    })
+    .await;
+    for _ in 0..3 {
+        let a = login_from(&app, [192, 0, 2, 1], "admin", "wrong password").await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    }
+    let throttled = login_from(&app, [192, 0, 2, 2], "admin", ADMIN_PASSWORD).await;
+    assert_eq!(
+        throttled.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        throttled.text
+    );
+    assert_eq!(throttled.code(), "rate_limited");
+    let retry: u64 = throttled
+        .header("retry-after")
+        .parse()
+        .expect("Retry-After");
+    assert!((1..=2).contains(&retry), "{retry}");
+
+    // The address that failed is also counted, whatever username it tries.
+    for n in 0..2 {
+        let a = login_from(&app, [192, 0, 2, 1], &format!("user{n}"), "wrong password").await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    }
+    let by_address = login_from(&app, [192, 0, 2, 1], "someone", "x").await;
+    assert_eq!(by_address.status, StatusCode::TOO_MANY_REQUESTS);
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let released = login_from(&app, [192, 0, 2, 1], "admin", ADMIN_PASSWORD).await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.text);
+}
+
+async fn api_keys_are_shown_once_and_revocable(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (service, _) = app.account("default", "sync-service", false).await;
+    let created = app
+        .call(
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "ApiKey", "name": "crm sync",
+                "attributes": {"account": service}})),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let key = created.body["key"].as_str().expect("the key").to_string();
+    let id = created.body["id"].as_str().expect("id").to_string();
+    assert!(key.starts_with("rnk_"));
+    let again = app.get(&format!("/api/items/{id}")).await;
+    assert!(!again.text.contains(&key), "shown only once");
+
+    let me = as_token(&app, &key, Method::GET, "/api/auth").await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    assert_eq!(me.body["credential"], "api_key");
+    assert_eq!(me.body["account"]["username"], "sync-service");
+    let company = app
+        .call_as(
+            Some(&key),
+            Method::POST,
+            "/api/companies",
+            Some(json!({"name": "Made by a service"})),
+            &[],
+        )
+        .await;
+    assert_eq!(company.status, StatusCode::CREATED, "the account's rights");
+    assert_eq!(company.body["owner"], json!(service));
+    let logout = as_token(&app, &key, Method::DELETE, "/api/auth").await;
+    assert_eq!(logout.status, StatusCode::BAD_REQUEST, "{}", logout.text);
+
+    let revoked = app
+        .call(Method::DELETE, &format!("/api/items/{id}"), None, &[])
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    let after = as_token(&app, &key, Method::GET, "/api/auth").await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+
+    let expired = app
+        .call(
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "ApiKey", "name": "old",
+                "attributes": {"account": service, "expires": "2020-01-01T00:00:00Z"}})),
+            &[],
+        )
+        .await;
+    let old = expired.body["key"].as_str().expect("key");
+    let refused = as_token(&app, old, Method::GET, "/api/auth").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.text.contains("expired"), "{}", refused.text);
+}
+
+/// Changing a password revokes the account's login tokens; the password is never an
+/// attribute; only Argon2id hashes and token hashes are stored.
+async fn passwords_and_tokens_are_stored_only_as_hashes(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (id, old_token) = app.account("default", "erin", false).await;
+    let secret = "erin's first password";
+    let set = app
+        .call(
+            Method::PATCH,
+            &format!("/api/items/{id}"),
+            Some(json!({"attributes": {"password": secret}})),
+            &[],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text);
+    assert!(!set.text.contains(secret) && set.body["attributes"].get("password").is_none());
+    assert_eq!(
+        as_token(&app, &old_token, Method::GET, "/api/auth")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED,
+        "a new password revokes login tokens"
+    );
+    let weak = app
+        .call(
+            Method::PATCH,
+            &format!("/api/items/{id}"),
+            Some(json!({"attributes": {"password": "short"}})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        weak.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        weak.text
+    );
+
+    let session = login(&app, json!({"username": "erin", "password": secret})).await;
+    assert_eq!(session.status, StatusCode::OK, "{}", session.text);
+    let token = session.body["token"].as_str().expect("token");
+
+    let hash = app
+        .rn
+        .store
+        .password("default", id)
+        .await
+        .expect("read")
+        .expect("a hash");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains(secret));
+    let stored = app
+        .rn
+        .store
+        .token(&realnet::auth::token::hash(token))
+        .await
+        .expect("read");
+    assert!(stored.is_some(), "found by its hash");
+    assert!(
+        app.rn.store.token(token).await.expect("read").is_none(),
+        "never by itself"
+    );
+    let everything = serde_json::to_string(&app.snapshot().await).expect("JSON");
+    assert!(!everything.contains(secret) && !everything.contains(token));
+}
+
+on_every_store!(
+    login_logout_and_who_am_i,
+    every_failed_login_looks_the_same,
+    failed_logins_are_throttled_then_released,
+    api_keys_are_shown_once_and_revocable,
+    passwords_and_tokens_are_stored_only_as_hashes,
+);
