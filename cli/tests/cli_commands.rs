@@ -457,3 +457,125 @@ async fn org_account_group_token_and_apikey_commands() {
     let refused = realnet(dir, &["token", "create", "carol", "--org", "acme"], &[]);
     assert_eq!(refused.status.code(), Some(1));
 }
+
+/// With every log line on (`RUST_LOG=trace`), no password, login token or API key reaches the
+/// log, whether a login fails or succeeds, a token is used or revoked, or a key is created.
+#[tokio::test]
+async fn secrets_never_reach_the_log() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let password = "the admin's log-test password";
+    let mut child = command(
+        data.path(),
+        &["serve"],
+        &[
+            ("REALNET_SERVER_PORT", &port),
+            ("REALNET_ADMIN_PASSWORD", password),
+            ("RUST_LOG", "trace"),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start realnet serve");
+    let (out, err) = (
+        child.stdout.take().expect("out"),
+        child.stderr.take().expect("err"),
+    );
+    let server = Server(child);
+    let collect = |r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut BufReader::new(r), &mut text).ok();
+            text
+        })
+    };
+    let (out, err) = (collect(Box::new(out)), collect(Box::new(err)));
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{base}/ping")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "serve did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let login = |password: &str| {
+        client
+            .post(format!("{base}/api/auth"))
+            .json(&serde_json::json!({"username": "admin", "password": password}))
+            .send()
+    };
+    let wrong = "a wrong password to log";
+    assert_eq!(login(wrong).await.expect("login").status(), 401);
+    let session: serde_json::Value = login(password)
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("JSON");
+    let token = session["token"].as_str().expect("token").to_string();
+    let me = client
+        .get(format!("{base}/api/auth"))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    assert_eq!(me.expect("me").status(), 200);
+    let account: serde_json::Value = client
+        .post(format!("{base}/api/items"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"type": "Account", "name": "svc",
+            "attributes": {"username": "svc", "password": "the service's password"}}))
+        .send()
+        .await
+        .expect("account")
+        .json()
+        .await
+        .expect("JSON");
+    let key: serde_json::Value = client
+        .post(format!("{base}/api/items"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"type": "ApiKey", "name": "k",
+            "attributes": {"account": account["id"]}}))
+        .send()
+        .await
+        .expect("key")
+        .json()
+        .await
+        .expect("JSON");
+    let key = key["key"].as_str().expect("key").to_string();
+    let used = client
+        .get(format!("{base}/api/items"))
+        .bearer_auth(&key)
+        .send()
+        .await;
+    assert_eq!(used.expect("list").status(), 200);
+    let bye = client
+        .delete(format!("{base}/api/auth"))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    assert_eq!(bye.expect("logout").status(), 204);
+    drop(server);
+    let log = format!(
+        "{}{}",
+        out.join().expect("stdout"),
+        err.join().expect("stderr")
+    );
+    assert!(
+        log.contains("/api/auth"),
+        "the requests were logged:\n{log}"
+    );
+    for secret in [
+        password,
+        wrong,
+        "the service's password",
+        &token,
+        &key,
+        &token[3..],
+        &key[4..],
+    ] {
+        assert!(!log.contains(secret), "{secret:?} is in the log:\n{log}");
+    }
+}
