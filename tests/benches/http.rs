@@ -1,7 +1,9 @@
 //! The HTTP benchmark (`tests/bench`): the router on PostgreSQL with 100,000 seeded items,
 //! driven over loopback by `wrk`, beside `pgbench` on the same server at the same concurrency;
-//! and the cold start of the release `api` binary under a Lambda Runtime API, beside a bare
-//! `lambda_http` function. It prints figures and ratios; it asserts nothing about speed.
+//! authenticated reads beside public ones (both checked against access rules), logins and the
+//! Argon2 cost of one; and the cold start of the release `api` binary under a Lambda Runtime
+//! API, beside a bare `lambda_http` function. It prints figures and ratios; it asserts nothing
+//! about speed.
 //!
 //! Needs: REALNET_TEST_PG_URL (a PostgreSQL superuser connection), `wrk` and `pgbench` on the
 //! PATH or in PGBIN, and REALNET_BENCH_API_BIN / REALNET_BENCH_BARE_BIN (release binaries).
@@ -15,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use realnet::Realnet;
+use realnet::auth::{Principal, login, password};
 use realnet::config::DbConfig;
+use realnet::item::ops::{self, NewItem};
 use realnet::item::{Item, now};
 use realnet::store::{ItemStore, PostgresStore, Write};
 use realnet_tests::lambda_runtime::RuntimeApi;
@@ -25,6 +29,8 @@ use uuid::Uuid;
 const SMALL: usize = 1_000;
 const STAGES: [&str; 5] = ["lead", "qualified", "proposal", "won", "lost"];
 const QUERY: &str = "/api/items?type=Deal&attr.stage=won&sort=-created&limit=50";
+/// The password of the member account the benchmark acts as.
+const MEMBER_PASSWORD: &str = "the benchmark member's password";
 
 fn env_num(name: &str, default: usize) -> anyhow::Result<usize> {
     match std::env::var(name) {
@@ -99,12 +105,14 @@ async fn run(s: Settings, servers: &tokio::runtime::Handle) -> anyhow::Result<()
 
     // The servers' store lives on the servers' runtime, where its connections run.
     let store = Arc::new(PostgresStore::new(db.clone(), s.connections, None)?);
-    let big = servers
+    let (big, token) = servers
         .spawn(serve(store.clone(), db.clone(), s.connections, "big"))
         .await??;
-    let small = servers
+    let (small, small_token) = servers
         .spawn(serve(store, db.clone(), s.connections, "small"))
         .await??;
+    let member = [format!("Authorization: Bearer {token}")];
+    let small_member = [format!("Authorization: Bearer {small_token}")];
     let bare = servers
         .spawn(serve_bare(db.clone(), s.connections))
         .await??;
@@ -130,16 +138,55 @@ wrk.body = '{"type": "Company", "name": "Bench Co", "attributes": {"domain": "be
 "#,
     )?;
 
+    let login_script = s.work.path().join("login.lua");
+    std::fs::write(
+        &login_script,
+        format!(
+            r#"wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{{"username": "bench", "password": "{MEMBER_PASSWORD}", "org": "big"}}'
+"#
+        ),
+    )?;
+
     // Queries first: the creates add items to the big org.
-    let query_big = wrk(&s, &format!("http://{big}{QUERY}"), None)?;
-    let query_small = wrk(&s, &format!("http://{small}{QUERY}"), None)?;
-    let get = wrk(&s, &format!("http://{big}/api/items"), Some(&get_script))?;
-    let create = wrk(&s, &format!("http://{big}/api/items"), Some(&create_script))?;
-    let get_bare = wrk(&s, &format!("http://{bare}/api/items"), Some(&get_script))?;
+    let query_big = wrk(&s, &format!("http://{big}{QUERY}"), None, &member)?;
+    let query_small = wrk(&s, &format!("http://{small}{QUERY}"), None, &small_member)?;
+    let get_public = wrk(
+        &s,
+        &format!("http://{big}/api/items"),
+        Some(&get_script),
+        &[],
+    )?;
+    let get = wrk(
+        &s,
+        &format!("http://{big}/api/items"),
+        Some(&get_script),
+        &member,
+    )?;
+    let create = wrk(
+        &s,
+        &format!("http://{big}/api/items"),
+        Some(&create_script),
+        &member,
+    )?;
+    let logins = wrk(
+        &s,
+        &format!("http://{big}/api/auth"),
+        Some(&login_script),
+        &[],
+    )?;
+    let get_bare = wrk(
+        &s,
+        &format!("http://{bare}/api/items"),
+        Some(&get_script),
+        &[],
+    )?;
     let create_bare = wrk(
         &s,
         &format!("http://{bare}/api/items"),
         Some(&create_script),
+        &[],
     )?;
 
     let pgbench_db = fresh_database(&s.pg, "realnet_pgbench").await?;
@@ -176,14 +223,30 @@ wrk.body = '{"type": "Company", "name": "Bench Co", "attributes": {"domain": "be
             r.rps, r.p50, r.p99
         );
     };
-    line("get by id", &get, "select-only (-S)", Some(select));
+    line(
+        "get by id, member token",
+        &get,
+        "select-only (-S)",
+        Some(select),
+    );
+    line(
+        "get by id, public (no token)",
+        &get_public,
+        "select-only (-S)",
+        Some(select),
+    );
     line(
         "get by id, bare axum + tokio-postgres",
         &get_bare,
         "select-only (-S)",
         Some(select),
     );
-    line("create", &create, "one-row insert", Some(insert));
+    line(
+        "create, member token",
+        &create,
+        "one-row insert",
+        Some(insert),
+    );
     line(
         "create, bare axum + tokio-postgres",
         &create_bare,
@@ -202,6 +265,25 @@ wrk.body = '{"type": "Company", "name": "Bench Co", "attributes": {"domain": "be
         "",
         None,
     );
+    line("login (Argon2id verify)", &logins, "", None);
+    println!(
+        "\nget by id with a member token / without a token (both checked against the rules): {:.2}",
+        get.rps / get_public.rps
+    );
+    let mut costs = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        password::hash(MEMBER_PASSWORD.to_string()).await;
+        costs.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    costs.sort_by(f64::total_cmp);
+    println!(
+        "Argon2id (m={} KiB, t={}, p={}) per login: {:.1} ms median of 20 on one core",
+        password::MEMORY_KIB,
+        password::PASSES,
+        password::LANES,
+        costs[10]
+    );
     println!(
         "\nquery page time at {} items / at {SMALL} items: {:.2} (throughput {:.0} vs {:.0} req/s)",
         s.items,
@@ -211,6 +293,8 @@ wrk.body = '{"type": "Company", "name": "Bench Co", "attributes": {"domain": "be
     );
     for r in [
         &get,
+        &get_public,
+        &logins,
         &get_bare,
         &create,
         &create_bare,
@@ -299,24 +383,60 @@ async fn seed(store: &dyn ItemStore, org: &str, count: usize) -> anyhow::Result<
     Ok(ids)
 }
 
-/// Serves the router for `org` on a free loopback port.
+/// Serves the router for `org` on a free loopback port, with the org set up as `realnet init`
+/// does, a rule letting the public read deals, and a member account `bench`; returns the
+/// address and a login token of the member.
 async fn serve(
     store: Arc<PostgresStore>,
     db: tokio_postgres::Config,
     pool: usize,
     org: &'static str,
-) -> anyhow::Result<std::net::SocketAddr> {
+) -> anyhow::Result<(std::net::SocketAddr, String)> {
     let mut config = realnet_tests::config(DbConfig::Postgres {
         config: Box::new(db),
         pool_size: pool,
         ca_file: None,
     });
     config.default_org = org.to_string();
+    // Many logins from one address are the point of the login run.
+    config.auth.max_failures_per_address = 10_000;
     let rn = Arc::new(Realnet::new(config, realnet_tests::registry(), store));
+    rn.init_org(org, Some(MEMBER_PASSWORD.to_string())).await?;
+    let admin = Principal::org_admin(org);
+    let attributes = |v: Value| v.as_object().cloned().unwrap_or_default();
+    let new = |type_name: &str, name: &str, a: Value| NewItem {
+        type_name: type_name.into(),
+        name: name.into(),
+        parent: None,
+        attributes: attributes(a),
+    };
+    ops::create(
+        &rn,
+        &admin,
+        new(
+            "Acl",
+            "the public reads deals",
+            json!({"principal": "public", "permissions": ["read"], "target_type": "Deal"}),
+        ),
+        None,
+    )
+    .await?;
+    let (member, _) = ops::create(
+        &rn,
+        &admin,
+        new(
+            "Account",
+            "bench",
+            json!({"username": "bench", "password": MEMBER_PASSWORD}),
+        ),
+        None,
+    )
+    .await?;
+    let token = login::issue(&rn, &member).await?.token;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, realnet::api::router(rn)).await });
-    Ok(addr)
+    Ok((addr, token))
 }
 
 /// The floor under `get by id` and `create`: axum routes running the same `SELECT` and
@@ -401,8 +521,16 @@ struct WrkResult {
     failures: u64,
 }
 
-fn wrk(s: &Settings, url: &str, script: Option<&Path>) -> anyhow::Result<WrkResult> {
+fn wrk(
+    s: &Settings,
+    url: &str,
+    script: Option<&Path>,
+    headers: &[String],
+) -> anyhow::Result<WrkResult> {
     let mut cmd = Command::new("wrk");
+    for h in headers {
+        cmd.arg("-H").arg(h);
+    }
     cmd.args([
         "-t",
         "2",
@@ -504,10 +632,12 @@ async fn cold_start(s: &Settings, db: &tokio_postgres::Config) -> anyhow::Result
         db.get_user().unwrap_or("postgres"),
         db.get_dbname().unwrap_or("postgres")
     );
+    // The query event carries an authorizer's claims for `admin`.
     let env = [
         ("REALNET_DB_TYPE", "postgresql"),
         ("REALNET_DB_URL", url.as_str()),
         ("REALNET_DEFAULT_ORG", "big"),
+        ("REALNET_AUTH_MODE", "both"),
     ];
     let mut rows: Vec<(&str, Vec<f64>, u64)> = vec![
         ("bare lambda_http (baseline), ping", Vec::new(), 0),

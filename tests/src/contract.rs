@@ -682,7 +682,10 @@ pub async fn tokens_are_found_by_hash_and_revoked(store: &dyn ItemStore) {
     let revoke = Write::DeleteToken {
         hash: "h-login-1".into(),
     };
-    store.apply(OTHER, &[revoke.clone()]).await.expect("no-op");
+    store
+        .apply(OTHER, std::slice::from_ref(&revoke))
+        .await
+        .expect("no-op");
     assert!(store.token("h-login-1").await.expect("read").is_some());
     store.apply(ORG, &[revoke]).await.expect("revoke");
     assert!(store.token("h-login-1").await.expect("read").is_none());
