@@ -30,7 +30,7 @@ const SMALL: usize = 1_000;
 const STAGES: [&str; 5] = ["lead", "qualified", "proposal", "won", "lost"];
 const QUERY: &str = "/api/items?type=Deal&attr.stage=won&sort=-created&limit=50";
 /// The password of the member account the benchmark acts as.
-const MEMBER_PASSWORD: &str = "the benchmark member's password";
+const MEMBER_PASSWORD: &str = "the benchmark member password";
 
 fn env_num(name: &str, default: usize) -> anyhow::Result<usize> {
     match std::env::var(name) {
@@ -105,10 +105,10 @@ async fn run(s: Settings, servers: &tokio::runtime::Handle) -> anyhow::Result<()
 
     // The servers' store lives on the servers' runtime, where its connections run.
     let store = Arc::new(PostgresStore::new(db.clone(), s.connections, None)?);
-    let (big, token) = servers
+    let (big, token, big_rn) = servers
         .spawn(serve(store.clone(), db.clone(), s.connections, "big"))
         .await??;
-    let (small, small_token) = servers
+    let (small, small_token, _) = servers
         .spawn(serve(store, db.clone(), s.connections, "small"))
         .await??;
     let member = [format!("Authorization: Bearer {token}")];
@@ -284,6 +284,26 @@ wrk.body = '{{"username": "bench", "password": "{MEMBER_PASSWORD}", "org": "big"
         password::LANES,
         costs[10]
     );
+    let failed = |username: &'static str| {
+        let rn = big_rn.clone();
+        async move {
+            let mut times = Vec::new();
+            for _ in 0..20 {
+                let started = Instant::now();
+                let refused =
+                    login::login(&rn, "big", username, "not the password".into(), None).await;
+                anyhow::ensure!(refused.is_err(), "a wrong password was accepted");
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            times.sort_by(f64::total_cmp);
+            Ok(times[10])
+        }
+    };
+    let (unknown, wrong) = (failed("nobody").await?, failed("bench").await?);
+    println!(
+        "failed login, median of 20: unknown user {unknown:.1} ms, wrong password {wrong:.1} ms (ratio {:.2})",
+        unknown / wrong
+    );
     println!(
         "\nquery page time at {} items / at {SMALL} items: {:.2} (throughput {:.0} vs {:.0} req/s)",
         s.items,
@@ -385,21 +405,22 @@ async fn seed(store: &dyn ItemStore, org: &str, count: usize) -> anyhow::Result<
 
 /// Serves the router for `org` on a free loopback port, with the org set up as `realnet init`
 /// does, a rule letting the public read deals, and a member account `bench`; returns the
-/// address and a login token of the member.
+/// address, a login token of the member and the context.
 async fn serve(
     store: Arc<PostgresStore>,
     db: tokio_postgres::Config,
     pool: usize,
     org: &'static str,
-) -> anyhow::Result<(std::net::SocketAddr, String)> {
+) -> anyhow::Result<(std::net::SocketAddr, String, Arc<Realnet>)> {
     let mut config = realnet_tests::config(DbConfig::Postgres {
         config: Box::new(db),
         pool_size: pool,
         ca_file: None,
     });
     config.default_org = org.to_string();
-    // Many logins from one address are the point of the login run.
+    // Many logins from one address, and failed ones timed below, are the point here.
     config.auth.max_failures_per_address = 10_000;
+    config.auth.max_failures_per_username = 10_000;
     let rn = Arc::new(Realnet::new(config, realnet_tests::registry(), store));
     rn.init_org(org, Some(MEMBER_PASSWORD.to_string())).await?;
     let admin = Principal::org_admin(org);
@@ -435,8 +456,9 @@ async fn serve(
     let token = login::issue(&rn, &member).await?.token;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, realnet::api::router(rn)).await });
-    Ok((addr, token))
+    let router = realnet::api::router(rn.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok((addr, token, rn))
 }
 
 /// The floor under `get by id` and `create`: axum routes running the same `SELECT` and

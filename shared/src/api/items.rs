@@ -122,6 +122,14 @@ pub struct ItemPage {
     next_cursor: Option<String>,
 }
 
+/// A new API key item and its token.
+#[derive(Serialize)]
+struct WithKey<'a> {
+    #[serde(flatten)]
+    item: &'a Item,
+    key: String,
+}
+
 fn with_etag(mut response: Response, version: i64) -> Response {
     if let Ok(v) = HeaderValue::from_str(&etag(version)) {
         response.headers_mut().insert(header::ETAG, v);
@@ -223,11 +231,7 @@ pub async fn create(
     // An API key's token is shown once, beside the item; it is not an attribute.
     let body = match key {
         None => Json(&item).into_response(),
-        Some(key) => {
-            let mut value = serde_json::to_value(&item).map_err(|_| ApiError::internal())?;
-            value["key"] = Value::String(key);
-            Json(value).into_response()
-        }
+        Some(key) => Json(WithKey { item: &item, key }).into_response(),
     };
     let mut response = with_etag((StatusCode::CREATED, body).into_response(), item.version);
     if let Ok(v) = HeaderValue::from_str(&format!("/api/items/{}", item.id)) {
