@@ -365,6 +365,7 @@ async fn info(rn: &Realnet) -> anyhow::Result<()> {
                 config.get_dbname().unwrap_or_default()
             )
         }
+        DbConfig::Dynamodb { table } => println!("store: dynamodb table {table}"),
     }
     println!(
         "types: {} ({})",
@@ -434,6 +435,7 @@ async fn serve(rn: Arc<Realnet>) -> anyhow::Result<()> {
     let store = match &rn.config.db {
         DbConfig::Sqlite { path } => format!("sqlite {}", path.display()),
         DbConfig::Postgres { .. } => "postgresql".to_string(),
+        DbConfig::Dynamodb { table } => format!("dynamodb {table}"),
     };
     print_admin(&report, &format!("http://{addr}"));
     println!(

@@ -61,6 +61,9 @@ pub enum DbConfig {
         /// Extra certificate authorities (PEM) to trust for TLS, beside the Mozilla roots.
         ca_file: Option<PathBuf>,
     },
+    /// A DynamoDB table; region, credentials and endpoint come from the AWS SDK's own
+    /// configuration (`AWS_REGION`, the Lambda role, `AWS_ENDPOINT_URL`, ...).
+    Dynamodb { table: String },
 }
 
 #[derive(Debug, Clone)]
@@ -200,10 +203,31 @@ impl Config {
                     ca_file,
                 }
             }
+            Some("dynamodb") => {
+                let table = get("REALNET_DYNAMODB_TABLE").ok_or_else(|| {
+                    bad(
+                        "REALNET_DYNAMODB_TABLE",
+                        "required when REALNET_DB_TYPE=dynamodb",
+                    )
+                })?;
+                let valid = (3..=255).contains(&table.len())
+                    && table
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+                if !valid {
+                    return Err(bad(
+                        "REALNET_DYNAMODB_TABLE",
+                        format!(
+                            "{table:?} is not a DynamoDB table name (3 to 255 of a-z A-Z 0-9 _ . -)"
+                        ),
+                    ));
+                }
+                DbConfig::Dynamodb { table }
+            }
             Some(other) => {
                 return Err(bad(
                     "REALNET_DB_TYPE",
-                    format!("{other:?} is not a store: use sqlite or postgresql"),
+                    format!("{other:?} is not a store: use sqlite, postgresql or dynamodb"),
                 ));
             }
         };
@@ -340,6 +364,14 @@ mod tests {
             let err = config(&[(var, value)]).expect_err("refused");
             assert_eq!(err.var, var);
         }
+        let err = config(&[("REALNET_DB_TYPE", "dynamodb")]).expect_err("no table");
+        assert_eq!(err.var, "REALNET_DYNAMODB_TABLE");
+        let err = config(&[
+            ("REALNET_DB_TYPE", "dynamodb"),
+            ("REALNET_DYNAMODB_TABLE", "no spaces allowed"),
+        ])
+        .expect_err("bad table");
+        assert_eq!(err.var, "REALNET_DYNAMODB_TABLE");
         let err = config(&[("REALNET_DB_TYPE", "postgresql")]).expect_err("no user");
         assert_eq!(err.var, "REALNET_DB_USER");
         let err = config(&[

@@ -15,7 +15,7 @@ use crate::config::{Config, ConfigError, DbConfig};
 use crate::item::ops::{self, ItemError, NewItem};
 use crate::query::cursor::CursorCodec;
 use crate::query::{ItemQuery, NameFilter, ParentFilter, Readable};
-use crate::store::{ItemStore, PostgresStore, SqliteStore, StoreError};
+use crate::store::{DynamoStore, ItemStore, PostgresStore, SqliteStore, StoreError};
 use crate::types::{LoadErrors, SeedItem, TypeRegistry};
 
 /// Why `name` cannot name an org, if it cannot.
@@ -116,6 +116,7 @@ impl Realnet {
                 *pool_size,
                 ca_file.as_deref(),
             )?),
+            DbConfig::Dynamodb { table } => Arc::new(DynamoStore::new(table)),
         };
         Ok(Realnet::new(config, types, store))
     }

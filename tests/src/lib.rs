@@ -13,7 +13,7 @@ use realnet::Realnet;
 use realnet::config::{Config, DbConfig};
 use realnet::item::Item;
 use realnet::query::ItemQuery;
-use realnet::store::{ItemStore, PostgresStore, SqliteStore};
+use realnet::store::{DynamoStore, ItemStore, PostgresStore, SqliteStore};
 use realnet::types::TypeRegistry;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -26,6 +26,7 @@ pub const OTHER_ORG: &str = "other-org";
 pub enum StoreKind {
     Sqlite,
     Postgres,
+    Dynamodb,
 }
 
 /// A store and whatever must live as long as it (the SQLite folder).
@@ -76,8 +77,32 @@ pub async fn fresh_pg_schema() -> tokio_postgres::Config {
     config
 }
 
+/// The AWS emulator (moto) that `tests/run` started. Tests that need it fail, loudly, without
+/// it, rather than reaching for real AWS.
+pub fn aws_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: DynamoDB tests need the moto emulator; run them with tests/run, which installs and starts it"
+        )
+    })
+}
+
 pub async fn store(kind: StoreKind) -> TestStore {
     match kind {
+        StoreKind::Dynamodb => {
+            aws_endpoint();
+            let table = format!("realnet-test-{}", uuid::Uuid::now_v7().simple());
+            let store = DynamoStore::new(&table);
+            store
+                .migrate()
+                .await
+                .expect("create the DynamoDB table in moto");
+            TestStore {
+                store: Arc::new(store),
+                db: DbConfig::Dynamodb { table },
+                _dir: None,
+            }
+        }
         StoreKind::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
             let path = dir.path().join("realnet.db");
@@ -336,7 +361,8 @@ impl TestTokens for Realnet {
     }
 }
 
-/// Declares each named `async fn(StoreKind)` as a test on SQLite and on PostgreSQL.
+/// Declares each named `async fn(StoreKind)` as a test on SQLite, on PostgreSQL and on
+/// DynamoDB (in moto).
 #[macro_export]
 macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
@@ -347,6 +373,10 @@ macro_rules! on_every_store {
         mod postgres {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                async fn $name() { super::$name($crate::StoreKind::Postgres).await } )*
+        }
+        mod dynamodb {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::StoreKind::Dynamodb).await } )*
         }
     };
 }

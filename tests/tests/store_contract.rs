@@ -1,4 +1,5 @@
-//! The `ItemStore` contract (`realnet_tests::contract`), run on every store.
+//! The `ItemStore` contract (`realnet_tests::contract`), run on every store: SQLite,
+//! PostgreSQL and DynamoDB (in the moto emulator).
 
 use realnet_tests::{StoreKind, contract, on_every_store, store};
 

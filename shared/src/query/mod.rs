@@ -3,6 +3,7 @@
 //! here, so the stores only ever see names taken from the registry and typed values.
 
 pub mod cursor;
+mod eval;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

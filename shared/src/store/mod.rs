@@ -7,6 +7,7 @@
 //! SHA-256 of bearer tokens, and counts of failed logins. These are written through the same
 //! `apply`, so an account and its password, or an API key and its token, land together.
 
+mod dynamodb;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -18,6 +19,7 @@ use uuid::Uuid;
 use crate::item::Item;
 use crate::query::{ItemQuery, Position};
 
+pub use dynamodb::DynamoStore;
 pub use postgres::{PostgresStore, tls as postgres_tls};
 pub use sqlite::SqliteStore;
 
@@ -127,7 +129,7 @@ pub struct TypeCount {
 
 #[async_trait]
 pub trait ItemStore: Send + Sync + 'static {
-    /// `sqlite` or `postgresql`.
+    /// `sqlite`, `postgresql` or `dynamodb`.
     fn kind(&self) -> &'static str;
 
     /// Creates or upgrades the schema; safe to call any number of times, concurrently.

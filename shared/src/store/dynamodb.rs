@@ -1,0 +1,1018 @@
+//! The DynamoDB store (`aws-sdk-dynamodb`): one table, keys `pk`/`sk`.
+//!
+//! - An item is `pk = <org>`, `sk = I#<id>`, with two global secondary indexes: `by_type`
+//!   (`<org>#<type>`, sorted by creation) and `by_parent` (`<org>#<parent id or root>`).
+//! - A username is claimed by `pk = <org>`, `sk = U#<username>`, written with
+//!   `attribute_not_exists` in the same transaction as its account, so usernames stay unique.
+//! - A token is `pk = TOKEN#<sha256>`, indexed under its org by account (`TA#`) and API key
+//!   (`TK#`); a password hash is `PW#<account>`; failed logins `FAIL#<key>`; settings
+//!   `SETTING#<key>`.
+//!
+//! Every `apply` is one `TransactWriteItems` (all or nothing, at most 100 records), with
+//! conditions for versions, duplicates, parents and usernames; a cancelled transaction is
+//! mapped back to the write that failed.
+//!
+//! Queries are honest about DynamoDB: the candidates come from one key (the parent's, the
+//! types', or the whole org's), every page of them is read, and filters, sort, access and the
+//! keyset cursor are applied in memory with the same semantics as SQL
+//! ([`ItemQuery::matches`]). A page therefore costs reads in proportion to the items under that
+//! key, not to the page; deep hierarchies and text search are as costly. The indexes are
+//! eventually consistent, so a child written a moment ago may be missed by the check that
+//! refuses to delete a parent with children.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
+    TransactWriteItem,
+};
+use chrono::{DateTime, Utc};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use super::{ItemStore, Page, StoreError, StoredToken, TypeCount, Write};
+use crate::item::Item;
+use crate::query::{ItemQuery, ParentFilter, Readable};
+use crate::types::value::format_datetime;
+
+/// `TransactWriteItems` takes at most this many records.
+const MAX_RECORDS: usize = 100;
+
+type Record = HashMap<String, AttributeValue>;
+
+pub struct DynamoStore {
+    table: String,
+    client: OnceCell<Client>,
+}
+
+impl std::fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DynamoStore({})", self.table)
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key(pk: impl Into<String>, sk: impl Into<String>) -> Record {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+fn item_sk(id: Uuid) -> String {
+    format!("I#{id}")
+}
+
+fn parent_key(org: &str, parent: Option<Uuid>) -> String {
+    match parent {
+        Some(p) => format!("{org}#{p}"),
+        None => format!("{org}#root"),
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// An SDK error: the service unreachable, or a failed call.
+fn sdk<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    e: aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> StoreError {
+    use aws_sdk_dynamodb::error::SdkError;
+    match &e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            StoreError::Unavailable(format!(
+                "DynamoDB: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            ))
+        }
+        _ => StoreError::Backend(format!(
+            "DynamoDB: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+        )),
+    }
+}
+
+fn get_s<'a>(r: &'a Record, name: &str) -> Option<&'a str> {
+    r.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn get_uuid(r: &Record, name: &str) -> Result<Option<Uuid>, StoreError> {
+    get_s(r, name)
+        .map(|v| Uuid::parse_str(v).map_err(backend))
+        .transpose()
+}
+
+fn get_time(r: &Record, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    get_s(r, name)
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(backend)
+        })
+        .transpose()
+}
+
+fn get_n(r: &Record, name: &str) -> Result<i64, StoreError> {
+    r.get(name)
+        .and_then(|v| v.as_n().ok())
+        .ok_or_else(|| backend(format!("record has no number {name}")))?
+        .parse()
+        .map_err(backend)
+}
+
+fn item_record(org: &str, item: &Item) -> Record {
+    let mut r = key(org, item_sk(item.id));
+    r.insert("gsi1pk".into(), s(format!("{org}#{}", item.type_name)));
+    r.insert(
+        "gsi1sk".into(),
+        s(format!("{}#{}", format_datetime(item.created_at), item.id)),
+    );
+    r.insert("gsi2pk".into(), s(parent_key(org, item.parent)));
+    r.insert("gsi2sk".into(), s(item.id.to_string()));
+    r.insert("id".into(), s(item.id.to_string()));
+    r.insert("org".into(), s(org));
+    r.insert("type".into(), s(&item.type_name));
+    r.insert("name".into(), s(&item.name));
+    if let Some(p) = item.parent {
+        r.insert("parent".into(), s(p.to_string()));
+    }
+    if let Some(o) = item.owner {
+        r.insert("owner".into(), s(o.to_string()));
+    }
+    r.insert(
+        "attributes".into(),
+        s(serde_json::Value::Object(item.attributes.clone()).to_string()),
+    );
+    r.insert("version".into(), n(item.version));
+    r.insert("created_at".into(), s(format_datetime(item.created_at)));
+    r.insert("updated_at".into(), s(format_datetime(item.updated_at)));
+    r
+}
+
+fn record_item(r: &Record) -> Result<Item, StoreError> {
+    let text = |name: &str| {
+        get_s(r, name)
+            .map(str::to_string)
+            .ok_or_else(|| backend(format!("item record has no {name}")))
+    };
+    let attributes: serde_json::Value =
+        serde_json::from_str(&text("attributes")?).map_err(backend)?;
+    Ok(Item {
+        id: get_uuid(r, "id")?.ok_or_else(|| backend("item record has no id"))?,
+        type_name: text("type")?,
+        name: text("name")?,
+        parent: get_uuid(r, "parent")?,
+        org: text("org")?,
+        owner: get_uuid(r, "owner")?,
+        attributes: match attributes {
+            serde_json::Value::Object(m) => m,
+            _ => return Err(backend("attributes are not an object")),
+        },
+        version: get_n(r, "version")?,
+        created_at: get_time(r, "created_at")?.ok_or_else(|| backend("no created_at"))?,
+        updated_at: get_time(r, "updated_at")?.ok_or_else(|| backend("no updated_at"))?,
+    })
+}
+
+fn username(item: &Item) -> Option<&str> {
+    if item.type_name == "Account" {
+        item.attributes.get("username").and_then(|v| v.as_str())
+    } else {
+        None
+    }
+}
+
+/// What a failed condition on one record of a transaction means.
+#[derive(Debug, Clone)]
+enum OnFail {
+    /// Cannot fail (no condition).
+    Never,
+    Duplicate(Uuid),
+    Stale {
+        id: Uuid,
+        expected: i64,
+    },
+    Missing(Uuid),
+    Taken(Box<Item>),
+}
+
+/// A transaction being built.
+#[derive(Default)]
+struct Tx {
+    items: Vec<TransactWriteItem>,
+    on_fail: Vec<OnFail>,
+}
+
+impl Tx {
+    fn put(
+        &mut self,
+        table: &str,
+        record: Record,
+        condition: Option<(&str, Record)>,
+        on_fail: OnFail,
+    ) -> Result<(), StoreError> {
+        let mut put = Put::builder().table_name(table).set_item(Some(record));
+        if let Some((expression, values)) = condition {
+            put = put.condition_expression(expression);
+            if !values.is_empty() {
+                put = put.set_expression_attribute_values(Some(values));
+            }
+        }
+        self.items.push(
+            TransactWriteItem::builder()
+                .put(put.build().map_err(backend)?)
+                .build(),
+        );
+        self.on_fail.push(on_fail);
+        Ok(())
+    }
+
+    fn delete(
+        &mut self,
+        table: &str,
+        key: Record,
+        must_exist: Option<Uuid>,
+    ) -> Result<(), StoreError> {
+        let mut delete = Delete::builder().table_name(table).set_key(Some(key));
+        let on_fail = match must_exist {
+            Some(id) => {
+                delete = delete.condition_expression("attribute_exists(pk)");
+                OnFail::Missing(id)
+            }
+            None => OnFail::Never,
+        };
+        self.items.push(
+            TransactWriteItem::builder()
+                .delete(delete.build().map_err(backend)?)
+                .build(),
+        );
+        self.on_fail.push(on_fail);
+        Ok(())
+    }
+
+    fn exists(&mut self, table: &str, key: Record, id: Uuid) -> Result<(), StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(table)
+            .set_key(Some(key))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(backend)?;
+        self.items
+            .push(TransactWriteItem::builder().condition_check(check).build());
+        self.on_fail.push(OnFail::Missing(id));
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// A store on `table`; the SDK client is made on first use, with the region, credentials
+    /// and endpoint (`AWS_ENDPOINT_URL`, e.g. for an emulator) the SDK resolves.
+    pub fn new(table: &str) -> Self {
+        DynamoStore {
+            table: table.to_string(),
+            client: OnceCell::new(),
+        }
+    }
+
+    async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| async { Client::new(&crate::aws::sdk_config().await) })
+            .await
+    }
+
+    async fn get_record(&self, pk: String, sk: String) -> Result<Option<Record>, StoreError> {
+        let out = self
+            .client()
+            .await
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk)?;
+        Ok(out.item)
+    }
+
+    /// Every record of a key condition, following DynamoDB's pages.
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        condition: &str,
+        values: Record,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Record> = None;
+        loop {
+            let page = self
+                .client()
+                .await
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_string))
+                .key_condition_expression(condition)
+                .set_expression_attribute_values(Some(values.clone()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk)?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn children(&self, org: &str, parent: Uuid) -> Result<Vec<Record>, StoreError> {
+        self.query_all(
+            Some("by_parent"),
+            "gsi2pk = :p",
+            HashMap::from([(":p".to_string(), s(parent_key(org, Some(parent))))]),
+        )
+        .await
+    }
+
+    /// The ids of `roots` (those that exist in `org`) and all their descendants.
+    async fn subtree(&self, org: &str, roots: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        let mut seen = HashSet::new();
+        let mut todo = Vec::new();
+        for r in roots {
+            if self.get(org, *r).await?.is_some() {
+                todo.push(*r);
+            }
+        }
+        while let Some(id) = todo.pop() {
+            if seen.insert(id) {
+                for child in self.children(org, id).await? {
+                    if let Some(c) = get_uuid(&child, "id")? {
+                        todo.push(c);
+                    }
+                }
+            }
+        }
+        Ok(seen)
+    }
+
+    async fn send(&self, tx: Tx) -> Result<(), StoreError> {
+        if tx.items.is_empty() {
+            return Ok(());
+        }
+        if tx.items.len() > MAX_RECORDS {
+            return Err(StoreError::Backend(format!(
+                "{} records in one transaction; DynamoDB takes at most {MAX_RECORDS}",
+                tx.items.len()
+            )));
+        }
+        let result = self
+            .client()
+            .await
+            .transact_write_items()
+            .set_transact_items(Some(tx.items))
+            .send()
+            .await;
+        let Err(e) = result else { return Ok(()) };
+        let reasons = match e.as_service_error() {
+            Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) => {
+                c.cancellation_reasons().to_vec()
+            }
+            _ => return Err(sdk(e)),
+        };
+        for (reason, on_fail) in reasons.iter().zip(&tx.on_fail) {
+            if reason.code() != Some("ConditionalCheckFailed") {
+                continue;
+            }
+            return Err(match on_fail {
+                OnFail::Never => backend("an unconditional write was refused"),
+                OnFail::Duplicate(id) => StoreError::Duplicate(*id),
+                OnFail::Missing(id) => StoreError::NotFound(*id),
+                OnFail::Taken(item) => super::sql::username_taken(item),
+                // The actual version is read by `apply`, outside the transaction.
+                OnFail::Stale { id, expected } => StoreError::VersionConflict {
+                    id: *id,
+                    expected: *expected,
+                    actual: -1,
+                },
+            });
+        }
+        Err(backend(format!(
+            "the transaction was cancelled: {reasons:?}"
+        )))
+    }
+
+    /// Adds the records of one write to `tx`. `created` holds the ids created earlier in the
+    /// same transaction (DynamoDB cannot check a record it is also writing).
+    async fn add(
+        &self,
+        tx: &mut Tx,
+        org: &str,
+        write: &Write,
+        created: &mut HashSet<Uuid>,
+    ) -> Result<(), StoreError> {
+        let table = self.table.as_str();
+        match write {
+            Write::Create(item) => {
+                tx.put(
+                    table,
+                    item_record(org, item),
+                    Some(("attribute_not_exists(pk)", HashMap::new())),
+                    OnFail::Duplicate(item.id),
+                )?;
+                if let Some(p) = item.parent
+                    && !created.contains(&p)
+                {
+                    tx.exists(table, key(org, item_sk(p)), p)?;
+                }
+                if let Some(u) = username(item) {
+                    let mut claim = key(org, format!("U#{u}"));
+                    claim.insert("account".into(), s(item.id.to_string()));
+                    tx.put(
+                        table,
+                        claim,
+                        Some(("attribute_not_exists(pk)", HashMap::new())),
+                        OnFail::Taken(Box::new(item.clone())),
+                    )?;
+                }
+                created.insert(item.id);
+            }
+            Write::Update {
+                item,
+                expected_version,
+            } => {
+                let before = self.get(org, item.id).await?;
+                let values = HashMap::from([(":v".to_string(), n(*expected_version))]);
+                tx.put(
+                    table,
+                    item_record(org, item),
+                    Some(("version = :v", values)),
+                    OnFail::Stale {
+                        id: item.id,
+                        expected: *expected_version,
+                    },
+                )?;
+                if let Some(p) = item.parent
+                    && before.as_ref().is_some_and(|b| b.parent != item.parent)
+                    && !created.contains(&p)
+                {
+                    tx.exists(table, key(org, item_sk(p)), p)?;
+                }
+                let old = before
+                    .as_ref()
+                    .and_then(|b| username(b).map(str::to_string));
+                let new = username(item).map(str::to_string);
+                if old != new {
+                    if let Some(u) = old {
+                        tx.delete(table, key(org, format!("U#{u}")), None)?;
+                    }
+                    if let Some(u) = new {
+                        let mut claim = key(org, format!("U#{u}"));
+                        claim.insert("account".into(), s(item.id.to_string()));
+                        tx.put(
+                            table,
+                            claim,
+                            Some(("attribute_not_exists(pk)", HashMap::new())),
+                            OnFail::Taken(Box::new(item.clone())),
+                        )?;
+                    }
+                }
+            }
+            Write::Delete { id, recursive } => {
+                let Some(current) = self.get(org, *id).await? else {
+                    return Err(StoreError::NotFound(*id));
+                };
+                let mut doomed = vec![current];
+                if *recursive {
+                    let ids = self.subtree(org, &[*id]).await?;
+                    for other in ids.into_iter().filter(|i| i != id) {
+                        if let Some(i) = self.get(org, other).await? {
+                            doomed.push(i);
+                        }
+                    }
+                } else if !self.children(org, *id).await?.is_empty() {
+                    return Err(StoreError::HasChildren(*id));
+                }
+                for (n, item) in doomed.iter().enumerate() {
+                    tx.delete(
+                        table,
+                        key(org, item_sk(item.id)),
+                        (n == 0).then_some(item.id),
+                    )?;
+                    if let Some(u) = username(item) {
+                        tx.delete(table, key(org, format!("U#{u}")), None)?;
+                    }
+                }
+            }
+            Write::PutToken {
+                hash,
+                account,
+                api_key,
+                expires,
+            } => {
+                let mut main = key(format!("TOKEN#{hash}"), "TOKEN");
+                main.insert("org".into(), s(org));
+                main.insert("account".into(), s(account.to_string()));
+                if let Some(k) = api_key {
+                    main.insert("api_key".into(), s(k.to_string()));
+                }
+                if let Some(e) = expires {
+                    main.insert("expires".into(), s(format_datetime(*e)));
+                }
+                tx.put(table, main, None, OnFail::Never)?;
+                let mut by_account = key(org, format!("TA#{account}#{hash}"));
+                by_account.insert("hash".into(), s(hash.clone()));
+                if let Some(k) = api_key {
+                    by_account.insert("api_key".into(), s(k.to_string()));
+                    let mut by_key = key(org, format!("TK#{k}#{hash}"));
+                    by_key.insert("hash".into(), s(hash.clone()));
+                    by_key.insert("account".into(), s(account.to_string()));
+                    tx.put(table, by_key, None, OnFail::Never)?;
+                }
+                tx.put(table, by_account, None, OnFail::Never)?;
+            }
+            Write::DeleteToken { hash } => {
+                if let Some(t) = self.token(hash).await?
+                    && t.org == org
+                {
+                    self.delete_token(tx, org, hash, t.account, t.api_key)?;
+                }
+            }
+            Write::DeleteTokensOf { account, api_keys } => {
+                let records = self
+                    .query_all(
+                        None,
+                        "pk = :o AND begins_with(sk, :p)",
+                        HashMap::from([
+                            (":o".to_string(), s(org)),
+                            (":p".to_string(), s(format!("TA#{account}#"))),
+                        ]),
+                    )
+                    .await?;
+                for r in records {
+                    let key_id = get_uuid(&r, "api_key")?;
+                    if key_id.is_some() && !api_keys {
+                        continue;
+                    }
+                    let hash = get_s(&r, "hash").unwrap_or_default().to_string();
+                    self.delete_token(tx, org, &hash, *account, key_id)?;
+                }
+            }
+            Write::DeleteApiKeyToken { api_key } => {
+                let records = self
+                    .query_all(
+                        None,
+                        "pk = :o AND begins_with(sk, :p)",
+                        HashMap::from([
+                            (":o".to_string(), s(org)),
+                            (":p".to_string(), s(format!("TK#{api_key}#"))),
+                        ]),
+                    )
+                    .await?;
+                for r in records {
+                    let hash = get_s(&r, "hash").unwrap_or_default().to_string();
+                    let account = get_uuid(&r, "account")?
+                        .ok_or_else(|| backend("TK# record has no account"))?;
+                    self.delete_token(tx, org, &hash, account, Some(*api_key))?;
+                }
+            }
+            Write::SetPassword { account, hash } => match hash {
+                Some(h) => {
+                    let mut r = key(org, format!("PW#{account}"));
+                    r.insert("hash".into(), s(h.clone()));
+                    tx.put(table, r, None, OnFail::Never)?;
+                }
+                None => tx.delete(table, key(org, format!("PW#{account}")), None)?,
+            },
+        }
+        Ok(())
+    }
+
+    fn delete_token(
+        &self,
+        tx: &mut Tx,
+        org: &str,
+        hash: &str,
+        account: Uuid,
+        api_key: Option<Uuid>,
+    ) -> Result<(), StoreError> {
+        let table = self.table.as_str();
+        tx.delete(table, key(format!("TOKEN#{hash}"), "TOKEN"), None)?;
+        tx.delete(table, key(org, format!("TA#{account}#{hash}")), None)?;
+        if let Some(k) = api_key {
+            tx.delete(table, key(org, format!("TK#{k}#{hash}")), None)?;
+        }
+        Ok(())
+    }
+
+    /// Creates the table and its indexes (on-demand capacity) and waits until it is active.
+    async fn create_table(&self) -> Result<(), StoreError> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(backend)
+        };
+        let schema = |hash: &str, range: &str| -> Result<Vec<KeySchemaElement>, StoreError> {
+            Ok(vec![
+                KeySchemaElement::builder()
+                    .attribute_name(hash)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(backend)?,
+                KeySchemaElement::builder()
+                    .attribute_name(range)
+                    .key_type(KeyType::Range)
+                    .build()
+                    .map_err(backend)?,
+            ])
+        };
+        let index =
+            |name: &str, hash: &str, range: &str| -> Result<GlobalSecondaryIndex, StoreError> {
+                GlobalSecondaryIndex::builder()
+                    .index_name(name)
+                    .set_key_schema(Some(schema(hash, range)?))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(backend)
+            };
+        let created = self
+            .client()
+            .await
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .set_attribute_definitions(Some(vec![
+                attr("pk")?,
+                attr("sk")?,
+                attr("gsi1pk")?,
+                attr("gsi1sk")?,
+                attr("gsi2pk")?,
+                attr("gsi2sk")?,
+            ]))
+            .set_key_schema(Some(schema("pk", "sk")?))
+            .set_global_secondary_indexes(Some(vec![
+                index("by_type", "gsi1pk", "gsi1sk")?,
+                index("by_parent", "gsi2pk", "gsi2sk")?,
+            ]))
+            .send()
+            .await;
+        if let Err(e) = created {
+            // Another process created it first.
+            if !e
+                .as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception())
+            {
+                return Err(sdk(e));
+            }
+        }
+        for _ in 0..120 {
+            let table = self
+                .client()
+                .await
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(sdk)?;
+            if table
+                .table
+                .and_then(|t| t.table_status)
+                .is_some_and(|s| s == aws_sdk_dynamodb::types::TableStatus::Active)
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "table {} did not become active",
+            self.table
+        )))
+    }
+}
+
+#[async_trait]
+impl ItemStore for DynamoStore {
+    fn kind(&self) -> &'static str {
+        "dynamodb"
+    }
+
+    /// Creates the table if it does not exist (deployments create it with the template; this
+    /// serves `realnet init` against an emulator or a sandbox account).
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let described = self
+            .client()
+            .await
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await;
+        match described {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                self.create_table().await
+            }
+            Err(e) => Err(sdk(e)),
+        }
+    }
+
+    async fn get(&self, org: &str, id: Uuid) -> Result<Option<Item>, StoreError> {
+        self.get_record(org.to_string(), item_sk(id))
+            .await?
+            .map(|r| record_item(&r))
+            .transpose()
+    }
+
+    async fn apply(&self, org: &str, writes: &[Write]) -> Result<(), StoreError> {
+        let mut tx = Tx::default();
+        let mut created = HashSet::new();
+        for w in writes {
+            self.add(&mut tx, org, w, &mut created).await?;
+        }
+        match self.send(tx).await {
+            Err(StoreError::VersionConflict { id, expected, .. }) => {
+                Err(match self.get(org, id).await? {
+                    Some(current) => StoreError::VersionConflict {
+                        id,
+                        expected,
+                        actual: current.version,
+                    },
+                    None => StoreError::NotFound(id),
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn query(&self, org: &str, query: &ItemQuery) -> Result<Page, StoreError> {
+        let subtree = match &query.readable {
+            Readable::Only {
+                types,
+                owner,
+                subtrees,
+                ..
+            } => {
+                if types.is_empty() && owner.is_none() && subtrees.is_empty() {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        next: None,
+                    });
+                }
+                self.subtree(org, subtrees).await?
+            }
+            Readable::All => HashSet::new(),
+        };
+        let records = match (&query.parent, query.types.as_slice()) {
+            (Some(parent), _) => {
+                let p = match parent {
+                    ParentFilter::Root => parent_key(org, None),
+                    ParentFilter::Id(id) => parent_key(org, Some(*id)),
+                };
+                self.query_all(
+                    Some("by_parent"),
+                    "gsi2pk = :p",
+                    HashMap::from([(":p".to_string(), s(p))]),
+                )
+                .await?
+            }
+            (None, []) => {
+                self.query_all(
+                    None,
+                    "pk = :o AND begins_with(sk, :i)",
+                    HashMap::from([(":o".to_string(), s(org)), (":i".to_string(), s("I#"))]),
+                )
+                .await?
+            }
+            (None, types) => {
+                let mut all = Vec::new();
+                for t in types {
+                    all.extend(
+                        self.query_all(
+                            Some("by_type"),
+                            "gsi1pk = :t",
+                            HashMap::from([(":t".to_string(), s(format!("{org}#{t}")))]),
+                        )
+                        .await?,
+                    );
+                }
+                all
+            }
+        };
+        let mut items = Vec::new();
+        for r in &records {
+            let item = record_item(r)?;
+            if query.matches(&item, &subtree) && query.is_after(&item) {
+                items.push(item);
+            }
+        }
+        items.sort_by(|a, b| query.compare(a, b));
+        items.truncate(query.limit + 1);
+        Ok(Page::from_rows(query, items))
+    }
+
+    async fn ancestors(&self, org: &str, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let mut out = Vec::new();
+        let mut at = self.get(org, id).await?.and_then(|i| i.parent);
+        while let Some(p) = at {
+            if out.len() >= 10_000 || out.contains(&p) {
+                break;
+            }
+            out.push(p);
+            at = self.get(org, p).await?.and_then(|i| i.parent);
+        }
+        Ok(out)
+    }
+
+    async fn counts(&self) -> Result<Vec<TypeCount>, StoreError> {
+        let mut counts: HashMap<(String, String), i64> = HashMap::new();
+        let mut start: Option<Record> = None;
+        loop {
+            let page = self
+                .client()
+                .await
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(sk, :i)")
+                .expression_attribute_values(":i", s("I#"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk)?;
+            for r in page.items.unwrap_or_default() {
+                let org = get_s(&r, "org").unwrap_or_default().to_string();
+                let t = get_s(&r, "type").unwrap_or_default().to_string();
+                *counts.entry((org, t)).or_default() += 1;
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        let mut out: Vec<TypeCount> = counts
+            .into_iter()
+            .map(|((org, type_name), count)| TypeCount {
+                org,
+                type_name,
+                count,
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.org, &a.type_name).cmp(&(&b.org, &b.type_name)));
+        Ok(out)
+    }
+
+    async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError> {
+        let mut record = key(format!("SETTING#{name}"), "SETTING");
+        record.insert("value".into(), s(initial));
+        let put = self
+            .client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        if let Err(e) = put
+            && !e
+                .as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception())
+        {
+            return Err(sdk(e));
+        }
+        let r = self
+            .get_record(format!("SETTING#{name}"), "SETTING".into())
+            .await?;
+        r.as_ref()
+            .and_then(|r| get_s(r, "value"))
+            .map(str::to_string)
+            .ok_or_else(|| backend(format!("setting {name} vanished")))
+    }
+
+    async fn token(&self, hash: &str) -> Result<Option<StoredToken>, StoreError> {
+        let Some(r) = self
+            .get_record(format!("TOKEN#{hash}"), "TOKEN".into())
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(StoredToken {
+            org: get_s(&r, "org").unwrap_or_default().to_string(),
+            account: get_uuid(&r, "account")?.ok_or_else(|| backend("token has no account"))?,
+            api_key: get_uuid(&r, "api_key")?,
+            expires: get_time(&r, "expires")?,
+        }))
+    }
+
+    async fn password(&self, org: &str, account: Uuid) -> Result<Option<String>, StoreError> {
+        let r = self
+            .get_record(org.to_string(), format!("PW#{account}"))
+            .await?;
+        Ok(r.as_ref()
+            .and_then(|r| get_s(r, "hash"))
+            .map(str::to_string))
+    }
+
+    async fn add_failure(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> Result<(i64, DateTime<Utc>), StoreError> {
+        let pk = format!("FAIL#{name}");
+        // Count on in a window still open; otherwise start one. A race between two first
+        // failures is settled by the conditions, and the loser counts on.
+        for _ in 0..5 {
+            let counted = self
+                .client()
+                .await
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.clone(), "FAIL")))
+                .update_expression("SET #c = #c + :one")
+                .condition_expression("since >= :ws")
+                .expression_attribute_names("#c", "count")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":ws", s(format_datetime(window_start)))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match counted {
+                Ok(out) => {
+                    let r = out.attributes.unwrap_or_default();
+                    return Ok((get_n(&r, "count")?, get_time(&r, "since")?.unwrap_or(now)));
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(sdk(e)),
+            }
+            let mut fresh = key(pk.clone(), "FAIL");
+            fresh.insert("count".into(), n(1));
+            fresh.insert("since".into(), s(format_datetime(now)));
+            let started = self
+                .client()
+                .await
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(fresh))
+                .condition_expression("attribute_not_exists(pk) OR since < :ws")
+                .expression_attribute_values(":ws", s(format_datetime(window_start)))
+                .send()
+                .await;
+            match started {
+                Ok(_) => return Ok((1, now)),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(sdk(e)),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "failed-login counter is contended".into(),
+        ))
+    }
+
+    async fn failures(
+        &self,
+        name: &str,
+        window_start: DateTime<Utc>,
+    ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError> {
+        let Some(r) = self
+            .get_record(format!("FAIL#{name}"), "FAIL".into())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let since = get_time(&r, "since")?.ok_or_else(|| backend("no since"))?;
+        if since < window_start {
+            return Ok(None);
+        }
+        Ok(Some((get_n(&r, "count")?, since)))
+    }
+
+    async fn clear_failures(&self, name: &str) -> Result<(), StoreError> {
+        self.client()
+            .await
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("FAIL#{name}"), "FAIL")))
+            .send()
+            .await
+            .map_err(sdk)?;
+        Ok(())
+    }
+}
