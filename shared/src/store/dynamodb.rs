@@ -367,8 +367,8 @@ impl DynamoStore {
             return Ok(());
         }
         if tx.items.len() > MAX_RECORDS {
-            return Err(StoreError::Backend(format!(
-                "{} records in one transaction; DynamoDB takes at most {MAX_RECORDS}",
+            return Err(StoreError::TooLarge(format!(
+                "this change writes {} records and DynamoDB takes at most {MAX_RECORDS} in one transaction: delete the subtree in parts",
                 tx.items.len()
             )));
         }

@@ -40,6 +40,9 @@ pub enum StoreError {
     /// A unique attribute (an account's username within its org) is already taken.
     #[error("{0}")]
     Taken(String),
+    /// More changes than the store can make in one transaction.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("store error: {0}")]
