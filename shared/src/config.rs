@@ -5,6 +5,19 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Where file contents are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// A local folder: `REALNET_DATA_DIR`, whose `files/` then holds the contents.
+    Local { root: PathBuf },
+    /// An S3 bucket; `endpoint` overrides the SDK's (for an emulator) and uses path-style
+    /// addressing.
+    S3 {
+        bucket: String,
+        endpoint: Option<String>,
+    },
+}
+
 /// How API requests are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
@@ -80,6 +93,11 @@ pub struct Config {
     /// The org of requests that name none: the public principal's, and logins without `org`.
     pub default_org: String,
     pub auth: AuthConfig,
+    pub storage: StorageConfig,
+    /// Largest file accepted, in bytes.
+    pub file_max_size: u64,
+    /// How long upload and download URLs are valid.
+    pub file_url_ttl: Duration,
 }
 
 /// A variable with a value that cannot be used.
@@ -294,6 +312,46 @@ impl Config {
             max_failures_per_username: failures("REALNET_LOGIN_MAX_FAILURES", 5)?,
             max_failures_per_address: failures("REALNET_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)?,
         };
+        let storage = match get("REALNET_STORAGE_TYPE").as_deref() {
+            None | Some("local") => StorageConfig::Local {
+                root: data_dir.clone(),
+            },
+            Some("s3") => StorageConfig::S3 {
+                bucket: get("REALNET_STORAGE_S3_BUCKET").ok_or_else(|| {
+                    bad(
+                        "REALNET_STORAGE_S3_BUCKET",
+                        "required when REALNET_STORAGE_TYPE=s3",
+                    )
+                })?,
+                endpoint: match get("REALNET_STORAGE_S3_ENDPOINT") {
+                    Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                        return Err(bad(
+                            "REALNET_STORAGE_S3_ENDPOINT",
+                            format!("{url:?} is not an http(s) URL"),
+                        ));
+                    }
+                    other => other,
+                },
+            },
+            Some(v) => {
+                return Err(bad(
+                    "REALNET_STORAGE_TYPE",
+                    format!("{v:?} is not a storage: use local or s3"),
+                ));
+            }
+        };
+        let file_max_size =
+            parse("REALNET_FILE_MAX_SIZE", "a size in bytes")?.unwrap_or(100 * 1024 * 1024);
+        if !(1..=5 * 1024 * 1024 * 1024).contains(&file_max_size) {
+            return Err(bad("REALNET_FILE_MAX_SIZE", "must be from 1 byte to 5 GiB"));
+        }
+        let file_url_ttl = duration("REALNET_FILE_URL_TTL", Duration::from_secs(15 * 60))?;
+        if file_url_ttl < Duration::from_secs(1) || file_url_ttl > Duration::from_secs(7 * 86400) {
+            return Err(bad(
+                "REALNET_FILE_URL_TTL",
+                "must be from one second to seven days",
+            ));
+        }
         Ok(Config {
             server_host,
             server_port,
@@ -304,6 +362,9 @@ impl Config {
             body_limit: body_limit as usize,
             default_org,
             auth,
+            storage,
+            file_max_size,
+            file_url_ttl,
         })
     }
 }
@@ -360,6 +421,10 @@ mod tests {
             ("REALNET_AUTH_CACHE_TTL", "2d"),
             ("REALNET_LOGIN_MAX_FAILURES", "0"),
             ("REALNET_ADMIN_PASSWORD", "short"),
+            ("REALNET_STORAGE_TYPE", "ftp"),
+            ("REALNET_STORAGE_TYPE", "s3"),
+            ("REALNET_FILE_MAX_SIZE", "0"),
+            ("REALNET_FILE_URL_TTL", "30d"),
         ] {
             let err = config(&[(var, value)]).expect_err("refused");
             assert_eq!(err.var, var);

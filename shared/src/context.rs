@@ -11,7 +11,8 @@ use tokio::sync::OnceCell;
 
 use crate::access::{AccessRule, AccessRules};
 use crate::auth::{CachedPrincipal, Principal, identity, password};
-use crate::config::{Config, ConfigError, DbConfig};
+use crate::blob::{BlobStore, LocalBlobStore, S3BlobStore};
+use crate::config::{Config, ConfigError, DbConfig, StorageConfig};
 use crate::item::ops::{self, ItemError, NewItem};
 use crate::query::cursor::CursorCodec;
 use crate::query::{ItemQuery, NameFilter, ParentFilter, Readable};
@@ -50,6 +51,7 @@ pub struct Realnet {
     pub config: Config,
     pub types: TypeRegistry,
     pub store: Arc<dyn ItemStore>,
+    pub blobs: Arc<dyn BlobStore>,
     cursor: OnceCell<CursorCodec>,
     pub(crate) openapi: std::sync::OnceLock<String>,
     /// Principals by token hash (or authorizer identity).
@@ -126,10 +128,17 @@ impl Realnet {
             .auth
             .cache_ttl
             .max(std::time::Duration::from_millis(1));
+        let blobs: Arc<dyn BlobStore> = match &config.storage {
+            StorageConfig::Local { root } => Arc::new(LocalBlobStore::new(root.clone())),
+            StorageConfig::S3 { bucket, endpoint } => {
+                Arc::new(S3BlobStore::new(bucket, endpoint.as_deref()))
+            }
+        };
         Realnet {
             config,
             types,
             store,
+            blobs,
             cursor: OnceCell::new(),
             openapi: std::sync::OnceLock::new(),
             principals: Cache::builder()

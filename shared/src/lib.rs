@@ -7,6 +7,7 @@ pub mod access;
 pub mod api;
 pub mod auth;
 pub mod aws;
+pub mod blob;
 pub mod config;
 pub mod context;
 pub mod error;

@@ -2,6 +2,7 @@
 //! a fresh schema in the PostgreSQL that `tests/run` starts), a Realnet context over them, and
 //! a client that drives the router in-process exactly as an HTTP server would.
 
+pub mod blob_contract;
 pub mod contract;
 pub mod lambda_runtime;
 
@@ -163,6 +164,7 @@ pub struct TestApp {
     /// A login token of the default org's admin.
     pub admin_token: String,
     _store: TestStore,
+    _files: tempfile::TempDir,
 }
 
 /// What a request answered.
@@ -196,7 +198,11 @@ impl TestApp {
     /// A test app whose configuration `adjust` changes first.
     pub async fn with_config(kind: StoreKind, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let store = store(kind).await;
+        let files = tempfile::tempdir().expect("temp dir");
         let mut config = config(store.db.clone());
+        config.storage = realnet::config::StorageConfig::Local {
+            root: files.path().to_path_buf(),
+        };
         adjust(&mut config);
         let rn = Arc::new(Realnet::new(config, registry(), store.store.clone()));
         let default_org = rn.config.default_org.clone();
@@ -211,6 +217,7 @@ impl TestApp {
             rn,
             admin_token,
             _store: store,
+            _files: files,
         }
     }
 

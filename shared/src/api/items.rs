@@ -116,7 +116,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Uuid>>, D::E
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ItemPage {
+pub(super) struct ItemPage {
     items: Vec<Item>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     next_cursor: Option<String>,
@@ -137,7 +137,7 @@ fn with_etag(mut response: Response, version: i64) -> Response {
     response
 }
 
-async fn page(
+pub(super) async fn page(
     rn: &Realnet,
     principal: &Principal,
     mut query: ItemQuery,

@@ -4,6 +4,7 @@
 
 mod auth;
 mod extract;
+mod files;
 mod health;
 mod items;
 mod openapi;
@@ -28,6 +29,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole API over `rn`.
 pub fn router(rn: Arc<Realnet>) -> Router {
     let body_limit = rn.config.body_limit;
+    let file_limit = usize::try_from(rn.config.file_max_size).unwrap_or(usize::MAX);
     Router::new()
         .route("/ping", get(health::ping))
         .route("/time", get(health::time))
@@ -47,6 +49,14 @@ pub fn router(rn: Arc<Realnet>) -> Router {
                 .delete(items::delete),
         )
         .route("/api/items/{id}/children", get(items::children))
+        .route("/api/files", get(files::list).post(files::create))
+        .route(
+            "/api/files/{id}/content",
+            get(files::content)
+                .put(files::upload)
+                .layer(DefaultBodyLimit::max(file_limit)),
+        )
+        .route("/api/files/{id}/confirm", axum::routing::post(files::confirm))
         // Type endpoints; the static routes above take precedence and the loader refuses
         // endpoints that would shadow them.
         .route("/api/{endpoint}", get(items::list).post(items::create))

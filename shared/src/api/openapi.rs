@@ -33,6 +33,11 @@ use crate::types::{Field, FieldKind, TypeDef};
         super::items::put,
         super::items::delete,
         super::items::children,
+        super::files::list,
+        super::files::create,
+        super::files::upload,
+        super::files::confirm,
+        super::files::content,
         document,
     ),
     components(schemas(crate::item::Item, crate::types::TypeDef, crate::error::ErrorBody))
@@ -52,6 +57,10 @@ fn build(rn: &Realnet) -> String {
             ("/api/items", format!("/api/{ep}")),
             ("/api/items/{id}", format!("/api/{ep}/{{id}}")),
         ] {
+            // `/api/files` has its own list and create (with the upload target).
+            if paths.get(&path).is_some() {
+                continue;
+            }
             let mut item = paths[template].clone();
             for (method, op) in item.as_object_mut().into_iter().flatten() {
                 // Operation ids are unique in a document: `list_items` becomes `list_items_files`.
@@ -92,7 +101,8 @@ fn add_auth_responses(doc: &mut Value) {
             op["responses"]["401"] = json!({"description":
                 "No valid credential (a missing, malformed, expired or revoked token)",
                 "content": error});
-            if path.starts_with("/api/items") && method != "get" {
+            if (path.starts_with("/api/items") || path.starts_with("/api/files")) && method != "get"
+            {
                 op["responses"]["403"] = json!({"description":
                     "The caller may read the item but not do this", "content": error});
             }

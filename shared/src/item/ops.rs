@@ -149,6 +149,15 @@ fn type_in_scope<'a>(
     }
 }
 
+/// A file's name is shown to whoever downloads it: it may not hide paths or unicode tricks.
+fn check_file_name(rn: &Realnet, type_name: &str, name: &str, errors: &mut ValidationErrors) {
+    if rn.types.is_a(type_name, "File")
+        && let Err(m) = crate::blob::check_file_name(name)
+    {
+        errors.add("name", m);
+    }
+}
+
 /// Checks that every `ref`/`file` attribute that is new or changed since `before` names an
 /// item of the right type that the caller may read. Items of other orgs, and items the caller
 /// may not read, are reported exactly like missing ones. Unchanged references are not checked again, so an item whose
@@ -224,6 +233,7 @@ pub async fn create(
     if let Err(e) = validate_name(&input.name) {
         errors.0.extend(e.0);
     }
+    check_file_name(rn, &t.name, &input.name, &mut errors);
     let mut given = input.attributes;
     let password = identity::take_password(&t.name, &mut given);
     let attributes = match validate_new(t, &given) {
@@ -339,6 +349,26 @@ pub async fn update(
     }
 }
 
+/// Refuses, as [`update`] would, a caller that may read `item` but not change it.
+pub async fn check_update(rn: &Realnet, p: &Principal, item: &Item) -> Result<(), ItemError> {
+    let rules = rn.access_rules(&p.org).await?;
+    let wanted = Permission::Update;
+    if !can(
+        rn,
+        &rules,
+        p,
+        wanted,
+        &item.type_name,
+        item.owner,
+        Some(item.id),
+    )
+    .await?
+    {
+        return Err(denied(p, format!("update item {}", item.id)));
+    }
+    Ok(())
+}
+
 /// Refuses a change based on another version than the current one.
 fn check_version(current: &Item, if_match: Option<i64>) -> Result<(), StoreError> {
     match if_match {
@@ -397,6 +427,7 @@ async fn changed(
     if let Err(e) = validate_name(&name) {
         errors.0.extend(e.0);
     }
+    check_file_name(rn, &t.name, &name, &mut errors);
     let attributes = match attributes {
         Ok(a) => a,
         Err(e) => {

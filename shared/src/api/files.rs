@@ -1,0 +1,311 @@
+//! `/api/files`: `File` items and their contents. Creating a file returns where to upload its
+//! bytes (a presigned S3 `PUT`, or this API's `PUT /api/files/{id}/content` on local
+//! storage); confirming checks what arrived and records its size and SHA-256; reading the
+//! content redirects to a presigned S3 `GET` or streams the bytes.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::extract::{JsonBody, QueryPairs, item_id};
+use super::items::{ItemPage, page};
+use crate::auth::Principal;
+use crate::blob::{BlobError, BlobKey, Download, UploadTarget};
+use crate::context::Realnet;
+use crate::error::{ApiError, ErrorBody};
+use crate::item::Item;
+use crate::item::attributes::ValidationErrors;
+use crate::item::ops::{self, Change, NewItem};
+use crate::query::ItemQuery;
+
+const FILE: &str = "File";
+
+impl From<BlobError> for ApiError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::Unavailable(m) => {
+                tracing::error!(error = %m, "file storage unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "file storage is unavailable; try again shortly",
+                )
+            }
+            BlobError::Backend(m) => {
+                tracing::error!(error = %m, "file storage error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// `POST /api/files` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFile {
+    name: String,
+    parent: Option<Uuid>,
+    /// A MIME type, e.g. `application/pdf`.
+    content_type: String,
+    /// The exact size of the upload, in bytes.
+    size: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedFile {
+    item: Item,
+    upload: UploadTarget,
+}
+
+fn key(item: &Item) -> Result<BlobKey, ApiError> {
+    BlobKey::new(&item.org, item.id).map_err(|_| ApiError::internal())
+}
+
+fn attr<'a>(item: &'a Item, name: &str) -> Option<&'a Value> {
+    item.attributes.get(name)
+}
+
+#[utoipa::path(get, path = "/api/files", operation_id = "list_files", tag = "files",
+    params(
+        ("type" = Option<String>, Query, description = "File or a subtype"),
+        ("parent" = Option<String>, Query, description = "An item id, or root"),
+        ("name" = Option<String>, Query, description = "Exact name, or a prefix ending in *"),
+        ("q" = Option<String>, Query, description = "Words to find in the name and string attributes"),
+        ("sort" = Option<String>, Query, description = "name, created, updated or attr.<field>; - for descending"),
+        ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, description = "A page of files", body = ItemPage),
+        (status = 400, description = "Unknown parameter, field, operator or sort key", body = ErrorBody)))]
+pub async fn list(
+    State(rn): State<Arc<Realnet>>,
+    principal: Principal,
+    QueryPairs(params): QueryPairs,
+) -> Result<Json<ItemPage>, ApiError> {
+    let query = ItemQuery::parse(&rn.types, &params, Some(FILE))?;
+    page(&rn, &principal, query).await
+}
+
+#[utoipa::path(post, path = "/api/files", operation_id = "create_file", tag = "files", request_body = NewFile,
+    responses((status = 201, description = "The file item (pending) and where to upload its bytes", body = CreatedFile),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid name, content type or size", body = ErrorBody)))]
+pub async fn create(
+    State(rn): State<Arc<Realnet>>,
+    principal: Principal,
+    JsonBody(body): JsonBody<NewFile>,
+) -> Result<Response, ApiError> {
+    if body.size > rn.config.file_max_size {
+        return Err(ValidationErrors::single(
+            "size",
+            format!(
+                "{} bytes is over the limit of {} (REALNET_FILE_MAX_SIZE)",
+                body.size, rn.config.file_max_size
+            ),
+        )
+        .into());
+    }
+    let mut attributes = Map::new();
+    attributes.insert("content_type".into(), json!(body.content_type));
+    attributes.insert("size".into(), json!(body.size));
+    attributes.insert("status".into(), json!("pending"));
+    let input = NewItem {
+        type_name: FILE.into(),
+        name: body.name,
+        parent: body.parent,
+        attributes,
+    };
+    let (item, _) = ops::create(&rn, &principal, input, Some(FILE)).await?;
+    let upload = rn
+        .blobs
+        .upload_target(
+            &key(&item)?,
+            &body.content_type,
+            body.size,
+            rn.config.file_url_ttl,
+        )
+        .await?;
+    let location = format!("/api/files/{}", item.id);
+    let mut response = (StatusCode::CREATED, Json(CreatedFile { item, upload })).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+#[utoipa::path(put, path = "/api/files/{id}/content", operation_id = "upload_file_content", tag = "files",
+    params(("id" = Uuid, Path, description = "File id")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The bytes, with the declared content type"),
+    responses((status = 204, description = "Stored; confirm next"),
+        (status = 400, description = "Malformed id, or storage is not local", body = ErrorBody),
+        (status = 404, description = "No such file", body = ErrorBody),
+        (status = 413, description = "More bytes than declared", body = ErrorBody),
+        (status = 415, description = "Not the declared content type", body = ErrorBody),
+        (status = 422, description = "Fewer bytes than declared", body = ErrorBody)))]
+pub async fn upload(
+    State(rn): State<Arc<Realnet>>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let id = item_id(&id)?;
+    if rn.blobs.kind() != "local" {
+        return Err(ApiError::bad_request(
+            "upload to the URL that POST /api/files returned: contents do not pass through this API",
+        ));
+    }
+    let item = writable(&rn, &principal, id).await?;
+    let declared_type = attr(&item, "content_type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let sent_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if sent_type != declared_type {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("the file was declared as {declared_type:?}; send that Content-Type"),
+        ));
+    }
+    let declared = attr(&item, "size").and_then(Value::as_u64).unwrap_or(0);
+    let sent = bytes.len() as u64;
+    if sent > declared {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("{sent} bytes sent, {declared} declared"),
+        ));
+    }
+    if sent < declared {
+        return Err(ValidationErrors::single(
+            "size",
+            format!("{sent} bytes sent, {declared} declared"),
+        )
+        .into());
+    }
+    rn.blobs.put(&key(&item)?, bytes).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The file, if the caller may change it.
+async fn writable(rn: &Realnet, principal: &Principal, id: Uuid) -> Result<Item, ApiError> {
+    let item = ops::get(rn, principal, id, Some(FILE)).await?;
+    ops::check_update(rn, principal, &item).await?;
+    Ok(item)
+}
+
+#[utoipa::path(post, path = "/api/files/{id}/confirm", operation_id = "confirm_file", tag = "files",
+    params(("id" = Uuid, Path, description = "File id")),
+    responses((status = 200, description = "The file, ready, with its size and SHA-256", body = Item),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such file", body = ErrorBody),
+        (status = 409, description = "Nothing has been uploaded yet", body = ErrorBody),
+        (status = 422, description = "The upload is not the declared size", body = ErrorBody)))]
+pub async fn confirm(
+    State(rn): State<Arc<Realnet>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Item>, ApiError> {
+    let id = item_id(&id)?;
+    let item = writable(&rn, &principal, id).await?;
+    let key = key(&item)?;
+    let Some(info) = rn.blobs.info(&key).await? else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "nothing has been uploaded for this file yet",
+        ));
+    };
+    let declared = attr(&item, "size").and_then(Value::as_u64).unwrap_or(0);
+    if info.size != declared {
+        return Err(ValidationErrors::single(
+            "size",
+            format!("{} bytes were uploaded, {declared} declared", info.size),
+        )
+        .into());
+    }
+    let checksum = rn.blobs.sha256(&key).await?;
+    let mut attributes = Map::new();
+    attributes.insert("checksum".into(), json!(checksum));
+    attributes.insert("status".into(), json!("ready"));
+    let change = Change::Patch {
+        name: None,
+        parent: None,
+        attributes: Some(attributes),
+    };
+    let item = ops::update(&rn, &principal, id, change, None, Some(FILE)).await?;
+    Ok(Json(item))
+}
+
+#[utoipa::path(get, path = "/api/files/{id}/content", operation_id = "get_file_content", tag = "files",
+    params(("id" = Uuid, Path, description = "File id")),
+    responses((status = 200, description = "The bytes (local storage)", content_type = "application/octet-stream"),
+        (status = 302, description = "A short-lived presigned URL (S3)"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such file", body = ErrorBody),
+        (status = 409, description = "The upload is not confirmed yet", body = ErrorBody)))]
+pub async fn content(
+    State(rn): State<Arc<Realnet>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = item_id(&id)?;
+    let item = ops::get(&rn, &principal, id, Some(FILE)).await?;
+    if attr(&item, "status").and_then(Value::as_str) != Some("ready") {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the file's upload is not confirmed yet (POST /api/files/{id}/confirm)",
+        ));
+    }
+    let content_type = attr(&item, "content_type")
+        .and_then(Value::as_str)
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let key = key(&item)?;
+    if rn.blobs.info(&key).await?.is_none() {
+        return Err(ApiError::not_found(format!("file {id} has no content")));
+    }
+    match rn
+        .blobs
+        .download(&key, &content_type, rn.config.file_url_ttl)
+        .await?
+    {
+        Download::Redirect(url) => {
+            let location = HeaderValue::from_str(&url).map_err(|_| ApiError::internal())?;
+            Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
+        }
+        Download::Bytes(bytes) => {
+            let content_type =
+                HeaderValue::from_str(&content_type).map_err(|_| ApiError::internal())?;
+            Ok((
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, content_type),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        HeaderValue::from_static("attachment"),
+                    ),
+                    (
+                        header::X_CONTENT_TYPE_OPTIONS,
+                        HeaderValue::from_static("nosniff"),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+    }
+}

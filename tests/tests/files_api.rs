@@ -1,0 +1,279 @@
+//! `/api/files`: create a file, upload its bytes where told, confirm, read them back; on local
+//! storage (every item store) and on S3 (moto) through presigned URLs. Every bad input is
+//! refused with a clear error and leaves nothing half-written.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use realnet::config::StorageConfig;
+use realnet_tests::{Answer, OTHER_ORG, StoreKind, TestApp, TestTokens, on_every_store};
+use serde_json::{Value, json};
+
+async fn new_file(app: &TestApp, name: &str, content_type: &str, size: u64) -> Answer {
+    app.post(
+        "/api/files",
+        json!({"name": name, "content_type": content_type, "size": size}),
+    )
+    .await
+}
+
+/// Uploads through this API (local storage).
+async fn put_content(app: &TestApp, id: &str, content_type: &str, bytes: &'static [u8]) -> Answer {
+    let request = Request::builder()
+        .method(Method::PUT)
+        .uri(format!("/api/files/{id}/content"))
+        .header("content-type", content_type)
+        .body(Body::from(bytes))
+        .expect("request");
+    app.send(request).await
+}
+
+fn id(v: &Value) -> String {
+    v["item"]["id"].as_str().expect("id").to_string()
+}
+
+async fn a_file_round_trips_on_local_storage(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let created = new_file(&app, "hello.txt", "text/plain", 11).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.body["item"]["attributes"]["status"], "pending");
+    let file = id(&created.body);
+    assert_eq!(
+        created.body["upload"]["url"],
+        format!("/api/files/{file}/content").as_str()
+    );
+    assert_eq!(created.body["upload"]["method"], "PUT");
+
+    let early = app.get(&format!("/api/files/{file}/content")).await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.text);
+    let confirm_early = app
+        .call(
+            Method::POST,
+            &format!("/api/files/{file}/confirm"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        confirm_early.status,
+        StatusCode::CONFLICT,
+        "{}",
+        confirm_early.text
+    );
+
+    for (content_type, bytes, status) in [
+        (
+            "text/html",
+            &b"hello files"[..],
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "text/plain",
+            &b"hello files, and more"[..],
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "text/plain",
+            &b"hello"[..],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let refused = put_content(&app, &file, content_type, bytes).await;
+        assert_eq!(
+            refused.status, status,
+            "{content_type} {bytes:?}: {}",
+            refused.text
+        );
+    }
+    let stored = put_content(&app, &file, "text/plain", b"hello files").await;
+    assert_eq!(stored.status, StatusCode::NO_CONTENT, "{}", stored.text);
+    let confirmed = app
+        .call(
+            Method::POST,
+            &format!("/api/files/{file}/confirm"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text);
+    assert_eq!(confirmed.body["attributes"]["status"], "ready");
+    assert_eq!(
+        confirmed.body["attributes"]["checksum"],
+        "6e5bc8df28cfac06658769974f895070db24676563ebc1ae17fb961f5da4d5e9"
+    );
+    let content = app.get(&format!("/api/files/{file}/content")).await;
+    assert_eq!(content.status, StatusCode::OK);
+    assert_eq!(content.text, "hello files");
+    assert_eq!(content.header("content-type"), "text/plain");
+    assert_eq!(content.header("x-content-type-options"), "nosniff");
+
+    // Another org cannot see it, nor its content.
+    let other = app.rn.token_for(OTHER_ORG, "admin").await;
+    let hidden = app
+        .call_as(
+            Some(&other),
+            Method::GET,
+            &format!("/api/files/{file}/content"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    let listed = app.get("/api/files").await;
+    assert_eq!(listed.body["items"][0]["id"], file.as_str());
+}
+
+async fn bad_files_are_refused_and_nothing_is_written(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let before = app.snapshot().await;
+    for (body, status, field) in [
+        (
+            json!({"name": "..", "content_type": "text/plain", "size": 1}),
+            422,
+            "name",
+        ),
+        (
+            json!({"name": "../../etc/passwd", "content_type": "text/plain", "size": 1}),
+            422,
+            "name",
+        ),
+        (
+            json!({"name": "a/b.txt", "content_type": "text/plain", "size": 1}),
+            422,
+            "name",
+        ),
+        (
+            json!({"name": "nul\u{0}.txt", "content_type": "text/plain", "size": 1}),
+            422,
+            "name",
+        ),
+        (
+            json!({"name": "invoice\u{202E}fdp.exe", "content_type": "text/plain", "size": 1}),
+            422,
+            "name",
+        ),
+        (
+            json!({"name": "a.txt", "content_type": "not a type", "size": 1}),
+            422,
+            "content_type",
+        ),
+        (
+            json!({"name": "a.txt", "content_type": "text/plain", "size": 1u64 << 40}),
+            422,
+            "size",
+        ),
+        (
+            json!({"name": "a.txt", "content_type": "text/plain", "size": -1}),
+            400,
+            "",
+        ),
+        (
+            json!({"name": "a.txt", "content_type": "text/plain"}),
+            400,
+            "",
+        ),
+        (
+            json!({"name": "a.txt", "content_type": "text/plain", "size": 1, "path": "/etc"}),
+            400,
+            "",
+        ),
+    ] {
+        let a = app.post("/api/files", body.clone()).await;
+        assert_eq!(a.status.as_u16(), status, "{body}: {}", a.text);
+        if !field.is_empty() {
+            assert!(
+                a.body["error"]["details"]["fields"][field].is_string(),
+                "{body}: {}",
+                a.text
+            );
+        }
+    }
+    assert_eq!(app.snapshot().await, before, "nothing was created");
+    let bad_id = app.get("/api/files/not-an-id/content").await;
+    assert_eq!(bad_id.status, StatusCode::BAD_REQUEST);
+}
+
+/// On S3 the client uploads to the presigned URL itself, and reads through a redirect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_round_trips_on_s3() {
+    let endpoint = realnet_tests::aws_endpoint();
+    let bucket = format!("realnet-files-{}", uuid::Uuid::now_v7().simple());
+    let storage = StorageConfig::S3 {
+        bucket: bucket.clone(),
+        endpoint: Some(endpoint.clone()),
+    };
+    let app = TestApp::with_config(StoreKind::Sqlite, |c| c.storage = storage).await;
+    realnet::blob::S3BlobStore::new(&bucket, Some(&endpoint))
+        .ensure_bucket()
+        .await
+        .expect("bucket");
+    let created = new_file(&app, "report.csv", "text/csv", 8).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let file = id(&created.body);
+    let upload = &created.body["upload"];
+    let url = upload["url"].as_str().expect("url");
+    assert!(url.starts_with(&endpoint), "{url}");
+    let direct = put_content(&app, &file, "text/csv", b"a,b\n1,2\n").await;
+    assert_eq!(
+        direct.status,
+        StatusCode::BAD_REQUEST,
+        "S3 uploads go to S3"
+    );
+
+    let client = reqwest::Client::new();
+    let mut put = client.put(url).body("a,b\n1,2\n");
+    for (k, v) in upload["headers"].as_object().expect("headers") {
+        put = put.header(k, v.as_str().expect("header value"));
+    }
+    let uploaded = put.send().await.expect("upload to S3");
+    assert!(uploaded.status().is_success(), "{}", uploaded.status());
+
+    let confirmed = app
+        .call(
+            Method::POST,
+            &format!("/api/files/{file}/confirm"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text);
+    let redirect = app.get(&format!("/api/files/{file}/content")).await;
+    assert_eq!(redirect.status, StatusCode::FOUND, "{}", redirect.text);
+    let location = redirect.header("location").to_string();
+    let body = reqwest::get(&location)
+        .await
+        .expect("download")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(body, "a,b\n1,2\n");
+
+    // A wrong-size upload is not confirmed.
+    let second = new_file(&app, "short.csv", "text/csv", 100).await;
+    let short = id(&second.body);
+    let target = second.body["upload"]["url"].as_str().expect("url");
+    client
+        .put(target)
+        .body("short")
+        .send()
+        .await
+        .expect("upload");
+    let refused = app
+        .call(
+            Method::POST,
+            &format!("/api/files/{short}/confirm"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
+}
+
+on_every_store!(
+    a_file_round_trips_on_local_storage,
+    bad_files_are_refused_and_nothing_is_written,
+);
