@@ -422,13 +422,21 @@ mod tests {
             ("REALNET_LOGIN_MAX_FAILURES", "0"),
             ("REALNET_ADMIN_PASSWORD", "short"),
             ("REALNET_STORAGE_TYPE", "ftp"),
-            ("REALNET_STORAGE_TYPE", "s3"),
             ("REALNET_FILE_MAX_SIZE", "0"),
             ("REALNET_FILE_URL_TTL", "30d"),
         ] {
             let err = config(&[(var, value)]).expect_err("refused");
             assert_eq!(err.var, var);
         }
+        let err = config(&[("REALNET_STORAGE_TYPE", "s3")]).expect_err("no bucket");
+        assert_eq!(err.var, "REALNET_STORAGE_S3_BUCKET");
+        let err = config(&[
+            ("REALNET_STORAGE_TYPE", "s3"),
+            ("REALNET_STORAGE_S3_BUCKET", "b"),
+            ("REALNET_STORAGE_S3_ENDPOINT", "localhost:9000"),
+        ])
+        .expect_err("not a URL");
+        assert_eq!(err.var, "REALNET_STORAGE_S3_ENDPOINT");
         let err = config(&[("REALNET_DB_TYPE", "dynamodb")]).expect_err("no table");
         assert_eq!(err.var, "REALNET_DYNAMODB_TABLE");
         let err = config(&[
