@@ -266,13 +266,13 @@ async fn type_endpoints(kind: StoreKind) {
         )
         .await;
     assert_eq!(patched.body["name"], "Acme 2");
-    let file = app
+    let contact = app
         .post(
-            "/api/files",
-            json!({"name": "a.txt", "attributes": {"size": 1}}),
+            "/api/contacts",
+            json!({"name": "Ann", "attributes": {"email": "ann@example.com"}}),
         )
         .await;
-    assert_eq!(file.body["type"], "File", "{}", file.text);
+    assert_eq!(contact.body["type"], "Contact", "{}", contact.text);
 }
 
 async fn service_routes(kind: StoreKind) {
