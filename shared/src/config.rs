@@ -98,6 +98,8 @@ pub struct Config {
     pub file_max_size: u64,
     /// How long upload and download URLs are valid.
     pub file_url_ttl: Duration,
+    /// How long a finished job's record keeps a redelivery from running it again.
+    pub job_record_ttl: Duration,
 }
 
 /// A variable with a value that cannot be used.
@@ -352,6 +354,15 @@ impl Config {
                 "must be from one second to seven days",
             ));
         }
+        let job_record_ttl = duration("REALNET_JOB_RECORD_TTL", Duration::from_secs(4 * 86400))?;
+        if job_record_ttl < Duration::from_secs(60)
+            || job_record_ttl > Duration::from_secs(30 * 86400)
+        {
+            return Err(bad(
+                "REALNET_JOB_RECORD_TTL",
+                "must be from one minute to 30 days (at least the queue's message retention)",
+            ));
+        }
         Ok(Config {
             server_host,
             server_port,
@@ -365,6 +376,7 @@ impl Config {
             storage,
             file_max_size,
             file_url_ttl,
+            job_record_ttl,
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod item;
+pub mod jobs;
 pub mod query;
 pub mod store;
 pub mod telemetry;

@@ -827,3 +827,60 @@ pub async fn queries_return_only_readable_items(store: &dyn ItemStore) {
     };
     assert!(store.query(ORG, &q).await.expect("query").items.is_empty());
 }
+
+/// A job key runs once: a second claim is busy while the first holds it, sees the outcome
+/// once it finished, and starts again after an abandoned run, a lapsed lease or an expired
+/// record.
+pub async fn job_runs_are_claimed_once(store: &dyn ItemStore) {
+    use realnet::store::JobClaim;
+    let t0 = now();
+    let (lease, expires) = (t0 + Duration::seconds(30), t0 + Duration::days(1));
+    let begin = |key: &'static str, at| async move {
+        store
+            .begin_job(
+                ORG,
+                key,
+                at,
+                at + Duration::seconds(30),
+                at + Duration::days(1),
+            )
+            .await
+            .expect("claim")
+    };
+    assert_eq!(
+        store
+            .begin_job(ORG, "k1", t0, lease, expires)
+            .await
+            .expect("claim"),
+        JobClaim::Started
+    );
+    assert_eq!(begin("k1", t0).await, JobClaim::Busy);
+    assert_eq!(
+        store
+            .begin_job(OTHER, "k1", t0, lease, expires)
+            .await
+            .expect("claim"),
+        JobClaim::Started,
+        "keys are per org"
+    );
+    store
+        .finish_job(ORG, "k1", &json!({"result": {"count": 2}}))
+        .await
+        .expect("finish");
+    assert_eq!(
+        begin("k1", t0).await,
+        JobClaim::Done(json!({"result": {"count": 2}}))
+    );
+    // A finished record expires; a lapsed lease is taken over; an abandoned run starts again.
+    assert_eq!(begin("k1", t0 + Duration::days(2)).await, JobClaim::Started);
+    assert_eq!(begin("k2", t0).await, JobClaim::Started);
+    assert_eq!(
+        begin("k2", t0 + Duration::minutes(1)).await,
+        JobClaim::Started
+    );
+    store.abandon_job(ORG, "k2").await.expect("abandon");
+    assert_eq!(
+        begin("k2", t0 + Duration::minutes(1)).await,
+        JobClaim::Started
+    );
+}

@@ -31,4 +31,5 @@ contract_tests!(
     passwords_are_set_replaced_and_removed,
     failures_count_within_a_window,
     queries_return_only_readable_items,
+    job_runs_are_claimed_once,
 );

@@ -40,6 +40,8 @@ pub enum Credential {
     ApiKey { id: Uuid },
     /// The claims of an API Gateway JWT authorizer.
     Authorizer,
+    /// A job from the queue, acting as its actor.
+    Job,
 }
 
 /// The caller of a request, job or command: the org it acts in and its rights there.
@@ -79,6 +81,11 @@ impl Principal {
 
     pub fn is_public(&self) -> bool {
         self.credential == Credential::Public
+    }
+
+    /// The principal a job acts as: its actor's account (which must not be disabled).
+    pub fn for_job(account: &Item) -> Principal {
+        Principal::of_account(account, Credential::Job)
     }
 
     /// The principal of an account item (which must not be disabled).

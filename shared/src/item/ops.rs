@@ -207,12 +207,60 @@ async fn check_parent(
 }
 
 /// Creates an item; returns it and, for an API key, its token (shown only this once).
+/// A checked change, ready to be written with others in one transaction by [`commit`].
+#[derive(Debug)]
+pub struct Prepared {
+    writes: Vec<Write>,
+    /// The item as it will be (none for a delete).
+    pub item: Option<Item>,
+    /// The item's type, to forget cached identities after the write.
+    type_name: String,
+    /// An API key's token, to show once.
+    secret: Option<String>,
+}
+
+/// Writes prepared changes all together, or none of them.
+pub async fn commit(rn: &Realnet, p: &Principal, batch: Vec<Prepared>) -> Result<(), ItemError> {
+    let writes: Vec<Write> = batch.iter().flat_map(|b| b.writes.clone()).collect();
+    rn.store.apply(&p.org, &writes).await.map_err(|e| match e {
+        // A parent was deleted between the check and the insert.
+        StoreError::NotFound(parent)
+            if batch
+                .iter()
+                .any(|b| b.item.as_ref().is_some_and(|i| i.parent == Some(parent))) =>
+        {
+            ValidationErrors::single("parent", format!("no item with id {parent}")).into()
+        }
+        e => ItemError::from(e),
+    })?;
+    for b in &batch {
+        identity::after_write(rn, &b.type_name, &p.org);
+    }
+    Ok(())
+}
+
+/// Creates an item; returns it and, for an API key, its token (shown only this once).
 pub async fn create(
     rn: &Realnet,
     principal: &Principal,
     input: NewItem,
     scope: Option<&str>,
 ) -> Result<(Item, Option<String>), ItemError> {
+    let mut prepared = prepare_create(rn, principal, input, scope).await?;
+    let item = prepared.item.clone().expect("a created item");
+    let secret = prepared.secret.take();
+    commit(rn, principal, vec![prepared]).await?;
+    Ok((item, secret))
+}
+
+/// Checks a new item: the caller's right to create it, its name, attributes, references and
+/// parent.
+pub async fn prepare_create(
+    rn: &Realnet,
+    principal: &Principal,
+    input: NewItem,
+    scope: Option<&str>,
+) -> Result<Prepared, ItemError> {
     let rules = rn.access_rules(&principal.org).await?;
     let t = type_in_scope(rn, &input.type_name, scope)?;
     let p = principal;
@@ -272,15 +320,12 @@ pub async fn create(
     let extra = identity::on_create(&item, password).await;
     let mut writes = vec![Write::Create(item.clone())];
     writes.extend(extra.writes);
-    rn.store.apply(&p.org, &writes).await.map_err(|e| match e {
-        // The parent was deleted between the check and the insert.
-        StoreError::NotFound(parent) if Some(parent) == item.parent => {
-            ValidationErrors::single("parent", format!("no item with id {parent}")).into()
-        }
-        e => ItemError::from(e),
-    })?;
-    identity::after_write(rn, &item.type_name, &p.org);
-    Ok((item, extra.secret))
+    Ok(Prepared {
+        writes,
+        type_name: item.type_name.clone(),
+        item: Some(item),
+        secret: extra.secret,
+    })
 }
 
 /// The item, if it exists in the caller's org, the caller may read it and (with `scope`) it
@@ -324,29 +369,45 @@ pub async fn update(
     if_match: Option<i64>,
     scope: Option<&str>,
 ) -> Result<Item, ItemError> {
-    let rules = rn.access_rules(&principal.org).await?;
     let mut attempts = 0;
     loop {
-        let current = get_for(rn, &rules, principal, id, scope, Permission::Update).await?;
-        check_version(&current, if_match)?;
-        let (next, password) = changed(rn, &rules, principal, &current, &change).await?;
-        let mut writes = vec![Write::Update {
-            item: next.clone(),
-            expected_version: current.version,
-        }];
-        writes.extend(identity::on_update(&current, &next, password).await);
+        let prepared = prepare_update(rn, principal, id, &change, if_match, scope).await?;
+        let next = prepared.item.clone().expect("an updated item");
         attempts += 1;
-        match rn.store.apply(&principal.org, &writes).await {
-            Ok(()) => {
-                identity::after_write(rn, &next.type_name, &principal.org);
-                return Ok(next);
-            }
+        match commit(rn, principal, vec![prepared]).await {
+            Ok(()) => return Ok(next),
             // Without If-Match the caller asked for no particular version: read again.
-            Err(StoreError::VersionConflict { .. })
+            Err(ItemError::Store(StoreError::VersionConflict { .. }))
                 if if_match.is_none() && attempts < UPDATE_ATTEMPTS => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// Checks a change: the caller's rights, the version, and the item as it will be.
+pub async fn prepare_update(
+    rn: &Realnet,
+    principal: &Principal,
+    id: Uuid,
+    change: &Change,
+    if_match: Option<i64>,
+    scope: Option<&str>,
+) -> Result<Prepared, ItemError> {
+    let rules = rn.access_rules(&principal.org).await?;
+    let current = get_for(rn, &rules, principal, id, scope, Permission::Update).await?;
+    check_version(&current, if_match)?;
+    let (next, password) = changed(rn, &rules, principal, &current, change).await?;
+    let mut writes = vec![Write::Update {
+        item: next.clone(),
+        expected_version: current.version,
+    }];
+    writes.extend(identity::on_update(&current, &next, password).await);
+    Ok(Prepared {
+        writes,
+        type_name: next.type_name.clone(),
+        item: Some(next),
+        secret: None,
+    })
 }
 
 /// Refuses, as [`update`] would, a caller that may read `item` but not change it.
@@ -484,14 +545,30 @@ pub async fn delete(
     if_match: Option<i64>,
     scope: Option<&str>,
 ) -> Result<(), ItemError> {
+    let prepared = prepare_delete(rn, principal, id, recursive, if_match, scope).await?;
+    commit(rn, principal, vec![prepared]).await
+}
+
+/// Checks a delete: the caller's rights and the version.
+pub async fn prepare_delete(
+    rn: &Realnet,
+    principal: &Principal,
+    id: Uuid,
+    recursive: bool,
+    if_match: Option<i64>,
+    scope: Option<&str>,
+) -> Result<Prepared, ItemError> {
     let rules = rn.access_rules(&principal.org).await?;
     let current = get_for(rn, &rules, principal, id, scope, Permission::Delete).await?;
     check_version(&current, if_match)?;
     let mut writes = vec![Write::Delete { id, recursive }];
     writes.extend(identity::on_delete(&current));
-    rn.store.apply(&principal.org, &writes).await?;
-    identity::after_write(rn, &current.type_name, &principal.org);
-    Ok(())
+    Ok(Prepared {
+        writes,
+        type_name: current.type_name,
+        item: None,
+        secret: None,
+    })
 }
 
 /// One page of the items in the caller's org that match `query` and that the caller may read;

@@ -33,7 +33,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use super::{ItemStore, Page, StoreError, StoredToken, TypeCount, Write};
+use super::{ItemStore, JobClaim, Page, StoreError, StoredToken, TypeCount, Write};
 use crate::item::Item;
 use crate::query::{ItemQuery, ParentFilter, Readable};
 use crate::types::value::format_datetime;
@@ -1002,6 +1002,92 @@ impl ItemStore for DynamoStore {
             return Ok(None);
         }
         Ok(Some((get_n(&r, "count")?, since)))
+    }
+
+    async fn begin_job(
+        &self,
+        org: &str,
+        key_name: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<JobClaim, StoreError> {
+        let pk = format!("JOB#{org}#{key_name}");
+        let mut record = key(pk.clone(), "JOB");
+        record.insert("state".into(), s("running"));
+        record.insert("lease_until".into(), s(format_datetime(lease_until)));
+        record.insert("expires_at".into(), s(format_datetime(expires)));
+        let claimed = self
+            .client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#s = :running AND lease_until < :now) OR expires_at < :now",
+            )
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":now", s(format_datetime(now)))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => return Ok(JobClaim::Started),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+            Err(e) => return Err(sdk(e)),
+        }
+        let r = self.get_record(pk, "JOB".into()).await?.unwrap_or_default();
+        Ok(match (get_s(&r, "state"), get_s(&r, "outcome")) {
+            (Some("done"), Some(o)) => JobClaim::Done(serde_json::from_str(o).map_err(backend)?),
+            _ => JobClaim::Busy,
+        })
+    }
+
+    async fn finish_job(
+        &self,
+        org: &str,
+        key_name: &str,
+        outcome: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("JOB#{org}#{key_name}"), "JOB")))
+            .update_expression("SET #s = :done, outcome = :o")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":done", s("done"))
+            .expression_attribute_values(":o", s(outcome.to_string()))
+            .send()
+            .await
+            .map_err(sdk)?;
+        Ok(())
+    }
+
+    async fn abandon_job(&self, org: &str, key_name: &str) -> Result<(), StoreError> {
+        let deleted = self
+            .client()
+            .await
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("JOB#{org}#{key_name}"), "JOB")))
+            .condition_expression("#s = :running")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":running", s("running"))
+            .send()
+            .await;
+        match deleted {
+            Err(e)
+                if !e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(sdk(e))
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn clear_failures(&self, name: &str) -> Result<(), StoreError> {

@@ -92,6 +92,17 @@ pub enum Write {
     },
 }
 
+/// What [`ItemStore::begin_job`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobClaim {
+    /// The caller holds the key now and runs the job.
+    Started,
+    /// The job ran; this is what it recorded.
+    Done(serde_json::Value),
+    /// Another run holds the key and its lease has not run out.
+    Busy,
+}
+
 /// A bearer token as stored; the token itself is never kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredToken {
@@ -177,4 +188,27 @@ pub trait ItemStore: Send + Sync + 'static {
     ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError>;
 
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Claims the job key `key` of `org` until `lease_until`, unless a run holds it (`Busy`)
+    /// or it finished (`Done`); a finished record counts until `expires`, after which the key
+    /// may run again.
+    async fn begin_job(
+        &self,
+        org: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<JobClaim, StoreError>;
+
+    /// Records that the job of `key` finished with `outcome`.
+    async fn finish_job(
+        &self,
+        org: &str,
+        key: &str,
+        outcome: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+
+    /// Lets go of `key` so that another delivery runs the job again.
+    async fn abandon_job(&self, org: &str, key: &str) -> Result<(), StoreError>;
 }

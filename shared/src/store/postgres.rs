@@ -26,7 +26,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 use super::sql::{self, Dialect, Param};
-use super::{ItemStore, Page, StoreError, StoredToken, TypeCount, Write};
+use super::{ItemStore, JobClaim, Page, StoreError, StoredToken, TypeCount, Write};
 use crate::item::Item;
 use crate::query::ItemQuery;
 
@@ -75,6 +75,17 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (org, account)
     );
     CREATE TABLE login_failures (key text PRIMARY KEY, count bigint NOT NULL, since timestamptz NOT NULL);"#,
+    // 3: job runs, for exactly-once effects.
+    r#"CREATE TABLE job_runs (
+        org text NOT NULL,
+        key text NOT NULL,
+        state text NOT NULL,
+        outcome jsonb,
+        lease_until timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (org, key)
+    );
+    CREATE INDEX job_runs_expires ON job_runs (expires_at);"#,
 ];
 
 pub struct PostgresStore {
@@ -592,5 +603,62 @@ impl ItemStore for PostgresStore {
             &[Param::Text(key.to_string())],
         )
         .await
+    }
+
+    async fn begin_job(
+        &self,
+        org: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<JobClaim, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&st().begin_job)
+            .await
+            .map_err(backend)?;
+        let started = client
+            .query_opt(&stmt, &[&org, &key, &lease_until, &expires, &now, &now])
+            .await
+            .map_err(backend)?;
+        if started.is_some() {
+            return Ok(JobClaim::Started);
+        }
+        let stmt = client
+            .prepare_cached(&st().job_state)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_one(&stmt, &[&org, &key])
+            .await
+            .map_err(backend)?;
+        let state: String = row.get(0);
+        let outcome: Option<serde_json::Value> = row.get(1);
+        Ok(match (state.as_str(), outcome) {
+            ("done", Some(o)) => JobClaim::Done(o),
+            _ => JobClaim::Busy,
+        })
+    }
+
+    async fn finish_job(
+        &self,
+        org: &str,
+        key: &str,
+        outcome: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let params = [
+            Param::Json(outcome.clone()),
+            Param::Text(org.to_string()),
+            Param::Text(key.to_string()),
+        ];
+        execute(&client, &st().finish_job, &params).await
+    }
+
+    async fn abandon_job(&self, org: &str, key: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let params = [Param::Text(org.to_string()), Param::Text(key.to_string())];
+        execute(&client, &st().abandon_job, &params).await
     }
 }

@@ -298,6 +298,10 @@ pub(crate) struct Statements {
     pub add_failure: String,
     pub failures: String,
     pub clear_failures: String,
+    pub begin_job: String,
+    pub job_state: String,
+    pub finish_job: String,
+    pub abandon_job: String,
 }
 
 impl Statements {
@@ -323,6 +327,10 @@ impl Statements {
             add_failure: numbered(d, ADD_FAILURE),
             failures: numbered(d, FAILURES),
             clear_failures: numbered(d, CLEAR_FAILURES),
+            begin_job: numbered(d, BEGIN_JOB),
+            job_state: numbered(d, JOB_STATE),
+            finish_job: numbered(d, FINISH_JOB),
+            abandon_job: numbered(d, ABANDON_JOB),
         }
     }
 }
@@ -394,6 +402,17 @@ const ADD_FAILURE: &str = "INSERT INTO login_failures (key, count, since) VALUES
 const FAILURES: &str = "SELECT count, since FROM login_failures WHERE key = {} AND since >= {}";
 
 const CLEAR_FAILURES: &str = "DELETE FROM login_failures WHERE key = {}";
+
+/// Takes a key that is new, whose run's lease ran out, or whose record expired; returns a row
+/// only when it did.
+const BEGIN_JOB: &str = "INSERT INTO job_runs (org, key, state, outcome, lease_until, expires_at) VALUES ({}, {}, 'running', NULL, {}, {}) ON CONFLICT (org, key) DO UPDATE SET state = 'running', outcome = NULL, lease_until = excluded.lease_until, expires_at = excluded.expires_at WHERE (job_runs.state = 'running' AND job_runs.lease_until < {}) OR job_runs.expires_at < {} RETURNING state";
+
+const JOB_STATE: &str = "SELECT state, outcome FROM job_runs WHERE org = {} AND key = {}";
+
+const FINISH_JOB: &str =
+    "UPDATE job_runs SET state = 'done', outcome = {} WHERE org = {} AND key = {}";
+
+const ABANDON_JOB: &str = "DELETE FROM job_runs WHERE org = {} AND key = {} AND state = 'running'";
 
 /// The index that keeps usernames unique within an org; a violation of it is
 /// [`StoreError::Taken`](super::StoreError::Taken).

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params_from_iter};
 use uuid::Uuid;
 
 use super::sql::{self, Dialect, Param};
-use super::{ItemStore, Page, StoreError, StoredToken, TypeCount, Write};
+use super::{ItemStore, JobClaim, Page, StoreError, StoredToken, TypeCount, Write};
 use crate::item::Item;
 use crate::query::ItemQuery;
 use crate::types::value::format_datetime;
@@ -58,6 +58,17 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (org, account)
     );
     CREATE TABLE login_failures (key TEXT PRIMARY KEY, count INTEGER NOT NULL, since TEXT NOT NULL);",
+    // 3: job runs, for exactly-once effects.
+    "CREATE TABLE job_runs (
+        org TEXT NOT NULL,
+        key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        outcome TEXT,
+        lease_until TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (org, key)
+    );
+    CREATE INDEX job_runs_expires ON job_runs (expires_at);",
 ];
 
 #[derive(Clone)]
@@ -523,6 +534,69 @@ impl ItemStore for SqliteStore {
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
         let params = [Param::Text(key.to_string())];
         self.run(move |conn| execute(conn, &st().clear_failures, &params))
+            .await
+    }
+
+    async fn begin_job(
+        &self,
+        org: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<JobClaim, StoreError> {
+        let params = [
+            Param::Text(org.to_string()),
+            Param::Text(key.to_string()),
+            Param::Time(lease_until),
+            Param::Time(expires),
+            Param::Time(now),
+            Param::Time(now),
+        ];
+        let id = [Param::Text(org.to_string()), Param::Text(key.to_string())];
+        self.run(move |conn| {
+            let started = conn
+                .prepare_cached(&st().begin_job)
+                .map_err(backend)?
+                .query_row(params_from_iter(params.iter()), |_| Ok(()))
+                .optional()
+                .map_err(backend)?;
+            if started.is_some() {
+                return Ok(JobClaim::Started);
+            }
+            let (state, outcome): (String, Option<String>) = conn
+                .prepare_cached(&st().job_state)
+                .map_err(backend)?
+                .query_row(params_from_iter(id.iter()), |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?;
+            Ok(match (state.as_str(), outcome) {
+                ("done", Some(o)) => JobClaim::Done(
+                    serde_json::from_str(&o).map_err(|e| StoreError::Backend(e.to_string()))?,
+                ),
+                _ => JobClaim::Busy,
+            })
+        })
+        .await
+    }
+
+    async fn finish_job(
+        &self,
+        org: &str,
+        key: &str,
+        outcome: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let params = [
+            Param::Json(outcome.clone()),
+            Param::Text(org.to_string()),
+            Param::Text(key.to_string()),
+        ];
+        self.run(move |conn| execute(conn, &st().finish_job, &params))
+            .await
+    }
+
+    async fn abandon_job(&self, org: &str, key: &str) -> Result<(), StoreError> {
+        let params = [Param::Text(org.to_string()), Param::Text(key.to_string())];
+        self.run(move |conn| execute(conn, &st().abandon_job, &params))
             .await
     }
 }

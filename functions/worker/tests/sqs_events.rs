@@ -1,0 +1,56 @@
+//! The `worker` binary under a Lambda Runtime API, as `cargo lambda invoke worker --data-file
+//! events/worker/...` would run it: it answers the sample SQS batches in the partial batch
+//! failure shape and runs the job they carry once.
+
+use std::path::PathBuf;
+
+use realnet_tests::lambda_runtime::RuntimeApi;
+use serde_json::Value;
+
+fn event(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events/worker")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("sample events are JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_the_sample_batches() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path().to_str().expect("utf-8 path");
+    let config = realnet::config::Config::from_lookup(|k| {
+        (k == "REALNET_DATA_DIR").then(|| dir.to_string())
+    })
+    .expect("config");
+    let rn = realnet::Realnet::from_config(config).expect("store");
+    rn.init().await.expect("init");
+    let runtime = RuntimeApi::start().await;
+    let mut function = runtime.spawn_function(
+        std::path::Path::new(env!("CARGO_BIN_EXE_worker")),
+        &[("REALNET_DATA_DIR", dir)],
+    );
+
+    let answer = runtime.invoke(event("batch.json")).await.expect("answered");
+    let failures = answer["batchItemFailures"]
+        .as_array()
+        .expect("the partial batch failure shape");
+    assert!(failures.len() <= 1, "{answer}");
+    let fifo = runtime
+        .invoke(event("fifo-batch.json"))
+        .await
+        .expect("answered");
+    assert_eq!(fifo["batchItemFailures"], serde_json::json!([]), "{fifo}");
+    function.kill().ok();
+    function.wait().ok();
+
+    let mut query = realnet::query::ItemQuery::parse(
+        &rn.types,
+        &[("type".to_string(), "Company".to_string())],
+        None,
+    )
+    .expect("query");
+    query.name = Some(realnet::query::NameFilter::Exact("Initech".into()));
+    let found = rn.store.query("default", &query).await.expect("query");
+    assert_eq!(found.items.len(), 1, "the job ran once");
+}

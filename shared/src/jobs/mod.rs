@@ -1,0 +1,243 @@
+//! Background jobs: the envelope every producer sends (documented for external producers as
+//! `schemas/job-envelope.schema.json`), the job kinds, and running one job exactly once.
+//!
+//! A job runs as its `actor` (an account of its `org`), with that account's rights, and either
+//! does all of its work or none of it: bulk item changes are checked first and written in one
+//! transaction. Delivery is at least once; effects are exactly once, because a job first
+//! claims its idempotency key (the envelope's `idempotency_key`, else the message id) and a
+//! key that has finished is not run again while its record lives (`REALNET_JOB_RECORD_TTL`).
+//! A failure is either permanent (bad input, no rights: retrying cannot help, so the job is
+//! recorded as failed and not retried) or retryable (the store unavailable, a version race).
+
+pub mod worker;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::auth::identity;
+use crate::context::{Realnet, check_org_name};
+use crate::item::ops::{self, Change, ItemError, NewItem};
+use crate::store::StoreError;
+
+/// At most this many items in one bulk job (DynamoDB writes 100 records per transaction).
+pub const MAX_BULK: usize = 25;
+
+/// A job as a producer sends it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobEnvelope {
+    /// `items.create`, `items.update`, `items.delete` or `extension.call`.
+    pub kind: String,
+    pub org: String,
+    /// The username of the account the job acts as (with its rights).
+    pub actor: String,
+    pub payload: Value,
+    /// Jobs with the same key (in the same org) run once.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Carried into the logs, to follow a request through its jobs.
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+/// Why a job did not succeed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JobFailure {
+    /// Retrying cannot help: malformed, unknown kind, wrong payload, no such actor, no rights,
+    /// invalid items.
+    #[error("{0}")]
+    Permanent(String),
+    /// Worth another delivery: the store was unavailable or a version changed meanwhile.
+    #[error("{0}")]
+    Retry(String),
+}
+
+impl From<ItemError> for JobFailure {
+    fn from(e: ItemError) -> Self {
+        match e {
+            ItemError::Store(StoreError::Unavailable(m)) => JobFailure::Retry(m),
+            ItemError::Store(e @ StoreError::VersionConflict { .. }) => {
+                JobFailure::Retry(e.to_string())
+            }
+            ItemError::Store(StoreError::Backend(m)) => JobFailure::Retry(m),
+            other => JobFailure::Permanent(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for JobFailure {
+    fn from(e: StoreError) -> Self {
+        ItemError::from(e).into()
+    }
+}
+
+/// Decodes and checks an envelope; every refusal is permanent and says what is wrong.
+pub fn decode(body: &str) -> Result<JobEnvelope, JobFailure> {
+    let de = &mut serde_json::Deserializer::from_str(body);
+    let envelope: JobEnvelope = serde_path_to_error::deserialize(de)
+        .map_err(|e| JobFailure::Permanent(format!("malformed job envelope: {e}")))?;
+    check_org_name(&envelope.org).map_err(JobFailure::Permanent)?;
+    if let Some(k) = &envelope.idempotency_key
+        && (k.is_empty() || k.len() > 200)
+    {
+        return Err(JobFailure::Permanent(
+            "idempotency_key must be 1 to 200 characters".into(),
+        ));
+    }
+    Ok(envelope)
+}
+
+fn payload<T: serde::de::DeserializeOwned>(kind: &str, v: &Value) -> Result<T, JobFailure> {
+    serde_path_to_error::deserialize(v)
+        .map_err(|e| JobFailure::Permanent(format!("{kind} payload: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateItems {
+    items: Vec<CreateItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateItem {
+    #[serde(rename = "type")]
+    type_name: String,
+    name: String,
+    #[serde(default)]
+    parent: Option<Uuid>,
+    #[serde(default)]
+    attributes: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateItems {
+    items: Vec<UpdateItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateItem {
+    id: Uuid,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    attributes: Option<Map<String, Value>>,
+    /// The version the change is based on, like `If-Match`.
+    #[serde(default)]
+    version: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteItems {
+    ids: Vec<Uuid>,
+    #[serde(default)]
+    recursive: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallExtension {
+    extension: String,
+    handler: String,
+    /// Accepted for the handler; unused until extensions are registered.
+    #[serde(default, rename = "payload")]
+    _payload: Value,
+}
+
+fn bulk<T>(kind: &str, list: &[T]) -> Result<(), JobFailure> {
+    if list.is_empty() || list.len() > MAX_BULK {
+        return Err(JobFailure::Permanent(format!(
+            "{kind} takes 1 to {MAX_BULK} items, not {}",
+            list.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The principal a job acts as: its actor, an enabled account of its org.
+async fn actor(rn: &Realnet, job: &JobEnvelope) -> Result<Principal, JobFailure> {
+    let account = identity::find_account(rn, &job.org, &job.actor)
+        .await?
+        .filter(|a| !identity::is_disabled(a))
+        .ok_or_else(|| {
+            JobFailure::Permanent(format!(
+                "the actor {} is not an enabled account of org {:?}",
+                job.actor, job.org
+            ))
+        })?;
+    Ok(Principal::for_job(&account))
+}
+
+/// Runs one job (without the idempotency bookkeeping; see [`worker`]): all of it, or none.
+pub async fn run(rn: &Realnet, job: &JobEnvelope) -> Result<Value, JobFailure> {
+    let kind = job.kind.as_str();
+    // Check the payload before anything else is read.
+    enum Work {
+        Create(CreateItems),
+        Update(UpdateItems),
+        Delete(DeleteItems),
+    }
+    let work = match kind {
+        "items.create" => Work::Create(payload(kind, &job.payload)?),
+        "items.update" => Work::Update(payload(kind, &job.payload)?),
+        "items.delete" => Work::Delete(payload(kind, &job.payload)?),
+        "extension.call" => {
+            let call: CallExtension = payload(kind, &job.payload)?;
+            return Err(JobFailure::Permanent(format!(
+                "no extension handler {}/{} is registered (the extension registry is not built yet)",
+                call.extension, call.handler
+            )));
+        }
+        other => {
+            return Err(JobFailure::Permanent(format!(
+                "unknown job kind {other:?}: use items.create, items.update, items.delete or extension.call"
+            )));
+        }
+    };
+    let p = actor(rn, job).await?;
+    let mut batch = Vec::new();
+    match work {
+        Work::Create(c) => {
+            bulk(kind, &c.items)?;
+            for i in c.items {
+                let input = NewItem {
+                    type_name: i.type_name,
+                    name: i.name,
+                    parent: i.parent,
+                    attributes: i.attributes,
+                };
+                batch.push(ops::prepare_create(rn, &p, input, None).await?);
+            }
+        }
+        Work::Update(u) => {
+            bulk(kind, &u.items)?;
+            for i in u.items {
+                let change = Change::Patch {
+                    name: i.name,
+                    parent: None,
+                    attributes: i.attributes,
+                };
+                batch.push(ops::prepare_update(rn, &p, i.id, &change, i.version, None).await?);
+            }
+        }
+        Work::Delete(d) => {
+            bulk(kind, &d.ids)?;
+            for id in d.ids {
+                batch.push(ops::prepare_delete(rn, &p, id, d.recursive, None, None).await?);
+            }
+        }
+    }
+    let items: Vec<Value> = batch
+        .iter()
+        .filter_map(|b| b.item.as_ref())
+        .map(|i| json!({"id": i.id, "version": i.version}))
+        .collect();
+    let count = batch.len();
+    ops::commit(rn, &p, batch).await?;
+    Ok(json!({"count": count, "items": items}))
+}

@@ -1,0 +1,167 @@
+//! The SQS worker's batch handling, for `functions/worker` (and anything else that hands it
+//! SQS batches). Each record is decoded and run on its own, so one malformed body never fails
+//! its neighbours; records run concurrently (at most [`CONCURRENCY`]) on a standard queue and
+//! in order on a FIFO queue, each with a timeout that leaves the invocation time to answer.
+//! The answer lists only the records worth another delivery (partial batch failures); on a
+//! FIFO queue the first such record and every later one, since later messages of a group must
+//! not overtake it. A job that can never succeed is recorded as failed and not retried; a
+//! panic in a job is a failed record, not a crashed invocation.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use super::{JobFailure, decode, run};
+use crate::context::Realnet;
+use crate::store::JobClaim;
+
+/// Records of one batch run at once on a standard queue.
+pub const CONCURRENCY: usize = 8;
+
+/// Time kept back from the invocation's deadline to report the batch.
+const MARGIN: Duration = Duration::from_millis(500);
+
+/// How one record ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordOutcome {
+    Succeeded(Value),
+    /// Recorded as failed; the message is done with.
+    Failed(String),
+    /// Reported as a batch item failure, for another delivery.
+    Retry(String),
+}
+
+/// Runs one record's job, exactly once per idempotency key.
+pub async fn process(rn: &Arc<Realnet>, message: &SqsMessage, timeout: Duration) -> RecordOutcome {
+    let id = message.message_id.clone().unwrap_or_default();
+    let job = match decode(message.body.as_deref().unwrap_or_default()) {
+        Ok(job) => job,
+        Err(e) => {
+            tracing::error!(message_id = %id, error = %e, "job refused");
+            return RecordOutcome::Failed(e.to_string());
+        }
+    };
+    let key = job
+        .idempotency_key
+        .clone()
+        .unwrap_or_else(|| format!("message:{id}"));
+    let span = tracing::info_span!("job", message_id = %id, kind = %job.kind, org = %job.org,
+        request_id = job.request_id.as_deref().unwrap_or_default());
+    let _entered = span.enter();
+    let now = chrono::Utc::now();
+    let lease = now + chrono::Duration::from_std(timeout + MARGIN).unwrap_or_default();
+    let expires = now + chrono::Duration::from_std(rn.config.job_record_ttl).unwrap_or_default();
+    match rn
+        .store
+        .begin_job(&job.org, &key, now, lease, expires)
+        .await
+    {
+        Ok(JobClaim::Started) => {}
+        Ok(JobClaim::Done(outcome)) => {
+            tracing::info!("duplicate delivery: the job already ran");
+            return RecordOutcome::Succeeded(outcome);
+        }
+        Ok(JobClaim::Busy) => return RecordOutcome::Retry("the job is running elsewhere".into()),
+        Err(e) => return RecordOutcome::Retry(e.to_string()),
+    }
+    // Its own task, so that a panic in the job is caught here as a failed record.
+    let (task_rn, task_job) = (rn.clone(), job.clone());
+    let task = tokio::spawn(async move { run(&task_rn, &task_job).await });
+    let result = match tokio::time::timeout(timeout, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) if join.is_panic() => Err(JobFailure::Retry("the job panicked".into())),
+        Ok(Err(join)) => Err(JobFailure::Retry(join.to_string())),
+        Err(_) => Err(JobFailure::Retry(format!(
+            "the job did not finish within {} ms",
+            timeout.as_millis()
+        ))),
+    };
+    let (outcome, record) = match result {
+        Ok(value) => (
+            RecordOutcome::Succeeded(value.clone()),
+            Some(json!({"result": value})),
+        ),
+        Err(JobFailure::Permanent(m)) => {
+            tracing::error!(error = %m, "job failed");
+            (RecordOutcome::Failed(m.clone()), Some(json!({"error": m})))
+        }
+        Err(JobFailure::Retry(m)) => {
+            tracing::warn!(error = %m, "job will be retried");
+            (RecordOutcome::Retry(m), None)
+        }
+    };
+    let saved = match &record {
+        Some(r) => rn.store.finish_job(&job.org, &key, r).await,
+        None => rn.store.abandon_job(&job.org, &key).await,
+    };
+    if let Err(e) = saved {
+        tracing::error!(error = %e, "cannot record the job's outcome");
+        if record.is_some() {
+            return RecordOutcome::Retry(e.to_string());
+        }
+    }
+    outcome
+}
+
+/// Handles one SQS batch, given the invocation's deadline.
+pub async fn handle(rn: Arc<Realnet>, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
+    let timeout = deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(MARGIN)
+        .max(Duration::from_millis(100));
+    let fifo = event
+        .records
+        .first()
+        .and_then(|r| r.event_source_arn.as_deref())
+        .is_some_and(|arn| arn.ends_with(".fifo"));
+    let ids: Vec<String> = event
+        .records
+        .iter()
+        .map(|r| r.message_id.clone().unwrap_or_default())
+        .collect();
+    let mut retry = Vec::new();
+    if fifo {
+        for (i, message) in event.records.iter().enumerate() {
+            if let RecordOutcome::Retry(_) = process(&rn, message, timeout).await {
+                retry.extend(ids[i..].iter().cloned());
+                break;
+            }
+        }
+    } else {
+        let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, message) in event.records.into_iter().enumerate() {
+            let (rn, permits) = (rn.clone(), permits.clone());
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                (i, process(&rn, &message, timeout).await)
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok((i, RecordOutcome::Retry(_))) => retry.push(ids[i].clone()),
+                Ok(_) => {}
+                // `process` itself does not panic; if it did, its record cannot be named, so
+                // the whole batch goes back rather than losing a message.
+                Err(_) => return failures(ids),
+            }
+        }
+    }
+    failures(retry)
+}
+
+fn failures(ids: Vec<String>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = ids
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    response
+}

@@ -1,0 +1,368 @@
+//! The SQS worker's batch handling: each record on its own, exactly-once effects, permanent
+//! failures not retried, retryable ones reported as batch item failures (and on a FIFO queue,
+//! with every later record), all-or-nothing bulk jobs; against real SQS queues in moto with a
+//! dead-letter queue; and the documented envelope schema agreeing with the decoder.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use realnet::jobs::{JobFailure, decode, worker};
+use realnet::store::JobClaim;
+use realnet_tests::{StoreKind, TestApp, on_every_store};
+use serde_json::{Value, json};
+
+fn repo_file(path: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("JSON")
+}
+
+/// An SQS event of these bodies, as Lambda delivers it.
+fn event(bodies: &[Value], fifo: bool) -> SqsEvent {
+    let arn = if fifo {
+        "arn:aws:sqs:us-east-1:123456789012:jobs.fifo"
+    } else {
+        "arn:aws:sqs:us-east-1:123456789012:jobs"
+    };
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            json!({"messageId": format!("m{i}-{}", uuid::Uuid::now_v7()), "receiptHandle": "r",
+                "body": b.as_str().map(str::to_string).unwrap_or_else(|| b.to_string()),
+                "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+                "eventSourceARN": arn, "awsRegion": "us-east-1"})
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).expect("an SQS event")
+}
+
+async fn handle(app: &TestApp, event: SqsEvent) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let response: SqsBatchResponse = worker::handle(app.rn.clone(), event, deadline).await;
+    response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
+}
+
+fn ids(event: &SqsEvent) -> Vec<String> {
+    event
+        .records
+        .iter()
+        .map(|r| r.message_id.clone().unwrap_or_default())
+        .collect()
+}
+
+async fn count(app: &TestApp, uri: &str) -> usize {
+    let a = app.get(uri).await;
+    a.body["items"].as_array().map_or(0, Vec::len)
+}
+
+fn create(key: &str, names: &[&str]) -> Value {
+    let items: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"type": "Company", "name": n}))
+        .collect();
+    json!({"kind": "items.create", "org": "default", "actor": "admin",
+        "idempotency_key": key, "payload": {"items": items}})
+}
+
+/// The sample batch: a job, its duplicate, a malformed body and an unknown kind. The job runs
+/// once; the two bad records are failed for good, not sent back. The duplicate, handled at the
+/// same time as the original, may find it still running and come back for another delivery.
+async fn the_sample_batch_runs_each_record_once(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let sample: SqsEvent = serde_json::from_value(repo_file("events/worker/batch.json"))
+        .expect("the sample is an SQS event");
+    let pair = ids(&sample)[..2].to_vec();
+    let failed = handle(&app, sample).await;
+    assert!(
+        failed.len() <= 1 && failed.iter().all(|f| pair.contains(f)),
+        "{failed:?}"
+    );
+    assert_eq!(count(&app, "/api/companies?name=Initech").await, 1);
+    assert_eq!(count(&app, "/api/companies?name=Globex").await, 1);
+    // Delivered again, it does nothing more.
+    let again: SqsEvent =
+        serde_json::from_value(repo_file("events/worker/batch.json")).expect("event");
+    assert_eq!(handle(&app, again).await, Vec::<String>::new());
+    assert_eq!(count(&app, "/api/companies?name=Initech").await, 1);
+    let claim = app
+        .rn
+        .store
+        .begin_job(
+            "default",
+            "import-2026-11-25-0001",
+            chrono::Utc::now(),
+            chrono::Utc::now(),
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("claim");
+    assert!(
+        matches!(claim, JobClaim::Done(ref v) if v["result"]["count"] == 2),
+        "{claim:?}"
+    );
+}
+
+/// A record whose key another run holds is retried; on a standard queue alone, on a FIFO queue
+/// with every record after it, which must not run first.
+async fn retryable_records_are_reported_and_fifo_keeps_order(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let now = chrono::Utc::now();
+    let held = now + chrono::Duration::minutes(5);
+    app.rn
+        .store
+        .begin_job("default", "held", now, held, held)
+        .await
+        .expect("hold a key");
+    let standard = event(&[create("held", &["Held"]), create("s1", &["S1"])], false);
+    let standard_ids = ids(&standard);
+    assert_eq!(handle(&app, standard).await, vec![standard_ids[0].clone()]);
+    assert_eq!(count(&app, "/api/companies?name=S1").await, 1);
+    assert_eq!(count(&app, "/api/companies?name=Held").await, 0);
+
+    let fifo = event(
+        &[
+            create("f1", &["F1"]),
+            create("held", &["Held"]),
+            create("f3", &["F3"]),
+        ],
+        true,
+    );
+    let fifo_ids = ids(&fifo);
+    assert_eq!(handle(&app, fifo).await, fifo_ids[1..].to_vec());
+    assert_eq!(count(&app, "/api/companies?name=F1").await, 1);
+    assert_eq!(
+        count(&app, "/api/companies?name=F3").await,
+        0,
+        "not run out of order"
+    );
+}
+
+/// Bad jobs fail for good, with the reason recorded, and a bulk job writes all or nothing.
+async fn bad_jobs_fail_for_good_and_write_nothing(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (_, _) = app.account("default", "member", false).await;
+    let too_many: Vec<String> = (0..26).map(|i| format!("c{i}")).collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    let cases = [
+        (
+            "half valid",
+            json!({"kind": "items.create", "org": "default", "actor": "admin",
+            "idempotency_key": "half", "payload": {"items": [{"type": "Company", "name": "Fine"},
+            {"type": "Company", "name": "Bad", "attributes": {"employees": -1}}]}}),
+            "employees",
+        ),
+        (
+            "wrong shape",
+            json!({"kind": "items.create", "org": "default", "actor": "admin",
+            "idempotency_key": "shape", "payload": {"things": []}}),
+            "payload",
+        ),
+        ("too many", create("many", &too_many), "1 to 25"),
+        (
+            "unknown actor",
+            json!({"kind": "items.delete", "org": "default", "actor": "nobody",
+            "idempotency_key": "actor", "payload": {"ids": [uuid::Uuid::now_v7()]}}),
+            "actor",
+        ),
+        (
+            "no rights",
+            json!({"kind": "items.create", "org": "default", "actor": "member",
+            "idempotency_key": "rights", "payload": {"items": [{"type": "Acl", "name": "x",
+            "attributes": {"principal": "members", "permissions": ["admin"], "target_type": "Item"}}]}}),
+            "may not",
+        ),
+        (
+            "no extensions yet",
+            json!({"kind": "extension.call", "org": "default", "actor": "admin",
+            "idempotency_key": "ext", "payload": {"extension": "crm", "handler": "sync"}}),
+            "crm/sync",
+        ),
+    ];
+    let before = app.snapshot().await;
+    for (case, body, reason) in cases {
+        let key = body["idempotency_key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            handle(&app, event(&[body], false)).await,
+            Vec::<String>::new(),
+            "{case}"
+        );
+        let now = chrono::Utc::now();
+        let claim = app
+            .rn
+            .store
+            .begin_job("default", &key, now, now, now)
+            .await
+            .expect("claim");
+        match claim {
+            JobClaim::Done(v) => assert!(
+                v["error"].as_str().is_some_and(|e| e.contains(reason)),
+                "{case}: {v}"
+            ),
+            other => panic!("{case}: {other:?}"),
+        }
+    }
+    assert_eq!(app.snapshot().await, before, "nothing was written");
+}
+
+on_every_store!(
+    the_sample_batch_runs_each_record_once,
+    retryable_records_are_reported_and_fifo_keeps_order,
+    bad_jobs_fail_for_good_and_write_nothing,
+);
+
+/// The JSON Schema in `schemas/` says what the decoder accepts: every required property is
+/// required, and no other property is accepted.
+#[test]
+fn the_envelope_schema_agrees_with_the_decoder() {
+    let schema = repo_file("schemas/job-envelope.schema.json");
+    let valid = create("k", &["A"]);
+    assert!(decode(&valid.to_string()).is_ok());
+    for required in schema["required"].as_array().expect("required") {
+        let mut v = valid.clone();
+        v.as_object_mut()
+            .expect("object")
+            .remove(required.as_str().expect("name"));
+        assert!(decode(&v.to_string()).is_err(), "{required} is required");
+    }
+    let properties = schema["properties"].as_object().expect("properties");
+    let mut v = valid.clone();
+    for p in properties.keys() {
+        if v.get(p).is_none() {
+            v[p] = json!("x");
+        }
+    }
+    assert!(
+        decode(&v.to_string()).is_ok(),
+        "every documented property is accepted: {v}"
+    );
+    v["priority"] = json!(1);
+    assert!(matches!(
+        decode(&v.to_string()),
+        Err(JobFailure::Permanent(_))
+    ));
+    let kinds = schema["properties"]["kind"]["enum"]
+        .as_array()
+        .expect("kinds");
+    assert_eq!(kinds.len(), 4);
+}
+
+/// Real SQS in moto, as the event source mapping would drive it: messages sent by a producer
+/// with the SDK, received, handed to the worker, and deleted unless reported as failed; a
+/// record that keeps failing moves to the dead-letter queue after the receive count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqs_queue_with_a_dead_letter_queue() {
+    realnet_tests::aws_endpoint();
+    let app = TestApp::new(StoreKind::Sqlite).await;
+    let sqs = aws_sdk_sqs::Client::new(&realnet::aws::sdk_config().await);
+    let name = format!("jobs-{}", uuid::Uuid::now_v7().simple());
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .expect("dlq");
+    let dlq_url = dlq.queue_url.expect("url");
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("arn");
+    let queue = sqs
+        .create_queue()
+        .queue_name(&name)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "0",
+        )
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}).to_string(),
+        )
+        .send()
+        .await
+        .expect("queue");
+    let url = queue.queue_url.expect("url");
+    let now = chrono::Utc::now();
+    let held = now + chrono::Duration::minutes(5);
+    app.rn
+        .store
+        .begin_job("default", "stuck", now, held, held)
+        .await
+        .expect("hold");
+    for body in [create("sqs-1", &["From SQS"]), create("stuck", &["Stuck"])] {
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body(body.to_string())
+            .send()
+            .await
+            .expect("send");
+    }
+    for _ in 0..6 {
+        let received = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            continue;
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| json!({"messageId": m.message_id, "receiptHandle": m.receipt_handle,
+                "body": m.body, "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs", "awsRegion": "us-east-1"}))
+            .collect();
+        let event: SqsEvent = serde_json::from_value(json!({"Records": records})).expect("event");
+        let failed = handle(&app, event).await;
+        for m in &messages {
+            if !failed.contains(m.message_id.as_ref().expect("id")) {
+                sqs.delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(m.receipt_handle.as_deref().expect("handle"))
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
+    assert_eq!(count(&app, "/api/companies?name=From%20SQS").await, 1);
+    let dead = sqs
+        .receive_message()
+        .queue_url(&dlq_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive the dead letters")
+        .messages
+        .unwrap_or_default();
+    assert_eq!(dead.len(), 1, "the stuck job went to the dead-letter queue");
+    assert!(
+        dead[0]
+            .body
+            .as_deref()
+            .unwrap_or_default()
+            .contains("stuck")
+    );
+}
