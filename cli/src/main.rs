@@ -73,6 +73,11 @@ enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// The job queue
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// Create an item and print it as JSON
     Create {
         #[arg(value_name = "TYPE")]
@@ -171,6 +176,24 @@ enum ApikeyCommand {
 }
 
 #[derive(Subcommand)]
+enum QueueCommand {
+    /// Poll an SQS queue and hand each batch to the worker, deleting what it did not report as
+    /// failed: an event source mapping for moto, `cargo lambda watch` or a laptop
+    Bridge {
+        /// Default: REALNET_QUEUE_URL
+        #[arg(long)]
+        queue_url: Option<String>,
+        /// Hand batches to a Lambda Invoke API instead of running them in this process, e.g.
+        /// http://127.0.0.1:9000/2015-03-31/functions/worker/invocations (cargo lambda watch)
+        #[arg(long)]
+        invoke: Option<String>,
+        /// One round (waiting up to a second for messages), then exit
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum TypesCommand {
     /// Check an initialization folder and print every error (exit status 1 if any)
     Check {
@@ -245,6 +268,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { command } => {
             rn.store.migrate().await?;
             identity_cli::token(&rn, command).await
+        }
+        Command::Queue {
+            command:
+                QueueCommand::Bridge {
+                    queue_url,
+                    invoke,
+                    once,
+                },
+        } => {
+            rn.store.migrate().await?;
+            let url = queue_url
+                .or_else(|| rn.config.queue_url.clone())
+                .context("give --queue-url or set REALNET_QUEUE_URL")?;
+            bridge(rn, &url, invoke, once).await
         }
         Command::Apikey { command } => {
             rn.store.migrate().await?;
@@ -428,6 +465,12 @@ async fn serve(rn: Arc<Realnet>) -> anyhow::Result<()> {
     if report.created > 0 {
         tracing::info!(created = report.created, "seed items created");
     }
+    // Without an SQS queue, jobs sent to this server run in it.
+    if let Some(local) = rn.use_local_queue()
+        && let Some(jobs) = local.take_receiver().await
+    {
+        tokio::spawn(realnet::jobs::worker::run_local(rn.clone(), jobs));
+    }
     let addr = SocketAddr::new(rn.config.server_host, rn.config.server_port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (REALNET_SERVER_HOST / REALNET_SERVER_PORT)")
@@ -449,4 +492,59 @@ async fn serve(rn: Arc<Realnet>) -> anyhow::Result<()> {
         })
         .await
         .context("server error")
+}
+
+/// Runs `realnet queue bridge`.
+async fn bridge(
+    rn: Arc<Realnet>,
+    url: &str,
+    invoke: Option<String>,
+    once: bool,
+) -> anyhow::Result<()> {
+    use realnet::queue::{QueueError, SqsQueue};
+    let queue = SqsQueue::new(url);
+    let http = reqwest::Client::new();
+    let (mut received, mut failed) = (0, 0);
+    loop {
+        let worker = |event| {
+            let (rn, http, invoke) = (rn.clone(), http.clone(), invoke.clone());
+            async move {
+                match invoke {
+                    None => {
+                        // As long as a Lambda function would get by default.
+                        let deadline =
+                            std::time::Instant::now() + std::time::Duration::from_secs(60);
+                        Ok(realnet::jobs::worker::handle(rn, event, deadline).await)
+                    }
+                    Some(url) => {
+                        let answer =
+                            http.post(&url).json(&event).send().await.map_err(|e| {
+                                QueueError::Unavailable(format!("invoke {url}: {e}"))
+                            })?;
+                        answer
+                            .json()
+                            .await
+                            .map_err(|e| QueueError::Unavailable(format!("invoke {url}: {e}")))
+                    }
+                }
+            }
+        };
+        let round = tokio::select! {
+            round = queue.bridge_round(if once { 1 } else { 10 }, worker) => round?,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        received += round.received;
+        failed += round.failed;
+        if round.received > 0 {
+            println!(
+                "batch of {}: {} to deliver again",
+                round.received, round.failed
+            );
+        }
+        if once {
+            break;
+        }
+    }
+    println!("received {received}, failed {failed}");
+    Ok(())
 }

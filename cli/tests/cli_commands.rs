@@ -579,3 +579,122 @@ async fn secrets_never_reach_the_log() {
         assert!(!log.contains(secret), "{secret:?} is in the log:\n{log}");
     }
 }
+
+/// `realnet queue bridge` does what an SQS event source mapping would: messages a producer
+/// sent (in moto) are handed to the worker, in process or through a Lambda Invoke API, and
+/// deleted unless reported as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_bridge_feeds_the_worker() {
+    realnet_tests::aws_endpoint();
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path();
+    let init = realnet(
+        dir,
+        &["init"],
+        &[("REALNET_ADMIN_PASSWORD", "an admin password")],
+    );
+    assert!(init.status.success(), "{}", stderr(&init));
+    let sqs = aws_sdk_sqs::Client::new(&realnet::aws::sdk_config().await);
+    let name = format!("bridge-{}", uuid::Uuid::now_v7().simple());
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    let job = |company: &str| {
+        serde_json::json!({"kind": "items.create", "org": "default", "actor": "admin",
+            "payload": {"items": [{"type": "Company", "name": company}]}})
+        .to_string()
+    };
+    for body in [job("Bridged"), "not json".to_string()] {
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("send");
+    }
+    let out = realnet(
+        dir,
+        &["queue", "bridge", "--queue-url", &url, "--once"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("received 2, failed 0"),
+        "{}",
+        stdout(&out)
+    );
+    let listed = realnet(dir, &["get", "Company"], &[]);
+    assert!(stdout(&listed).contains("Bridged"), "{}", stdout(&listed));
+    let left = sqs
+        .receive_message()
+        .queue_url(&url)
+        .send()
+        .await
+        .expect("receive");
+    assert!(left.messages.unwrap_or_default().is_empty(), "all deleted");
+
+    // Through a Lambda Invoke API (what `cargo lambda watch` serves): here a stand-in that
+    // runs the worker on the same data folder and answers as the function would.
+    let config = realnet::config::Config::from_lookup(|k| {
+        (k == "REALNET_DATA_DIR").then(|| dir.to_str().expect("utf-8").to_string())
+    })
+    .expect("config");
+    let rn = std::sync::Arc::new(realnet::Realnet::from_config(config).expect("open"));
+    let app = axum::Router::new().route(
+        "/2015-03-31/functions/worker/invocations",
+        axum::routing::post(
+            move |axum::Json(event): axum::Json<aws_lambda_events::event::sqs::SqsEvent>| {
+                let rn = rn.clone();
+                async move {
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    axum::Json(realnet::jobs::worker::handle(rn, event, deadline).await)
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body(job("Invoked"))
+        .send()
+        .await
+        .expect("send");
+    let invoke = format!("http://{addr}/2015-03-31/functions/worker/invocations");
+    let out = tokio::task::spawn_blocking({
+        let (dir, url) = (dir.to_path_buf(), url.clone());
+        move || {
+            realnet(
+                &dir,
+                &[
+                    "queue",
+                    "bridge",
+                    "--queue-url",
+                    &url,
+                    "--invoke",
+                    &invoke,
+                    "--once",
+                ],
+                &[],
+            )
+        }
+    })
+    .await
+    .expect("join");
+    assert!(
+        stdout(&out).contains("received 1, failed 0"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let listed = realnet(dir, &["get", "Company"], &[]);
+    assert!(stdout(&listed).contains("Invoked"), "{}", stdout(&listed));
+}

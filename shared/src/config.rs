@@ -100,6 +100,9 @@ pub struct Config {
     pub file_url_ttl: Duration,
     /// How long a finished job's record keeps a redelivery from running it again.
     pub job_record_ttl: Duration,
+    /// The SQS queue jobs are sent to; without one, only `realnet serve` runs jobs (in
+    /// process).
+    pub queue_url: Option<String>,
 }
 
 /// A variable with a value that cannot be used.
@@ -377,6 +380,15 @@ impl Config {
             file_max_size,
             file_url_ttl,
             job_record_ttl,
+            queue_url: match get("REALNET_QUEUE_URL") {
+                Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                    return Err(bad(
+                        "REALNET_QUEUE_URL",
+                        format!("{url:?} is not an SQS queue URL"),
+                    ));
+                }
+                other => other,
+            },
         })
     }
 }

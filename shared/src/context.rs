@@ -16,6 +16,7 @@ use crate::config::{Config, ConfigError, DbConfig, StorageConfig};
 use crate::item::ops::{self, ItemError, NewItem};
 use crate::query::cursor::CursorCodec;
 use crate::query::{ItemQuery, NameFilter, ParentFilter, Readable};
+use crate::queue::{LocalQueue, Queue, SqsQueue};
 use crate::store::{DynamoStore, ItemStore, PostgresStore, SqliteStore, StoreError};
 use crate::types::{LoadErrors, SeedItem, TypeRegistry};
 
@@ -52,6 +53,8 @@ pub struct Realnet {
     pub types: TypeRegistry,
     pub store: Arc<dyn ItemStore>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Where jobs go: SQS with `REALNET_QUEUE_URL`, in process under `realnet serve`.
+    queue: std::sync::OnceLock<Arc<dyn Queue>>,
     cursor: OnceCell<CursorCodec>,
     pub(crate) openapi: std::sync::OnceLock<String>,
     /// Principals by token hash (or authorizer identity).
@@ -134,11 +137,17 @@ impl Realnet {
                 Arc::new(S3BlobStore::new(bucket, endpoint.as_deref()))
             }
         };
+        let queue = std::sync::OnceLock::new();
+        if let Some(url) = &config.queue_url {
+            let sqs: Arc<dyn Queue> = Arc::new(SqsQueue::new(url));
+            queue.set(sqs).ok();
+        }
         Realnet {
             config,
             types,
             store,
             blobs,
+            queue,
             cursor: OnceCell::new(),
             openapi: std::sync::OnceLock::new(),
             principals: Cache::builder()
@@ -176,6 +185,19 @@ impl Realnet {
             self.rules.insert(org.to_string(), rules.clone());
         }
         Ok(rules)
+    }
+
+    /// The queue jobs are sent to, if there is one.
+    pub fn queue(&self) -> Option<&Arc<dyn Queue>> {
+        self.queue.get()
+    }
+
+    /// Runs jobs in this process (`realnet serve`), unless an SQS queue is configured: returns
+    /// the queue whose jobs the caller must run.
+    pub fn use_local_queue(&self) -> Option<Arc<LocalQueue>> {
+        let local = Arc::new(LocalQueue::default());
+        let queue: Arc<dyn Queue> = local.clone();
+        self.queue.set(queue).ok().map(|()| local)
     }
 
     /// Forgets `org`'s cached rules after a change to them made in this container.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod item;
 pub mod jobs;
 pub mod query;
+pub mod queue;
 pub mod store;
 pub mod telemetry;
 pub mod types;

@@ -212,6 +212,12 @@ impl TestApp {
                 .expect("set up org");
         }
         let admin_token = rn.token_for(&default_org, "admin").await;
+        // Jobs run in process, as under `realnet serve`.
+        if let Some(local) = rn.use_local_queue()
+            && let Some(jobs) = local.take_receiver().await
+        {
+            tokio::spawn(realnet::jobs::worker::run_local(rn.clone(), jobs));
+        }
         TestApp {
             router: realnet::api::router(rn.clone()),
             rn,

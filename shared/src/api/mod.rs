@@ -7,6 +7,7 @@ mod extract;
 mod files;
 mod health;
 mod items;
+mod jobs;
 mod openapi;
 mod types;
 
@@ -57,6 +58,8 @@ pub fn router(rn: Arc<Realnet>) -> Router {
                 .layer(DefaultBodyLimit::max(file_limit)),
         )
         .route("/api/files/{id}/confirm", axum::routing::post(files::confirm))
+        .route("/api/jobs", axum::routing::post(jobs::create))
+        .route("/api/jobs/{id}", get(jobs::get))
         // Type endpoints; the static routes above take precedence and the loader refuses
         // endpoints that would shadow them.
         .route("/api/{endpoint}", get(items::list).post(items::create))

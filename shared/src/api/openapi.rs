@@ -38,6 +38,8 @@ use crate::types::{Field, FieldKind, TypeDef};
         super::files::upload,
         super::files::confirm,
         super::files::content,
+        super::jobs::create,
+        super::jobs::get,
         document,
     ),
     components(schemas(crate::item::Item, crate::types::TypeDef, crate::error::ErrorBody))

@@ -40,6 +40,9 @@ pub struct JobEnvelope {
     /// Carried into the logs, to follow a request through its jobs.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// The `Job` item that reports this job's status (jobs sent through `POST /api/jobs`).
+    #[serde(default)]
+    pub job: Option<Uuid>,
 }
 
 /// Why a job did not succeed.
@@ -173,21 +176,20 @@ async fn actor(rn: &Realnet, job: &JobEnvelope) -> Result<Principal, JobFailure>
     Ok(Principal::for_job(&account))
 }
 
-/// Runs one job (without the idempotency bookkeeping; see [`worker`]): all of it, or none.
-pub async fn run(rn: &Realnet, job: &JobEnvelope) -> Result<Value, JobFailure> {
-    let kind = job.kind.as_str();
-    // Check the payload before anything else is read.
-    enum Work {
-        Create(CreateItems),
-        Update(UpdateItems),
-        Delete(DeleteItems),
-    }
+enum Work {
+    Create(CreateItems),
+    Update(UpdateItems),
+    Delete(DeleteItems),
+}
+
+/// The work a job of `kind` asks for, if its payload has the right shape.
+fn work(kind: &str, payload_value: &Value) -> Result<Work, JobFailure> {
     let work = match kind {
-        "items.create" => Work::Create(payload(kind, &job.payload)?),
-        "items.update" => Work::Update(payload(kind, &job.payload)?),
-        "items.delete" => Work::Delete(payload(kind, &job.payload)?),
+        "items.create" => Work::Create(payload(kind, payload_value)?),
+        "items.update" => Work::Update(payload(kind, payload_value)?),
+        "items.delete" => Work::Delete(payload(kind, payload_value)?),
         "extension.call" => {
-            let call: CallExtension = payload(kind, &job.payload)?;
+            let call: CallExtension = payload(kind, payload_value)?;
             return Err(JobFailure::Permanent(format!(
                 "no extension handler {}/{} is registered (the extension registry is not built yet)",
                 call.extension, call.handler
@@ -199,11 +201,28 @@ pub async fn run(rn: &Realnet, job: &JobEnvelope) -> Result<Value, JobFailure> {
             )));
         }
     };
+    match &work {
+        Work::Create(c) => bulk(kind, &c.items)?,
+        Work::Update(u) => bulk(kind, &u.items)?,
+        Work::Delete(d) => bulk(kind, &d.ids)?,
+    }
+    Ok(work)
+}
+
+/// Whether a job of `kind` with `payload` could run: what a producer can know before sending.
+pub fn check(kind: &str, payload: &Value) -> Result<(), String> {
+    work(kind, payload).map(drop).map_err(|e| e.to_string())
+}
+
+/// Runs one job (without the idempotency bookkeeping; see [`worker`]): all of it, or none.
+pub async fn run(rn: &Realnet, job: &JobEnvelope) -> Result<Value, JobFailure> {
+    let kind = job.kind.as_str();
+    // Check the payload before anything else is read.
+    let work = work(kind, &job.payload)?;
     let p = actor(rn, job).await?;
     let mut batch = Vec::new();
     match work {
         Work::Create(c) => {
-            bulk(kind, &c.items)?;
             for i in c.items {
                 let input = NewItem {
                     type_name: i.type_name,
@@ -215,7 +234,6 @@ pub async fn run(rn: &Realnet, job: &JobEnvelope) -> Result<Value, JobFailure> {
             }
         }
         Work::Update(u) => {
-            bulk(kind, &u.items)?;
             for i in u.items {
                 let change = Change::Patch {
                     name: i.name,
@@ -226,7 +244,6 @@ pub async fn run(rn: &Realnet, job: &JobEnvelope) -> Result<Value, JobFailure> {
             }
         }
         Work::Delete(d) => {
-            bulk(kind, &d.ids)?;
             for id in d.ids {
                 batch.push(ops::prepare_delete(rn, &p, id, d.recursive, None, None).await?);
             }

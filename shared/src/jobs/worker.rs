@@ -14,8 +14,10 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use super::{JobFailure, decode, run};
+use super::{JobEnvelope, JobFailure, decode, run};
+use crate::auth::Principal;
 use crate::context::Realnet;
+use crate::item::ops::{self, Change};
 use crate::store::JobClaim;
 
 /// Records of one batch run at once on a standard queue.
@@ -34,10 +36,45 @@ pub enum RecordOutcome {
     Retry(String),
 }
 
-/// Runs one record's job, exactly once per idempotency key.
+/// Runs one record's job.
 pub async fn process(rn: &Arc<Realnet>, message: &SqsMessage, timeout: Duration) -> RecordOutcome {
     let id = message.message_id.clone().unwrap_or_default();
-    let job = match decode(message.body.as_deref().unwrap_or_default()) {
+    run_body(
+        rn,
+        &id,
+        message.body.as_deref().unwrap_or_default(),
+        timeout,
+    )
+    .await
+}
+
+/// Sets attributes of the job's `Job` item, if it has one (jobs sent through the API).
+async fn report(rn: &Realnet, job: &JobEnvelope, attributes: Value) {
+    let Some(id) = job.job else { return };
+    let Value::Object(mut attributes) = attributes else {
+        return;
+    };
+    if attributes.get("status") == Some(&json!("running")) {
+        let attempts = match rn.store.get(&job.org, id).await {
+            Ok(Some(item)) => item.attributes.get("attempts").and_then(Value::as_i64),
+            _ => None,
+        };
+        attributes.insert("attempts".into(), json!(attempts.unwrap_or(0) + 1));
+    }
+    let change = Change::Patch {
+        name: None,
+        parent: None,
+        attributes: Some(attributes),
+    };
+    let installation = Principal::org_admin(&job.org);
+    if let Err(e) = ops::update(rn, &installation, id, change, None, Some("Job")).await {
+        tracing::warn!(error = %e, "cannot record the job's status");
+    }
+}
+
+/// Runs the job in a message body, exactly once per idempotency key.
+pub async fn run_body(rn: &Arc<Realnet>, id: &str, body: &str, timeout: Duration) -> RecordOutcome {
+    let job = match decode(body) {
         Ok(job) => job,
         Err(e) => {
             tracing::error!(message_id = %id, error = %e, "job refused");
@@ -67,6 +104,7 @@ pub async fn process(rn: &Arc<Realnet>, message: &SqsMessage, timeout: Duration)
         Ok(JobClaim::Busy) => return RecordOutcome::Retry("the job is running elsewhere".into()),
         Err(e) => return RecordOutcome::Retry(e.to_string()),
     }
+    report(rn, &job, json!({"status": "running"})).await;
     // Its own task, so that a panic in the job is caught here as a failed record.
     let (task_rn, task_job) = (rn.clone(), job.clone());
     let task = tokio::spawn(async move { run(&task_rn, &task_job).await });
@@ -93,6 +131,16 @@ pub async fn process(rn: &Arc<Realnet>, message: &SqsMessage, timeout: Duration)
             (RecordOutcome::Retry(m), None)
         }
     };
+    report(
+        rn,
+        &job,
+        match &outcome {
+            RecordOutcome::Succeeded(v) => json!({"status": "succeeded", "result": v}),
+            RecordOutcome::Failed(m) => json!({"status": "failed", "error": m}),
+            RecordOutcome::Retry(_) => json!({"status": "queued"}),
+        },
+    )
+    .await;
     let saved = match &record {
         Some(r) => rn.store.finish_job(&job.org, &key, r).await,
         None => rn.store.abandon_job(&job.org, &key).await,
@@ -151,6 +199,33 @@ pub async fn handle(rn: Arc<Realnet>, event: SqsEvent, deadline: Instant) -> Sqs
         }
     }
     failures(retry)
+}
+
+/// Runs the jobs of an in-process queue (`realnet serve`) until it closes: each like an SQS
+/// record, retried up to three times, a second apart, when worth another try.
+pub async fn run_local(
+    rn: Arc<Realnet>,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<JobEnvelope>,
+) {
+    const ATTEMPTS: u32 = 3;
+    const TIMEOUT: Duration = Duration::from_secs(60);
+    while let Some(job) = jobs.recv().await {
+        let rn = rn.clone();
+        tokio::spawn(async move {
+            let id = format!("local:{}", uuid::Uuid::now_v7());
+            let Ok(body) = serde_json::to_string(&job) else {
+                return;
+            };
+            for attempt in 1..=ATTEMPTS {
+                match run_body(&rn, &id, &body, TIMEOUT).await {
+                    RecordOutcome::Retry(_) if attempt < ATTEMPTS => {
+                        tokio::time::sleep(Duration::from_secs(1)).await
+                    }
+                    _ => break,
+                }
+            }
+        });
+    }
 }
 
 fn failures(ids: Vec<String>) -> SqsBatchResponse {

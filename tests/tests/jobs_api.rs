@@ -1,0 +1,158 @@
+//! `/api/jobs`: a job sent over HTTP runs as the caller (here through the in-process queue of
+//! `realnet serve`), and its status is followed until it succeeds or fails; bad jobs are
+//! refused before anything is queued.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use realnet_tests::{Answer, StoreKind, TestApp, on_every_store};
+use serde_json::{Value, json};
+
+async fn send(app: &TestApp, token: &str, body: Value) -> Answer {
+    app.call_as(Some(token), Method::POST, "/api/jobs", Some(body), &[])
+        .await
+}
+
+/// Polls the job until it is no longer queued or running.
+async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
+    for _ in 0..100 {
+        let a = app
+            .call_as(
+                Some(token),
+                Method::GET,
+                &format!("/api/jobs/{id}"),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        if a.body["status"] == "succeeded" || a.body["status"] == "failed" {
+            return a.body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+async fn a_job_runs_as_its_sender_and_reports_its_status(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (_, member) = app.account("default", "member", false).await;
+    let body = json!({"kind": "items.create", "idempotency_key": "batch-1",
+        "payload": {"items": [{"type": "Company", "name": "Queued Co"}, {"type": "Folder", "name": "Queued folder"}]}});
+    let queued = send(&app, &member, body.clone()).await;
+    assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.text);
+    assert_eq!(queued.body["status"], "queued");
+    let id = queued.body["id"].as_str().expect("id").to_string();
+    let done = finished(&app, &member, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"]["count"], 2);
+    assert_eq!(done["attempts"], 1);
+    let me = app
+        .call_as(Some(&member), Method::GET, "/api/auth", None, &[])
+        .await;
+    let made = app
+        .call_as(
+            Some(&member),
+            Method::GET,
+            "/api/companies?name=Queued%20Co",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        made.body["items"][0]["owner"], me.body["account"]["id"],
+        "made as the sender"
+    );
+    // The same key again answers with the same job and runs nothing more.
+    let again = send(&app, &member, body).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    assert_eq!(again.body["id"], id.as_str());
+    let companies = app.get("/api/companies?name=Queued%20Co").await;
+    assert_eq!(companies.body["items"].as_array().map(Vec::len), Some(1));
+
+    // A job the sender may not do fails, with the reason.
+    let forbidden = send(&app, &member, json!({"kind": "items.create", "payload": {"items": [
+        {"type": "Acl", "name": "x", "attributes": {"principal": "members", "permissions": ["admin"], "target_type": "Item"}}]}})).await;
+    let id = forbidden.body["id"].as_str().expect("id").to_string();
+    let failed = finished(&app, &member, &id).await;
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("may not")),
+        "{failed}"
+    );
+    // Another account cannot see it.
+    let (_, other) = app.account("default", "other", false).await;
+    let hidden = app
+        .call_as(
+            Some(&other),
+            Method::GET,
+            &format!("/api/jobs/{id}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+}
+
+async fn bad_jobs_are_refused_before_queueing(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let before = app.snapshot().await;
+    let token = app.admin_token.clone();
+    for (body, status) in [
+        (
+            json!({"kind": "items.purge", "payload": {}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"kind": "items.create", "payload": {"things": []}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"kind": "items.create", "payload": {"items": []}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"kind": "items.delete", "payload": {"ids": ["nope"]}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({"kind": "items.create"}), StatusCode::BAD_REQUEST),
+        (
+            json!({"kind": "items.create", "payload": {}, "priority": 1}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"kind": "items.create", "payload": {"items": [{"type": "Company", "name": "x"}]},
+            "idempotency_key": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let a = send(&app, &token, body.clone()).await;
+        assert_eq!(a.status, status, "{body}: {}", a.text);
+    }
+    let public = app
+        .call_as(
+            None,
+            Method::POST,
+            "/api/jobs",
+            Some(json!({"kind": "items.create", "payload": {}})),
+            &[],
+        )
+        .await;
+    assert_eq!(public.status, StatusCode::UNAUTHORIZED);
+    let missing = app
+        .get(&format!("/api/jobs/{}", uuid::Uuid::now_v7()))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "nothing was recorded or queued"
+    );
+}
+
+on_every_store!(
+    a_job_runs_as_its_sender_and_reports_its_status,
+    bad_jobs_are_refused_before_queueing,
+);
