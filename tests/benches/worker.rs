@@ -1,0 +1,205 @@
+//! The worker benchmark (`tests/bench`): SQS batches of 10 single-item create jobs handed to
+//! the worker's batch handler, on PostgreSQL (beside pgbench's one-row insert on the same
+//! server, at the same concurrency) and on DynamoDB in moto (whose own speed, a Python server,
+//! bounds that figure: it measures the worker's overhead there, not DynamoDB). It prints
+//! figures and ratios; it asserts nothing about speed.
+//!
+//! Needs: REALNET_TEST_PG_URL, pgbench (PGBIN), AWS_ENDPOINT_URL (moto). Tunables:
+//! REALNET_BENCH_BATCHES (default 200), REALNET_BENCH_SECONDS (pgbench, default 10).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use aws_lambda_events::event::sqs::SqsEvent;
+use realnet::Realnet;
+use realnet::config::DbConfig;
+use realnet::store::{DynamoStore, ItemStore, PostgresStore};
+use serde_json::{Value, json};
+
+const CONNECTIONS: usize = 8;
+
+fn main() -> anyhow::Result<()> {
+    if !std::env::args().any(|a| a == "--bench") {
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run())
+}
+
+fn env_num(name: &str, default: usize) -> anyhow::Result<usize> {
+    match std::env::var(name) {
+        Ok(v) => v.parse().with_context(|| format!("{name}={v:?}")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// A batch of 10 jobs, each creating one company, as SQS would deliver it.
+fn batch(n: usize) -> anyhow::Result<SqsEvent> {
+    let records: Vec<Value> = (0..10)
+        .map(|i| {
+            let body = json!({"kind": "items.create", "org": "default", "actor": "admin",
+                "payload": {"items": [{"type": "Company", "name": format!("co {n}-{i}"),
+                    "attributes": {"employees": i}}]}});
+            json!({"messageId": format!("{n}-{i}-{}", uuid::Uuid::now_v7()), "receiptHandle": "r",
+                "body": body.to_string(), "attributes": {}, "messageAttributes": {},
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs",
+                "awsRegion": "us-east-1"})
+        })
+        .collect();
+    Ok(serde_json::from_value(json!({ "Records": records }))?)
+}
+
+/// Messages per second through the worker over `batches` batches, `CONNECTIONS` batches at a
+/// time (as that many concurrent Lambda invocations would).
+async fn throughput(rn: Arc<Realnet>, batches: usize) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut running = tokio::task::JoinSet::new();
+    let mut failures = 0;
+    for n in 0..batches {
+        if running.len() >= CONNECTIONS
+            && let Some(done) = running.join_next().await
+        {
+            failures += done?;
+        }
+        let (rn, event) = (rn.clone(), batch(n)?);
+        running.spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            realnet::jobs::worker::handle(rn, event, deadline)
+                .await
+                .batch_item_failures
+                .len()
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        failures += done?;
+    }
+    if failures > 0 {
+        bail!("{failures} records failed; the figure would not be valid");
+    }
+    Ok((batches * 10) as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn context(db: DbConfig, store: Arc<dyn ItemStore>) -> anyhow::Result<Arc<Realnet>> {
+    let rn = Arc::new(Realnet::new(
+        realnet_tests::config(db),
+        realnet_tests::registry(),
+        store,
+    ));
+    rn.init_org("default", Some("the benchmark admin password".into()))
+        .await?;
+    Ok(rn)
+}
+
+async fn run() -> anyhow::Result<()> {
+    let batches = env_num("REALNET_BENCH_BATCHES", 200)?;
+    let seconds = env_num("REALNET_BENCH_SECONDS", 10)?;
+    println!(
+        "Worker benchmark: {batches} SQS batches of 10 single-item create jobs, {CONNECTIONS} batches at a time\n"
+    );
+    let pg: tokio_postgres::Config = std::env::var("REALNET_TEST_PG_URL")
+        .context("REALNET_TEST_PG_URL is not set: run tests/bench")?
+        .parse()?;
+    let (client, conn) = pg.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    client
+        .batch_execute("DROP DATABASE IF EXISTS realnet_worker_bench")
+        .await?;
+    client
+        .batch_execute("CREATE DATABASE realnet_worker_bench")
+        .await?;
+    let mut db = pg.clone();
+    db.dbname("realnet_worker_bench");
+    let store = Arc::new(PostgresStore::new(db.clone(), CONNECTIONS, None)?);
+    store.migrate().await?;
+    let config = DbConfig::Postgres {
+        config: Box::new(db.clone()),
+        pool_size: CONNECTIONS,
+        ca_file: None,
+    };
+    let on_pg = throughput(context(config, store).await?, batches).await?;
+
+    let pgbench = match std::env::var_os("PGBIN") {
+        Some(dir) => PathBuf::from(dir).join("pgbench"),
+        None => PathBuf::from("pgbench"),
+    };
+    let host = match db.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".to_string(),
+    };
+    let args = [
+        "-h".to_string(),
+        host,
+        "-p".into(),
+        db.get_ports().first().copied().unwrap_or(5432).to_string(),
+        "-U".into(),
+        db.get_user().unwrap_or("postgres").to_string(),
+    ];
+    let run = |extra: &[&str]| -> anyhow::Result<String> {
+        let out = Command::new(&pgbench)
+            .args(extra)
+            .args(&args)
+            .arg("realnet_worker_bench")
+            .output()
+            .context("run pgbench")?;
+        if !out.status.success() {
+            bail!("pgbench: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    run(&["-i", "-q"])?;
+    let script = std::env::temp_dir().join("realnet-worker-insert.sql");
+    std::fs::write(
+        &script,
+        "\\set aid random(1, 100000)\nINSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, :aid, 0, CURRENT_TIMESTAMP);\n",
+    )?;
+    let out = run(&[
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        &CONNECTIONS.to_string(),
+        "-j",
+        "2",
+        "-T",
+        &seconds.to_string(),
+        "-f",
+        script.to_str().unwrap_or_default(),
+    ])?;
+    let insert: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|v| v.split_whitespace().next())
+        .context("pgbench printed no tps")?
+        .parse()?;
+
+    realnet_tests::aws_endpoint();
+    let table = format!("realnet-bench-{}", uuid::Uuid::now_v7().simple());
+    let dynamo = Arc::new(DynamoStore::new(&table));
+    dynamo.migrate().await?;
+    let on_dynamo = throughput(
+        context(DbConfig::Dynamodb { table }, dynamo).await?,
+        (batches / 4).max(1),
+    )
+    .await?;
+
+    println!(
+        "{:<52}{:>12}{:>12}{:>8}",
+        "", "msgs/s", "pgbench tps", "ratio"
+    );
+    println!(
+        "{:<52}{on_pg:>12.0}{insert:>12.0}{:>8.2}",
+        "worker on PostgreSQL (one-row insert baseline)",
+        on_pg / insert
+    );
+    println!(
+        "{:<52}{on_dynamo:>12.0}",
+        "worker on DynamoDB in moto (bounded by moto)"
+    );
+    Ok(())
+}
