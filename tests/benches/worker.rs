@@ -29,6 +29,8 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // Warnings say why a record would be retried.
+    realnet::telemetry::init(false, false);
     runtime.block_on(run())
 }
 
