@@ -863,8 +863,12 @@ pub async fn job_runs_are_claimed_once(store: &dyn ItemStore) {
         JobClaim::Started,
         "keys are per org"
     );
+    let finish = |key: &str, outcome: Value| Write::FinishJob {
+        key: key.to_string(),
+        outcome,
+    };
     store
-        .finish_job(ORG, "k1", &json!({"result": {"count": 2}}))
+        .apply(ORG, &[finish("k1", json!({"result": {"count": 2}}))])
         .await
         .expect("finish");
     assert_eq!(
@@ -882,5 +886,29 @@ pub async fn job_runs_are_claimed_once(store: &dyn ItemStore) {
     assert_eq!(
         begin("k2", t0 + Duration::minutes(1)).await,
         JobClaim::Started
+    );
+
+    // The outcome is written with the job's effects: when they fail, so does the record.
+    let orphan = item("Folder", "orphan", Some(Uuid::now_v7()), json!({}));
+    let failed = store
+        .apply(
+            ORG,
+            &[
+                Write::Create(orphan),
+                finish("k2", json!({"result": {"count": 1}})),
+            ],
+        )
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(begin("k2", t0 + Duration::minutes(1)).await, JobClaim::Busy);
+    // And abandoning a claim never undoes a finished run.
+    store
+        .apply(ORG, &[finish("k2", json!({"result": {"count": 1}}))])
+        .await
+        .expect("finish");
+    store.abandon_job(ORG, "k2").await.expect("abandon");
+    assert_eq!(
+        begin("k2", t0 + Duration::minutes(1)).await,
+        JobClaim::Done(json!({"result": {"count": 1}}))
     );
 }

@@ -221,7 +221,18 @@ pub struct Prepared {
 
 /// Writes prepared changes all together, or none of them.
 pub async fn commit(rn: &Realnet, p: &Principal, batch: Vec<Prepared>) -> Result<(), ItemError> {
-    let writes: Vec<Write> = batch.iter().flat_map(|b| b.writes.clone()).collect();
+    commit_with(rn, p, batch, Vec::new()).await
+}
+
+/// [`commit`], with `extra` writes in the same transaction (a job's outcome record).
+pub async fn commit_with(
+    rn: &Realnet,
+    p: &Principal,
+    batch: Vec<Prepared>,
+    extra: Vec<Write>,
+) -> Result<(), ItemError> {
+    let mut writes: Vec<Write> = batch.iter().flat_map(|b| b.writes.clone()).collect();
+    writes.extend(extra);
     rn.store.apply(&p.org, &writes).await.map_err(|e| match e {
         // A parent was deleted between the check and the insert.
         StoreError::NotFound(parent)

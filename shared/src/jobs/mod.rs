@@ -19,7 +19,7 @@ use crate::auth::Principal;
 use crate::auth::identity;
 use crate::context::{Realnet, check_org_name};
 use crate::item::ops::{self, Change, ItemError, NewItem};
-use crate::store::StoreError;
+use crate::store::{StoreError, Write};
 
 /// At most this many items in one bulk job (DynamoDB writes 100 records per transaction).
 pub const MAX_BULK: usize = 25;
@@ -214,8 +214,9 @@ pub fn check(kind: &str, payload: &Value) -> Result<(), String> {
     work(kind, payload).map(drop).map_err(|e| e.to_string())
 }
 
-/// Runs one job (without the idempotency bookkeeping; see [`worker`]): all of it, or none.
-pub async fn run(rn: &Realnet, job: &JobEnvelope) -> Result<Value, JobFailure> {
+/// Runs one job, claimed under `key` (see [`worker`]): all of its effects, and the record that
+/// it finished, in one transaction; or none of them.
+pub async fn run(rn: &Realnet, job: &JobEnvelope, key: &str) -> Result<Value, JobFailure> {
     let kind = job.kind.as_str();
     // Check the payload before anything else is read.
     let work = work(kind, &job.payload)?;
@@ -254,7 +255,11 @@ pub async fn run(rn: &Realnet, job: &JobEnvelope) -> Result<Value, JobFailure> {
         .filter_map(|b| b.item.as_ref())
         .map(|i| json!({"id": i.id, "version": i.version}))
         .collect();
-    let count = batch.len();
-    ops::commit(rn, &p, batch).await?;
-    Ok(json!({"count": count, "items": items}))
+    let result = json!({"count": batch.len(), "items": items});
+    let finished = Write::FinishJob {
+        key: key.to_string(),
+        outcome: json!({ "result": result }),
+    };
+    ops::commit_with(rn, &p, batch, vec![finished]).await?;
+    Ok(result)
 }

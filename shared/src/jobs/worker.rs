@@ -18,7 +18,7 @@ use super::{JobEnvelope, JobFailure, decode, run};
 use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::item::ops::{self, Change};
-use crate::store::JobClaim;
+use crate::store::{JobClaim, Write};
 
 /// Records of one batch run at once on a standard queue.
 pub const CONCURRENCY: usize = 8;
@@ -106,8 +106,8 @@ pub async fn run_body(rn: &Arc<Realnet>, id: &str, body: &str, timeout: Duration
     }
     report(rn, &job, json!({"status": "running"})).await;
     // Its own task, so that a panic in the job is caught here as a failed record.
-    let (task_rn, task_job) = (rn.clone(), job.clone());
-    let task = tokio::spawn(async move { run(&task_rn, &task_job).await });
+    let (task_rn, task_job, task_key) = (rn.clone(), job.clone(), key.clone());
+    let task = tokio::spawn(async move { run(&task_rn, &task_job, &task_key).await });
     let result = match tokio::time::timeout(timeout, task).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) if join.is_panic() => Err(JobFailure::Retry("the job panicked".into())),
@@ -117,11 +117,10 @@ pub async fn run_body(rn: &Arc<Realnet>, id: &str, body: &str, timeout: Duration
             timeout.as_millis()
         ))),
     };
+    // A success was recorded with its effects, in the same transaction; a permanent failure
+    // is recorded here.
     let (outcome, record) = match result {
-        Ok(value) => (
-            RecordOutcome::Succeeded(value.clone()),
-            Some(json!({"result": value})),
-        ),
+        Ok(value) => (RecordOutcome::Succeeded(value), None),
         Err(JobFailure::Permanent(m)) => {
             tracing::error!(error = %m, "job failed");
             (RecordOutcome::Failed(m.clone()), Some(json!({"error": m})))
@@ -141,13 +140,22 @@ pub async fn run_body(rn: &Arc<Realnet>, id: &str, body: &str, timeout: Duration
         },
     )
     .await;
-    let saved = match &record {
-        Some(r) => rn.store.finish_job(&job.org, &key, r).await,
-        None => rn.store.abandon_job(&job.org, &key).await,
+    let retry = matches!(outcome, RecordOutcome::Retry(_));
+    let saved = match record {
+        Some(r) => {
+            let finished = Write::FinishJob {
+                key: key.clone(),
+                outcome: r,
+            };
+            rn.store.apply(&job.org, &[finished]).await
+        }
+        // Only a run still marked running is let go: one whose effects committed stays done.
+        None if retry => rn.store.abandon_job(&job.org, &key).await,
+        None => Ok(()),
     };
     if let Err(e) = saved {
         tracing::error!(error = %e, "cannot record the job's outcome");
-        if record.is_some() {
+        if !retry {
             return RecordOutcome::Retry(e.to_string());
         }
     }

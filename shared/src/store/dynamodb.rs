@@ -582,6 +582,23 @@ impl DynamoStore {
                     self.delete_token(tx, org, &hash, account, Some(*api_key))?;
                 }
             }
+            Write::FinishJob {
+                key: job_key,
+                outcome,
+            } => {
+                let update = aws_sdk_dynamodb::types::Update::builder()
+                    .table_name(table)
+                    .set_key(Some(key(format!("JOB#{org}#{job_key}"), "JOB")))
+                    .update_expression("SET #s = :done, outcome = :o")
+                    .expression_attribute_names("#s", "state")
+                    .expression_attribute_values(":done", s("done"))
+                    .expression_attribute_values(":o", s(outcome.to_string()))
+                    .build()
+                    .map_err(backend)?;
+                tx.items
+                    .push(TransactWriteItem::builder().update(update).build());
+                tx.on_fail.push(OnFail::Never);
+            }
             Write::SetPassword { account, hash } => match hash {
                 Some(h) => {
                     let mut r = key(org, format!("PW#{account}"));
@@ -1043,27 +1060,6 @@ impl ItemStore for DynamoStore {
             (Some("done"), Some(o)) => JobClaim::Done(serde_json::from_str(o).map_err(backend)?),
             _ => JobClaim::Busy,
         })
-    }
-
-    async fn finish_job(
-        &self,
-        org: &str,
-        key_name: &str,
-        outcome: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        self.client()
-            .await
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("JOB#{org}#{key_name}"), "JOB")))
-            .update_expression("SET #s = :done, outcome = :o")
-            .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":done", s("done"))
-            .expression_attribute_values(":o", s(outcome.to_string()))
-            .send()
-            .await
-            .map_err(sdk)?;
-        Ok(())
     }
 
     async fn abandon_job(&self, org: &str, key_name: &str) -> Result<(), StoreError> {

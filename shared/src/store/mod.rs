@@ -90,6 +90,12 @@ pub enum Write {
         account: Uuid,
         hash: Option<String>,
     },
+    /// Records the outcome of the job run under `key` (see [`ItemStore::begin_job`]); written
+    /// in the same transaction as the job's effects, so that both happen or neither.
+    FinishJob {
+        key: String,
+        outcome: serde_json::Value,
+    },
 }
 
 /// What [`ItemStore::begin_job`] found.
@@ -200,14 +206,6 @@ pub trait ItemStore: Send + Sync + 'static {
         lease_until: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> Result<JobClaim, StoreError>;
-
-    /// Records that the job of `key` finished with `outcome`.
-    async fn finish_job(
-        &self,
-        org: &str,
-        key: &str,
-        outcome: &serde_json::Value,
-    ) -> Result<(), StoreError>;
 
     /// Lets go of `key` so that another delivery runs the job again.
     async fn abandon_job(&self, org: &str, key: &str) -> Result<(), StoreError>;

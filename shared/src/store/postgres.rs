@@ -405,6 +405,14 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
             )
             .await?
         }
+        Write::FinishJob { key, outcome } => {
+            let params = [
+                Param::Json(outcome.clone()),
+                Param::Text(org.to_string()),
+                Param::Text(key.clone()),
+            ];
+            execute(tx, &st().finish_job, &params).await?
+        }
         Write::SetPassword { account, hash } => {
             let (org, account) = (Param::Text(org.to_string()), Param::Uuid(*account));
             match hash {
@@ -639,21 +647,6 @@ impl ItemStore for PostgresStore {
             ("done", Some(o)) => JobClaim::Done(o),
             _ => JobClaim::Busy,
         })
-    }
-
-    async fn finish_job(
-        &self,
-        org: &str,
-        key: &str,
-        outcome: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let params = [
-            Param::Json(outcome.clone()),
-            Param::Text(org.to_string()),
-            Param::Text(key.to_string()),
-        ];
-        execute(&client, &st().finish_job, &params).await
     }
 
     async fn abandon_job(&self, org: &str, key: &str) -> Result<(), StoreError> {

@@ -307,6 +307,15 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
             &st().delete_api_key_token,
             &[Param::Text(org.to_string()), Param::Uuid(*api_key)],
         )?,
+        Write::FinishJob { key, outcome } => execute(
+            tx,
+            &st().finish_job,
+            &[
+                Param::Json(outcome.clone()),
+                Param::Text(org.to_string()),
+                Param::Text(key.clone()),
+            ],
+        )?,
         Write::SetPassword { account, hash } => {
             let key = [Param::Text(org.to_string()), Param::Uuid(*account)];
             match hash {
@@ -577,21 +586,6 @@ impl ItemStore for SqliteStore {
             })
         })
         .await
-    }
-
-    async fn finish_job(
-        &self,
-        org: &str,
-        key: &str,
-        outcome: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let params = [
-            Param::Json(outcome.clone()),
-            Param::Text(org.to_string()),
-            Param::Text(key.to_string()),
-        ];
-        self.run(move |conn| execute(conn, &st().finish_job, &params))
-            .await
     }
 
     async fn abandon_job(&self, org: &str, key: &str) -> Result<(), StoreError> {
