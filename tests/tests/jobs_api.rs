@@ -156,3 +156,29 @@ on_every_store!(
     a_job_runs_as_its_sender_and_reports_its_status,
     bad_jobs_are_refused_before_queueing,
 );
+
+/// Where no queue is configured (the api function without `REALNET_QUEUE_URL`), a job is
+/// refused with 503, never accepted and left to wait forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_queue_jobs_are_refused() {
+    let app = TestApp::new(StoreKind::Sqlite).await;
+    let bare = realnet::api::router(std::sync::Arc::new(realnet::Realnet::new(
+        app.rn.config.clone(),
+        realnet_tests::registry(),
+        app.rn.store.clone(),
+    )));
+    let request = axum::http::Request::post("/api/jobs")
+        .header("authorization", format!("Bearer {}", app.admin_token))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            json!({"kind": "items.create", "payload": {"items": [{"type": "Company", "name": "x"}]}})
+                .to_string(),
+        ))
+        .expect("request");
+    let before = app.snapshot().await;
+    let answer = tower::ServiceExt::oneshot(bare, request)
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(app.snapshot().await, before, "no job was recorded");
+}
