@@ -47,6 +47,21 @@ fn routes() -> Vec<Route> {
         route(Method::PATCH, "/api/companies/{id}", Some(named.clone())),
         route(Method::PUT, "/api/companies/{id}", Some(named)),
         route(Method::DELETE, "/api/companies/{id}", None),
+        route(Method::GET, "/api/files", None),
+        route(
+            Method::POST,
+            "/api/files",
+            Some(json!({"name": "a.txt", "content_type": "text/plain", "size": 1})),
+        ),
+        route(Method::PUT, "/api/files/{id}/content", Some(json!("x"))),
+        route(Method::POST, "/api/files/{id}/confirm", None),
+        route(Method::GET, "/api/files/{id}/content", None),
+        route(
+            Method::POST,
+            "/api/jobs",
+            Some(json!({"kind": "items.delete", "payload": {"ids": [uuid::Uuid::now_v7()]}})),
+        ),
+        route(Method::GET, "/api/jobs/{id}", None),
     ]
 }
 
@@ -154,6 +169,11 @@ async fn another_orgs_token_finds_nothing(kind: StoreKind) {
     let id = company["id"].as_str().expect("id").to_string();
     let other = app.rn.token_for(OTHER_ORG, "admin").await;
     for r in routes() {
+        // A job sent here would run in the background, in its own org, while later refusals
+        // check that nothing changes; sending jobs is covered in jobs_api.rs.
+        if r.path == "/api/jobs" && r.method == Method::POST {
+            continue;
+        }
         let uri = r.path.replace("{id}", &id);
         if r.path.contains("{id}") {
             refused(
@@ -175,8 +195,15 @@ async fn another_orgs_token_finds_nothing(kind: StoreKind) {
             let answer = app
                 .call_as(Some(&other), Method::POST, &uri, r.body.clone(), &[])
                 .await;
-            assert_eq!(answer.status, StatusCode::CREATED, "{uri}: {}", answer.text);
-            assert_eq!(answer.body["org"], OTHER_ORG, "created in its own org");
+            assert!(
+                [StatusCode::CREATED, StatusCode::ACCEPTED].contains(&answer.status),
+                "{uri}: {}",
+                answer.text
+            );
+            // What it makes lands in its own org (a file answers with its item beside the
+            // upload; a job's status names no org).
+            let org = answer.body.get("org").or(answer.body["item"].get("org"));
+            assert!(org.is_none_or(|o| o == OTHER_ORG), "{uri}: {}", answer.text);
         }
     }
 }
@@ -192,8 +219,12 @@ async fn a_member_lacking_the_permission_is_refused(kind: StoreKind) {
         .expect("a default rule")
         .to_string();
     let (_, member) = app.account("default", "member", false).await;
+    // Items and type endpoints; files and jobs refuse another kind of item as a missing one.
     for r in routes() {
-        if !r.path.contains("{id}") {
+        if !r.path.contains("{id}")
+            || r.path.starts_with("/api/files")
+            || r.path.starts_with("/api/jobs")
+        {
             continue;
         }
         // What the member cannot read does not exist for it.
