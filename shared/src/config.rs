@@ -448,6 +448,8 @@ mod tests {
             ("REALNET_STORAGE_TYPE", "ftp"),
             ("REALNET_FILE_MAX_SIZE", "0"),
             ("REALNET_FILE_URL_TTL", "30d"),
+            ("REALNET_JOB_RECORD_TTL", "10s"),
+            ("REALNET_QUEUE_URL", "my-queue"),
         ] {
             let err = config(&[(var, value)]).expect_err("refused");
             assert_eq!(err.var, var);

@@ -348,7 +348,18 @@ pub async fn get(
     scope: Option<&str>,
 ) -> Result<Item, ItemError> {
     let rules = rn.access_rules(&principal.org).await?;
-    match readable(rn, &rules, principal, id).await? {
+    get_with(rn, &rules, principal, id, scope).await
+}
+
+/// [`get`], with the org's rules already at hand.
+async fn get_with(
+    rn: &Realnet,
+    rules: &AccessRules,
+    principal: &Principal,
+    id: Uuid,
+    scope: Option<&str>,
+) -> Result<Item, ItemError> {
+    match readable(rn, rules, principal, id).await? {
         Some(item) if scope.is_none_or(|s| rn.types.is_a(&item.type_name, s)) => Ok(item),
         _ => Err(ItemError::NotFound(id)),
     }
@@ -363,7 +374,7 @@ async fn get_for(
     scope: Option<&str>,
     wanted: Permission,
 ) -> Result<Item, ItemError> {
-    let item = get(rn, p, id, scope).await?;
+    let item = get_with(rn, rules, p, id, scope).await?;
     if !can(rn, rules, p, wanted, &item.type_name, item.owner, Some(id)).await? {
         return Err(denied(p, format!("{} item {id}", wanted.as_str())));
     }
