@@ -471,6 +471,8 @@ async fn serve(rn: Arc<Realnet>) -> anyhow::Result<()> {
     {
         tokio::spawn(realnet::jobs::worker::run_local(rn.clone(), jobs));
     }
+    // The scheduler's minute tick and hourly maintenance, as functions/scheduler runs them.
+    tokio::spawn(realnet::schedule::run_local(rn.clone()));
     let addr = SocketAddr::new(rn.config.server_host, rn.config.server_port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (REALNET_SERVER_HOST / REALNET_SERVER_PORT)")

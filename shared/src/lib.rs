@@ -15,6 +15,7 @@ pub mod item;
 pub mod jobs;
 pub mod query;
 pub mod queue;
+pub mod schedule;
 pub mod store;
 pub mod telemetry;
 pub mod types;

@@ -912,3 +912,27 @@ pub async fn job_runs_are_claimed_once(store: &dyn ItemStore) {
         JobClaim::Done(json!({"result": {"count": 1}}))
     );
 }
+
+/// The orgs listed are those with an `Org` item, in name order; deleting it unlists the org.
+pub async fn orgs_are_the_ones_set_up(store: &dyn ItemStore) {
+    assert_eq!(store.orgs().await.expect("orgs"), Vec::<String>::new());
+    put(store, ORG, &item("Folder", "not an org", None, json!({}))).await;
+    assert_eq!(store.orgs().await.expect("orgs"), Vec::<String>::new());
+    let other = item("Org", OTHER, None, json!({}));
+    put(store, OTHER, &other).await;
+    put(store, ORG, &item("Org", ORG, None, json!({}))).await;
+    let mut expected = vec![ORG.to_string(), OTHER.to_string()];
+    expected.sort();
+    assert_eq!(store.orgs().await.expect("orgs"), expected);
+    store
+        .apply(
+            OTHER,
+            &[Write::Delete {
+                id: other.id,
+                recursive: false,
+            }],
+        )
+        .await
+        .expect("delete");
+    assert_eq!(store.orgs().await.expect("orgs"), vec![ORG.to_string()]);
+}

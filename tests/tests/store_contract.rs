@@ -32,4 +32,5 @@ contract_tests!(
     failures_count_within_a_window,
     queries_return_only_readable_items,
     job_runs_are_claimed_once,
+    orgs_are_the_ones_set_up,
 );

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::REQUEST_ID;
@@ -19,13 +19,10 @@ use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::item::Item;
 use crate::item::attributes::ValidationErrors;
-use crate::item::ops::{self, NewItem};
-use crate::jobs::{self, JobEnvelope};
-use crate::query::{AttrFilter, ItemQuery, Op, Scalar};
+use crate::item::ops;
+use crate::jobs;
+use crate::jobs::submit::{JOB, Submission, SubmitError, submit};
 use crate::queue::QueueError;
-use crate::types::FieldKind;
-
-const JOB: &str = "Job";
 
 /// `POST /api/jobs` body.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -120,88 +117,31 @@ pub async fn create(
         errors.add("idempotency_key", "must be 1 to 200 characters");
     }
     errors.into_result(())?;
-    let Some(queue) = rn.queue() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "no job queue is configured (REALNET_QUEUE_URL)",
-        ));
-    };
-    if let Some(key) = &body.idempotency_key
-        && let Some(existing) = job_with_key(&rn, &principal, key).await?
-    {
-        return Ok((StatusCode::ACCEPTED, Json(JobStatus::from(&existing))));
-    }
-    let mut attributes = Map::new();
-    attributes.insert("kind".into(), json!(body.kind));
-    attributes.insert("status".into(), json!("queued"));
-    attributes.insert("payload".into(), body.payload.clone());
-    if let Some(k) = &body.idempotency_key {
-        attributes.insert("idempotency_key".into(), json!(k));
-    }
-    // The caller owns its job item (and so may read it); writing it is the system's doing, so
-    // it is written with the org admin's rights.
-    let mut recorder = principal.clone();
-    recorder.admin = true;
-    let input = NewItem {
-        type_name: JOB.into(),
-        name: body.kind.clone(),
-        parent: None,
-        attributes,
-    };
-    let (item, _) = ops::create(&rn, &recorder, input, None).await?;
-    let envelope = JobEnvelope {
+    let job = Submission {
         kind: body.kind,
-        org: principal.org.clone(),
-        actor,
         payload: body.payload,
-        idempotency_key: Some(
-            body.idempotency_key
-                .unwrap_or_else(|| format!("job:{}", item.id)),
-        ),
+        idempotency_key: body.idempotency_key,
         request_id: headers
             .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        job: Some(item.id),
     };
-    if let Err(e) = queue.send(&envelope).await {
-        // Nothing was queued: the record says so rather than staying queued forever.
-        let failed = crate::item::ops::Change::Patch {
-            name: None,
-            parent: None,
-            attributes: Some(Map::from_iter([
-                ("status".to_string(), json!("failed")),
-                ("error".to_string(), json!(e.to_string())),
-            ])),
-        };
-        ops::update(&rn, &recorder, item.id, failed, None, Some(JOB))
-            .await
-            .ok();
-        return Err(e.into());
-    }
+    let item = submit(&rn, &principal, &actor, job).await?;
     Ok((StatusCode::ACCEPTED, Json(JobStatus::from(&item))))
 }
 
-/// The caller's job sent with this idempotency key, if any.
-async fn job_with_key(
-    rn: &Realnet,
-    principal: &crate::auth::Principal,
-    key: &str,
-) -> Result<Option<Item>, ApiError> {
-    let mut query = ItemQuery::parse(&rn.types, &[("type".into(), JOB.into())], None)?;
-    query.attrs = vec![AttrFilter {
-        field: "idempotency_key".into(),
-        kind: FieldKind::String,
-        op: Op::Eq,
-        values: vec![Scalar::Text(key.to_string())],
-    }];
-    query.limit = 1;
-    Ok(ops::query(rn, principal, &query)
-        .await?
-        .items
-        .into_iter()
-        .next())
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::NoQueue => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
+            SubmitError::Queue(e) => e.into(),
+            SubmitError::Item(e) => e.into(),
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/api/jobs/{id}", operation_id = "get_job", tag = "jobs",

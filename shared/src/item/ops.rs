@@ -296,7 +296,10 @@ pub async fn prepare_create(
     let mut given = input.attributes;
     let password = identity::take_password(&t.name, &mut given);
     let attributes = match validate_new(t, &given) {
-        Ok(a) => a,
+        Ok(a) => {
+            crate::schedule::check(rn, &t.name, &a, &mut errors);
+            a
+        }
         Err(e) => {
             errors.0.extend(e.0);
             given.clone()
@@ -512,7 +515,10 @@ async fn changed(
     }
     check_file_name(rn, &t.name, &name, &mut errors);
     let attributes = match attributes {
-        Ok(a) => a,
+        Ok(a) => {
+            crate::schedule::check(rn, &t.name, &a, &mut errors);
+            a
+        }
         Err(e) => {
             errors.0.extend(e.0);
             current.attributes.clone()

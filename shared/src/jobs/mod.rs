@@ -9,6 +9,7 @@
 //! A failure is either permanent (bad input, no rights: retrying cannot help, so the job is
 //! recorded as failed and not retried) or retryable (the store unavailable, a version race).
 
+pub mod submit;
 pub mod worker;
 
 use serde::Deserialize;

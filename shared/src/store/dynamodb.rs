@@ -6,7 +6,11 @@
 //!   `attribute_not_exists` in the same transaction as its account, so usernames stay unique.
 //! - A token is `pk = TOKEN#<sha256>`, indexed under its org by account (`TA#`) and API key
 //!   (`TK#`); a password hash is `PW#<account>`; failed logins `FAIL#<key>`; settings
-//!   `SETTING#<key>`.
+//!   `SETTING#<key>`; job records `JOB#<org>#<key>`. Tokens, job records and failed-login
+//!   windows carry `ttl` (epoch seconds), and the table's TTL on that attribute deletes them
+//!   once expired (expired ones are refused before then).
+//! - An org that has been set up (its `Org` item) is listed under `pk = ORGS`, `sk = <org>`,
+//!   for the scheduler.
 //!
 //! Every `apply` is one `TransactWriteItems` (all or nothing, at most 100 records), with
 //! conditions for versions, duplicates, parents and usernames; a cancelled transaction is
@@ -33,7 +37,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use super::{ItemStore, JobClaim, Page, StoreError, StoredToken, TypeCount, Write};
+use super::{ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write};
 use crate::item::Item;
 use crate::query::{ItemQuery, ParentFilter, Readable};
 use crate::types::value::format_datetime;
@@ -61,6 +65,17 @@ fn s(v: impl Into<String>) -> AttributeValue {
 fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
+
+/// When DynamoDB's TTL may delete a record.
+fn ttl(at: DateTime<Utc>) -> AttributeValue {
+    n(at.timestamp() + 1)
+}
+
+/// The attribute DynamoDB's TTL reads.
+const TTL: &str = "ttl";
+
+/// Orgs that have been set up are listed under this key.
+const ORGS: &str = "ORGS";
 
 fn key(pk: impl Into<String>, sk: impl Into<String>) -> Record {
     HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
@@ -431,6 +446,9 @@ impl DynamoStore {
                 {
                     tx.exists(table, key(org, item_sk(p)), p)?;
                 }
+                if item.type_name == "Org" {
+                    tx.put(table, key(ORGS, org), None, OnFail::Never)?;
+                }
                 if let Some(u) = username(item) {
                     let mut claim = key(org, format!("U#{u}"));
                     claim.insert("account".into(), s(item.id.to_string()));
@@ -508,6 +526,9 @@ impl DynamoStore {
                     if let Some(u) = username(item) {
                         tx.delete(table, key(org, format!("U#{u}")), None)?;
                     }
+                    if item.type_name == "Org" {
+                        tx.delete(table, key(ORGS, org), None)?;
+                    }
                 }
             }
             Write::PutToken {
@@ -524,15 +545,22 @@ impl DynamoStore {
                 }
                 if let Some(e) = expires {
                     main.insert("expires".into(), s(format_datetime(*e)));
+                    main.insert(TTL.into(), ttl(*e));
                 }
                 tx.put(table, main, None, OnFail::Never)?;
                 let mut by_account = key(org, format!("TA#{account}#{hash}"));
                 by_account.insert("hash".into(), s(hash.clone()));
+                if let Some(e) = expires {
+                    by_account.insert(TTL.into(), ttl(*e));
+                }
                 if let Some(k) = api_key {
                     by_account.insert("api_key".into(), s(k.to_string()));
                     let mut by_key = key(org, format!("TK#{k}#{hash}"));
                     by_key.insert("hash".into(), s(hash.clone()));
                     by_key.insert("account".into(), s(account.to_string()));
+                    if let Some(e) = expires {
+                        by_key.insert(TTL.into(), ttl(*e));
+                    }
                     tx.put(table, by_key, None, OnFail::Never)?;
                 }
                 tx.put(table, by_account, None, OnFail::Never)?;
@@ -625,6 +653,39 @@ impl DynamoStore {
         if let Some(k) = api_key {
             tx.delete(table, key(org, format!("TK#{k}#{hash}")), None)?;
         }
+        Ok(())
+    }
+
+    /// Turns on the table's TTL on [`TTL`] unless it is on.
+    async fn enable_ttl(&self) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{TimeToLiveSpecification, TimeToLiveStatus};
+        let client = self.client().await;
+        let status = client
+            .describe_time_to_live()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(sdk)?
+            .time_to_live_description
+            .and_then(|d| d.time_to_live_status);
+        if matches!(
+            status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        ) {
+            return Ok(());
+        }
+        let spec = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(TTL)
+            .build()
+            .map_err(backend)?;
+        client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(spec)
+            .send()
+            .await
+            .map_err(sdk)?;
         Ok(())
     }
 
@@ -736,15 +797,16 @@ impl ItemStore for DynamoStore {
             .send()
             .await;
         match described {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) =>
             {
-                self.create_table().await
+                self.create_table().await?
             }
-            Err(e) => Err(sdk(e)),
+            Err(e) => return Err(sdk(e)),
         }
+        self.enable_ttl().await
     }
 
     async fn get(&self, org: &str, id: Uuid) -> Result<Option<Item>, StoreError> {
@@ -980,6 +1042,8 @@ impl ItemStore for DynamoStore {
             let mut fresh = key(pk.clone(), "FAIL");
             fresh.insert("count".into(), n(1));
             fresh.insert("since".into(), s(format_datetime(now)));
+            // The window ends a window's length from now.
+            fresh.insert(TTL.into(), ttl(now + (now - window_start)));
             let started = self
                 .client()
                 .await
@@ -1034,6 +1098,7 @@ impl ItemStore for DynamoStore {
         record.insert("state".into(), s("running"));
         record.insert("lease_until".into(), s(format_datetime(lease_until)));
         record.insert("expires_at".into(), s(format_datetime(expires)));
+        record.insert(TTL.into(), ttl(expires));
         let claimed = self
             .client()
             .await
@@ -1096,5 +1161,28 @@ impl ItemStore for DynamoStore {
             .await
             .map_err(sdk)?;
         Ok(())
+    }
+
+    async fn orgs(&self) -> Result<Vec<String>, StoreError> {
+        let records = self
+            .query_all(
+                None,
+                "pk = :p",
+                HashMap::from([(":p".to_string(), s(ORGS))]),
+            )
+            .await?;
+        Ok(records
+            .iter()
+            .filter_map(|r| get_s(r, "sk").map(str::to_string))
+            .collect())
+    }
+
+    /// DynamoDB's TTL deletes expired records (see the module's documentation).
+    async fn purge_expired(
+        &self,
+        _now: DateTime<Utc>,
+        _failures_before: DateTime<Utc>,
+    ) -> Result<Option<Purged>, StoreError> {
+        Ok(None)
     }
 }

@@ -209,4 +209,24 @@ pub trait ItemStore: Send + Sync + 'static {
 
     /// Lets go of `key` so that another delivery runs the job again.
     async fn abandon_job(&self, org: &str, key: &str) -> Result<(), StoreError>;
+
+    /// The orgs that have been set up (those with an `Org` item), in name order.
+    async fn orgs(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Deletes what has expired by `now`: tokens, job records, and failed-login windows that
+    /// began before `failures_before`. `None` when the store expires them itself (DynamoDB's
+    /// TTL); expired records are never honoured either way.
+    async fn purge_expired(
+        &self,
+        now: DateTime<Utc>,
+        failures_before: DateTime<Utc>,
+    ) -> Result<Option<Purged>, StoreError>;
+}
+
+/// What [`ItemStore::purge_expired`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Purged {
+    pub tokens: u64,
+    pub job_records: u64,
+    pub login_failures: u64,
 }

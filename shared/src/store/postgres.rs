@@ -26,7 +26,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 use super::sql::{self, Dialect, Param};
-use super::{ItemStore, JobClaim, Page, StoreError, StoredToken, TypeCount, Write};
+use super::{ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write};
 use crate::item::Item;
 use crate::query::ItemQuery;
 
@@ -653,5 +653,31 @@ impl ItemStore for PostgresStore {
         let client = self.client().await?;
         let params = [Param::Text(org.to_string()), Param::Text(key.to_string())];
         execute(&client, &st().abandon_job, &params).await
+    }
+
+    async fn orgs(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client.query(sql::ORGS, &[]).await.map_err(backend)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn purge_expired(
+        &self,
+        now: DateTime<Utc>,
+        failures_before: DateTime<Utc>,
+    ) -> Result<Option<Purged>, StoreError> {
+        let client = self.client().await?;
+        let delete = async |statement: &str, before: DateTime<Utc>| {
+            let stmt = client.prepare_cached(statement).await.map_err(backend)?;
+            client
+                .execute(&stmt, &refs(&[Param::Time(before)]))
+                .await
+                .map_err(backend)
+        };
+        Ok(Some(Purged {
+            tokens: delete(&st().purge_tokens, now).await?,
+            job_records: delete(&st().purge_job_runs, now).await?,
+            login_failures: delete(&st().purge_failures, failures_before).await?,
+        }))
     }
 }

@@ -302,6 +302,9 @@ pub(crate) struct Statements {
     pub job_state: String,
     pub finish_job: String,
     pub abandon_job: String,
+    pub purge_tokens: String,
+    pub purge_job_runs: String,
+    pub purge_failures: String,
 }
 
 impl Statements {
@@ -331,6 +334,9 @@ impl Statements {
             job_state: numbered(d, JOB_STATE),
             finish_job: numbered(d, FINISH_JOB),
             abandon_job: numbered(d, ABANDON_JOB),
+            purge_tokens: numbered(d, PURGE_TOKENS),
+            purge_job_runs: numbered(d, PURGE_JOB_RUNS),
+            purge_failures: numbered(d, PURGE_FAILURES),
         }
     }
 }
@@ -413,6 +419,14 @@ const FINISH_JOB: &str =
     "UPDATE job_runs SET state = 'done', outcome = {} WHERE org = {} AND key = {}";
 
 const ABANDON_JOB: &str = "DELETE FROM job_runs WHERE org = {} AND key = {} AND state = 'running'";
+
+const PURGE_TOKENS: &str = "DELETE FROM tokens WHERE expires < {}";
+
+const PURGE_JOB_RUNS: &str = "DELETE FROM job_runs WHERE expires_at < {}";
+
+const PURGE_FAILURES: &str = "DELETE FROM login_failures WHERE since < {}";
+
+pub(crate) const ORGS: &str = "SELECT DISTINCT org FROM items WHERE type = 'Org' ORDER BY org";
 
 /// The index that keeps usernames unique within an org; a violation of it is
 /// [`StoreError::Taken`](super::StoreError::Taken).

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params_from_iter};
 use uuid::Uuid;
 
 use super::sql::{self, Dialect, Param};
-use super::{ItemStore, JobClaim, Page, StoreError, StoredToken, TypeCount, Write};
+use super::{ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write};
 use crate::item::Item;
 use crate::query::ItemQuery;
 use crate::types::value::format_datetime;
@@ -592,5 +592,38 @@ impl ItemStore for SqliteStore {
         let params = [Param::Text(org.to_string()), Param::Text(key.to_string())];
         self.run(move |conn| execute(conn, &st().abandon_job, &params))
             .await
+    }
+
+    async fn orgs(&self) -> Result<Vec<String>, StoreError> {
+        self.run(|conn| {
+            let mut stmt = conn.prepare_cached(sql::ORGS).map_err(backend)?;
+            stmt.query_map([], |r| r.get(0))
+                .map_err(backend)?
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn purge_expired(
+        &self,
+        now: DateTime<Utc>,
+        failures_before: DateTime<Utc>,
+    ) -> Result<Option<Purged>, StoreError> {
+        self.run(move |conn| {
+            let delete = |statement: &str, before: DateTime<Utc>| {
+                conn.prepare_cached(statement)
+                    .map_err(backend)?
+                    .execute(params_from_iter([Param::Time(before)].iter()))
+                    .map(|n| n as u64)
+                    .map_err(backend)
+            };
+            Ok(Some(Purged {
+                tokens: delete(&st().purge_tokens, now)?,
+                job_records: delete(&st().purge_job_runs, now)?,
+                login_failures: delete(&st().purge_failures, failures_before)?,
+            }))
+        })
+        .await
     }
 }

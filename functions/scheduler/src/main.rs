@@ -1,0 +1,38 @@
+//! The Realnet scheduler as an AWS Lambda function: it builds the context once per container
+//! and runs the task each EventBridge scheduled event names in its `detail` (`tick` every
+//! minute, `maintenance` less often; see `infra/` and `events/scheduler/`), through
+//! `realnet::schedule`. An unknown task fails the invocation with the reason.
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use realnet::Realnet;
+use realnet::config::Config;
+use realnet::schedule::{self, ScheduledEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let rn = match Config::from_env()
+        .map_err(realnet::StartError::from)
+        .and_then(|config| {
+            realnet::telemetry::init(true, config.debug);
+            Realnet::from_config(config)
+        }) {
+        Ok(rn) => Arc::new(rn),
+        Err(e) => {
+            eprintln!("realnet scheduler cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduledEvent>| {
+        let rn = rn.clone();
+        async move {
+            let done: Result<Value, Error> = schedule::handle(&rn, event.payload)
+                .await
+                .map_err(Error::from);
+            done
+        }
+    }))
+    .await
+}

@@ -1,0 +1,81 @@
+//! The built-in maintenance task: deletes expired tokens, job records and failed-login
+//! windows (on DynamoDB, the table's TTL does this), and abandoned uploads: `File` items still
+//! pending a day after they were created (and after their upload URL expired), with whatever
+//! bytes reached storage.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::auth::Principal;
+use crate::blob::BlobKey;
+use crate::context::Realnet;
+use crate::item::ops::{self, ItemError};
+use crate::query::{ItemQuery, Readable};
+use crate::store::Purged;
+
+/// A `File` pending for longer than this (or than its upload URL's lifetime) is abandoned.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Abandoned uploads deleted per org in one run; the next run takes the rest.
+const MAX_UPLOADS_PER_RUN: usize = 1000;
+
+/// What maintenance did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MaintenanceReport {
+    /// `null` when the store expires records itself (DynamoDB's TTL).
+    pub expired: Option<Purged>,
+    pub abandoned_uploads: usize,
+}
+
+pub async fn run(rn: &Realnet, now: DateTime<Utc>) -> Result<MaintenanceReport, ItemError> {
+    let window = chrono::Duration::from_std(rn.config.auth.login_window).unwrap_or_default();
+    let expired = rn.store.purge_expired(now, now - window).await?;
+    let after = ABANDONED_AFTER.max(rn.config.file_url_ttl);
+    let cutoff = now - chrono::Duration::from_std(after).unwrap_or_default();
+    let mut abandoned_uploads = 0;
+    for org in rn.store.orgs().await? {
+        abandoned_uploads += abandoned(rn, &org, cutoff).await?;
+    }
+    Ok(MaintenanceReport {
+        expired,
+        abandoned_uploads,
+    })
+}
+
+/// Deletes the org's files pending since before `cutoff`, bytes first.
+async fn abandoned(rn: &Realnet, org: &str, cutoff: DateTime<Utc>) -> Result<usize, ItemError> {
+    let params = [
+        ("type".to_string(), "File".to_string()),
+        ("attr.status".to_string(), "pending".to_string()),
+    ];
+    let mut query = ItemQuery::parse(&rn.types, &params, None).expect("a fixed query parses");
+    query.readable = Readable::All;
+    query.limit = 100;
+    let installation = Principal::org_admin(org);
+    let mut deleted = 0;
+    loop {
+        let page = rn.store.query(org, &query).await?;
+        for file in page.items.iter().filter(|f| f.created_at < cutoff) {
+            if deleted == MAX_UPLOADS_PER_RUN {
+                return Ok(deleted);
+            }
+            let key = BlobKey::new(org, file.id)
+                .map_err(|m| ItemError::Store(crate::store::StoreError::Backend(m)))?;
+            if let Err(e) = rn.blobs.delete(&key).await {
+                tracing::warn!(org, id = %file.id, error = %e, "cannot delete an abandoned upload's bytes");
+                continue;
+            }
+            match ops::delete(rn, &installation, file.id, true, Some(file.version), None).await {
+                Ok(()) => deleted += 1,
+                // Confirmed or changed meanwhile: no longer abandoned.
+                Err(e) => tracing::info!(org, id = %file.id, error = %e, "upload kept"),
+            }
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return Ok(deleted),
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The scheduler against stored schedules, on every store: the tick sends each due run once
+//! (also when ticks overlap), as the schedule's owner; disabled schedules and runs due before
+//! a schedule's last change are not sent; bad schedules are refused with the field at fault;
+//! maintenance deletes what expired and abandoned uploads.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use chrono::{DateTime, Utc};
+use realnet::schedule::{self, LOOKBACK, maintenance};
+use realnet_tests::{Answer, StoreKind, TestApp, on_every_store};
+use serde_json::{Value, json};
+
+fn folder_job(name: &str) -> Value {
+    json!({"kind": "items.create", "payload": {"items": [{"type": "Folder", "name": name}]}})
+}
+
+async fn new_schedule(app: &TestApp, token: &str, attributes: Value) -> Answer {
+    app.call_as(
+        Some(token),
+        Method::POST,
+        "/api/items",
+        Some(json!({"type": "Schedule", "name": "nightly", "attributes": attributes})),
+        &[],
+    )
+    .await
+}
+
+fn updated_at(schedule: &Value) -> DateTime<Utc> {
+    schedule["updated_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("updated_at")
+}
+
+async fn folders(app: &TestApp, name: &str) -> Vec<Value> {
+    let a = app
+        .get(&format!(
+            "/api/items?type=Folder&name={}",
+            name.replace(' ', "%20")
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    a.body["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits for the in-process worker to have made `count` folders named `name`.
+async fn await_folders(app: &TestApp, name: &str, count: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let found = folders(app, name).await;
+        if found.len() >= count {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{count} folders named {name} were not made");
+}
+
+async fn due_runs_are_sent_once_as_the_owner(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (owner, token) = app.account("default", "planner", true).await;
+    let created = new_schedule(
+        &app,
+        &token,
+        json!({"cron": "* * * * *", "job": folder_job("From schedule")}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.body["attributes"]["timezone"], "UTC");
+    assert_eq!(created.body["attributes"]["enabled"], true);
+    // Two minutes later two runs are due; two overlapping ticks send each once.
+    let at = updated_at(&created.body) + chrono::Duration::minutes(2);
+    let (a, b) = tokio::join!(schedule::tick(&app.rn, at), schedule::tick(&app.rn, at));
+    let (a, b) = (a.expect("tick"), b.expect("tick"));
+    assert_eq!(a.sent + b.sent, 2, "{a:?} {b:?}");
+    assert_eq!(a.already_sent + b.already_sent, 2, "{a:?} {b:?}");
+    assert_eq!(a.failed + b.failed, 0, "{a:?} {b:?}");
+    let made = await_folders(&app, "From schedule", 2).await;
+    for folder in &made {
+        assert_eq!(
+            folder["owner"],
+            owner.to_string().as_str(),
+            "runs as its owner"
+        );
+    }
+    // A later tick over the same minutes sends nothing more.
+    let again = schedule::tick(&app.rn, at).await.expect("tick");
+    assert_eq!((again.sent, again.already_sent), (0, 2), "{again:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(folders(&app, "From schedule").await.len(), 2);
+    // Each run is a job its owner can follow.
+    let jobs = app
+        .call_as(Some(&token), Method::GET, "/api/items?type=Job", None, &[])
+        .await;
+    let keys: Vec<&str> = jobs.body["items"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|j| j["attributes"]["idempotency_key"].as_str())
+        .collect();
+    assert_eq!(keys.len(), 2, "{}", jobs.text);
+    let id = created.body["id"].as_str().expect("id");
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with(&format!("schedule:{id}:"))),
+        "{keys:?}"
+    );
+}
+
+async fn only_recent_runs_of_enabled_schedules_are_sent(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let token = app.admin_token.clone();
+    let every = new_schedule(
+        &app,
+        &token,
+        json!({"cron": "* * * * *", "job": folder_job("Recent")}),
+    )
+    .await;
+    let off = new_schedule(
+        &app,
+        &token,
+        json!({"cron": "* * * * *", "enabled": false, "job": folder_job("Never")}),
+    )
+    .await;
+    assert_eq!(off.status, StatusCode::CREATED, "{}", off.text);
+    // An hour later, only the runs of the look-back window are sent.
+    let at = updated_at(&every.body) + chrono::Duration::hours(1);
+    let report = schedule::tick(&app.rn, at).await.expect("tick");
+    assert_eq!(report.schedules, 1, "the disabled schedule is skipped");
+    assert_eq!(report.sent as u64, LOOKBACK.as_secs() / 60, "{report:?}");
+    await_folders(&app, "Recent", report.sent).await;
+    assert!(folders(&app, "Never").await.is_empty());
+}
+
+async fn a_run_whose_owner_is_gone_is_dropped(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (owner, token) = app.account("default", "leaver", true).await;
+    let created = new_schedule(
+        &app,
+        &token,
+        json!({"cron": "* * * * *", "job": folder_job("Orphan")}),
+    )
+    .await;
+    let disabled = app
+        .call(
+            Method::PATCH,
+            &format!("/api/items/{owner}"),
+            Some(json!({"attributes": {"disabled": true}})),
+            &[],
+        )
+        .await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.text);
+    let at = updated_at(&created.body) + chrono::Duration::minutes(1);
+    let first = schedule::tick(&app.rn, at).await.expect("tick");
+    assert_eq!((first.sent, first.failed), (0, 1), "{first:?}");
+    // Dropped for good: the next tick does not try it again.
+    let second = schedule::tick(&app.rn, at).await.expect("tick");
+    assert_eq!((second.failed, second.already_sent), (0, 1), "{second:?}");
+    assert!(folders(&app, "Orphan").await.is_empty());
+}
+
+async fn bad_schedules_are_refused(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let token = app.admin_token.clone();
+    let good = new_schedule(
+        &app,
+        &token,
+        json!({"cron": "0 9 * * 1-5", "timezone": "Europe/Paris", "job": folder_job("Weekdays")}),
+    )
+    .await;
+    assert_eq!(good.status, StatusCode::CREATED, "{}", good.text);
+    let before = app.snapshot().await;
+    for (attributes, field) in [
+        (
+            json!({"cron": "61 * * * *", "job": folder_job("x")}),
+            "cron",
+        ),
+        (json!({"cron": "* * * *", "job": folder_job("x")}), "cron"),
+        (
+            json!({"cron": "0 0 * * * *", "job": folder_job("x")}),
+            "cron",
+        ),
+        (json!({"cron": "every day", "job": folder_job("x")}), "cron"),
+        (
+            json!({"cron": "* * * * *", "timezone": "Mars/Olympus", "job": folder_job("x")}),
+            "timezone",
+        ),
+        (
+            json!({"cron": "* * * * *", "job": {"kind": "items.purge", "payload": {}}}),
+            "job",
+        ),
+        (
+            json!({"cron": "* * * * *", "job": {"kind": "items.create", "payload": {"items": []}}}),
+            "job",
+        ),
+        (json!({"cron": "* * * * *", "job": "items.create"}), "job"),
+    ] {
+        let refused = new_schedule(&app, &token, attributes.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{attributes}: {}",
+            refused.text
+        );
+        assert!(
+            refused.text.contains(field),
+            "{attributes}: {}",
+            refused.text
+        );
+        let id = good.body["id"].as_str().expect("id");
+        let patched = app
+            .call(
+                Method::PATCH,
+                &format!("/api/items/{id}"),
+                Some(json!({ "attributes": attributes })),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            patched.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{attributes}: {}",
+            patched.text
+        );
+    }
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+}
+
+async fn maintenance_deletes_what_expired_and_abandoned_uploads(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let pending = app
+        .post(
+            "/api/files",
+            json!({"name": "never-sent.txt", "content_type": "text/plain", "size": 3}),
+        )
+        .await;
+    assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.text);
+    let pending_id = pending.body["item"]["id"].as_str().expect("id").to_string();
+    let folder = app
+        .post("/api/items", json!({"type": "Folder", "name": "Kept"}))
+        .await;
+    let now = Utc::now();
+    let store = &app.rn.store;
+    let soon = now + chrono::Duration::minutes(1);
+    store
+        .begin_job("default", "old-job", now, soon, soon)
+        .await
+        .expect("job record");
+
+    // Nothing has expired yet: nothing is deleted.
+    let early = maintenance::run(&app.rn, now).await.expect("maintenance");
+    assert_eq!(early.abandoned_uploads, 0);
+    if let Some(purged) = early.expired {
+        assert_eq!(purged.tokens + purged.job_records, 0, "{purged:?}");
+    }
+    // Two days later the login tokens, the job record and the pending file have expired.
+    let later = now + chrono::Duration::days(2);
+    let report = maintenance::run(&app.rn, later).await.expect("maintenance");
+    assert_eq!(report.abandoned_uploads, 1, "{report:?}");
+    match (kind, report.expired) {
+        (StoreKind::Dynamodb, None) => {} // the table's TTL deletes them
+        (_, Some(purged)) => {
+            assert!(purged.tokens >= 1, "{purged:?}");
+            assert_eq!(purged.job_records, 1, "{purged:?}");
+        }
+        (_, None) => panic!("a SQL store purges what expired"),
+    }
+    let gone = app
+        .rn
+        .store
+        .get("default", pending_id.parse().expect("uuid"))
+        .await
+        .expect("get");
+    assert!(gone.is_none(), "the abandoned upload's item is deleted");
+    let kept = folder.body["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    assert!(store.get("default", kept).await.expect("get").is_some());
+}
+
+on_every_store!(
+    due_runs_are_sent_once_as_the_owner,
+    only_recent_runs_of_enabled_schedules_are_sent,
+    a_run_whose_owner_is_gone_is_dropped,
+    bad_schedules_are_refused,
+    maintenance_deletes_what_expired_and_abandoned_uploads,
+);
