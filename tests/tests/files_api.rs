@@ -273,7 +273,103 @@ async fn a_file_round_trips_on_s3() {
     );
 }
 
+/// Sends a job and waits for it to end.
+async fn run_job(app: &TestApp, token: &str, kind: &str, payload: Value) -> Value {
+    let sent = app
+        .call_as(
+            Some(token),
+            Method::POST,
+            "/api/jobs",
+            Some(json!({"kind": kind, "payload": payload})),
+            &[],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.text);
+    let id = sent.body["id"].as_str().expect("id").to_string();
+    for _ in 0..100 {
+        let a = app
+            .call_as(
+                Some(token),
+                Method::GET,
+                &format!("/api/jobs/{id}"),
+                None,
+                &[],
+            )
+            .await;
+        if a.body["status"] == "succeeded" || a.body["status"] == "failed" {
+            return a.body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let last = app
+        .call_as(
+            Some(token),
+            Method::GET,
+            &format!("/api/jobs/{id}"),
+            None,
+            &[],
+        )
+        .await;
+    panic!("job {id} did not end: {}", last.text);
+}
+
+/// `files.finalize` through the queue does what `POST /api/files/{id}/confirm` does, with the
+/// same refusals.
+async fn a_job_finalizes_an_upload(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let token = app.admin_token.clone();
+    let file = id(&new_file(&app, "queued.txt", "text/plain", 5).await.body);
+    let put = put_content(&app, &file, "text/plain", b"hello").await;
+    assert_eq!(put.status, StatusCode::NO_CONTENT, "{}", put.text);
+    let done = run_job(&app, &token, "files.finalize", json!({"file": file})).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let ready = app.get(&format!("/api/items/{file}")).await;
+    assert_eq!(ready.body["attributes"]["status"], "ready");
+    assert_eq!(
+        ready.body["attributes"]["checksum"],
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+
+    // Bytes of the wrong size (written straight to storage: the upload routes refuse them)
+    // fail the job for good, with the reason, and leave the file pending.
+    let short = id(&new_file(&app, "short.txt", "text/plain", 9).await.body);
+    let key = realnet::blob::BlobKey::new("default", short.parse().expect("uuid")).expect("key");
+    app.rn
+        .blobs
+        .put(&key, bytes::Bytes::from_static(b"hello"))
+        .await
+        .expect("put");
+    let failed = run_job(&app, &token, "files.finalize", json!({"file": short})).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("5 bytes were uploaded, 9 declared")),
+        "{failed}"
+    );
+    let pending = app.get(&format!("/api/items/{short}")).await;
+    assert_eq!(pending.body["attributes"]["status"], "pending");
+    // Another org's file is not found; a payload of the wrong shape is refused before queueing.
+    let (_, other) = app.account(OTHER_ORG, "stranger", true).await;
+    let hidden = run_job(&app, &other, "files.finalize", json!({"file": file})).await;
+    assert_eq!(hidden["status"], "failed", "{hidden}");
+    assert!(
+        hidden["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no item with id")),
+        "{hidden}"
+    );
+    let bad = app
+        .post(
+            "/api/jobs",
+            json!({"kind": "files.finalize", "payload": {"file": "x"}}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+}
+
 on_every_store!(
     a_file_round_trips_on_local_storage,
     bad_files_are_refused_and_nothing_is_written,
+    a_job_finalizes_an_upload,
 );

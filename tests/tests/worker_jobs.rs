@@ -258,7 +258,7 @@ fn the_envelope_schema_agrees_with_the_decoder() {
     let kinds = schema["properties"]["kind"]["enum"]
         .as_array()
         .expect("kinds");
-    assert_eq!(kinds.len(), 4);
+    assert_eq!(kinds.len(), 5);
 }
 
 /// Real SQS in moto, as the event source mapping would drive it: messages sent by a producer

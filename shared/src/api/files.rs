@@ -17,15 +17,14 @@ use uuid::Uuid;
 use super::extract::{JsonBody, QueryPairs, item_id};
 use super::items::{ItemPage, page};
 use crate::auth::Principal;
+use crate::blob::finalize::{FILE, FinalizeError, finalize};
 use crate::blob::{BlobError, BlobKey, Download, UploadTarget};
 use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::item::Item;
 use crate::item::attributes::ValidationErrors;
-use crate::item::ops::{self, Change, NewItem};
+use crate::item::ops::{self, NewItem};
 use crate::query::ItemQuery;
-
-const FILE: &str = "File";
 
 impl From<BlobError> for ApiError {
     fn from(e: BlobError) -> Self {
@@ -219,33 +218,20 @@ pub async fn confirm(
     Path(id): Path<String>,
 ) -> Result<Json<Item>, ApiError> {
     let id = item_id(&id)?;
-    let item = writable(&rn, &principal, id).await?;
-    let key = key(&item)?;
-    let Some(info) = rn.blobs.info(&key).await? else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "nothing has been uploaded for this file yet",
-        ));
+    let prepared = match finalize(&rn, &principal, id).await {
+        Ok(p) => p,
+        Err(FinalizeError::NotUploaded(_)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "nothing has been uploaded for this file yet",
+            ));
+        }
+        Err(FinalizeError::Item(e)) => return Err(e.into()),
+        Err(FinalizeError::Blob(e)) => return Err(e.into()),
     };
-    let declared = attr(&item, "size").and_then(Value::as_u64).unwrap_or(0);
-    if info.size != declared {
-        return Err(ValidationErrors::single(
-            "size",
-            format!("{} bytes were uploaded, {declared} declared", info.size),
-        )
-        .into());
-    }
-    let checksum = rn.blobs.sha256(&key).await?;
-    let mut attributes = Map::new();
-    attributes.insert("checksum".into(), json!(checksum));
-    attributes.insert("status".into(), json!("ready"));
-    let change = Change::Patch {
-        name: None,
-        parent: None,
-        attributes: Some(attributes),
-    };
-    let item = ops::update(&rn, &principal, id, change, None, Some(FILE)).await?;
+    let item = prepared.item.clone().expect("a finalized file");
+    ops::commit(&rn, &principal, vec![prepared]).await?;
     Ok(Json(item))
 }
 

@@ -28,7 +28,7 @@ use crate::queue::QueueError;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewJob {
-    /// `items.create`, `items.update`, `items.delete` or `extension.call`.
+    /// `items.create`, `items.update`, `items.delete`, `files.finalize` or `extension.call`.
     kind: String,
     #[schema(value_type = Object)]
     payload: Value,

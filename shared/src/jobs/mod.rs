@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::auth::identity;
+use crate::blob::finalize::{FinalizeError, finalize};
 use crate::context::{Realnet, check_org_name};
 use crate::item::ops::{self, Change, ItemError, NewItem};
 use crate::store::{StoreError, Write};
@@ -29,7 +30,7 @@ pub const MAX_BULK: usize = 25;
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobEnvelope {
-    /// `items.create`, `items.update`, `items.delete` or `extension.call`.
+    /// `items.create`, `items.update`, `items.delete`, `files.finalize` or `extension.call`.
     pub kind: String,
     pub org: String,
     /// The username of the account the job acts as (with its rights).
@@ -67,6 +68,19 @@ impl From<ItemError> for JobFailure {
             }
             ItemError::Store(StoreError::Backend(m)) => JobFailure::Retry(m),
             other => JobFailure::Permanent(other.to_string()),
+        }
+    }
+}
+
+impl From<FinalizeError> for JobFailure {
+    fn from(e: FinalizeError) -> Self {
+        match e {
+            FinalizeError::Item(e) => e.into(),
+            // The upload may still be under way, or storage unavailable: worth another try
+            // (the queue's receive count bounds them).
+            e @ (FinalizeError::NotUploaded(_) | FinalizeError::Blob(_)) => {
+                JobFailure::Retry(e.to_string())
+            }
         }
     }
 }
@@ -145,6 +159,12 @@ struct DeleteItems {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FinalizeFile {
+    file: Uuid,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CallExtension {
     extension: String,
     handler: String,
@@ -181,6 +201,7 @@ enum Work {
     Create(CreateItems),
     Update(UpdateItems),
     Delete(DeleteItems),
+    Finalize(FinalizeFile),
 }
 
 /// The work a job of `kind` asks for, if its payload has the right shape.
@@ -189,6 +210,7 @@ fn work(kind: &str, payload_value: &Value) -> Result<Work, JobFailure> {
         "items.create" => Work::Create(payload(kind, payload_value)?),
         "items.update" => Work::Update(payload(kind, payload_value)?),
         "items.delete" => Work::Delete(payload(kind, payload_value)?),
+        "files.finalize" => Work::Finalize(payload(kind, payload_value)?),
         "extension.call" => {
             let call: CallExtension = payload(kind, payload_value)?;
             return Err(JobFailure::Permanent(format!(
@@ -198,7 +220,7 @@ fn work(kind: &str, payload_value: &Value) -> Result<Work, JobFailure> {
         }
         other => {
             return Err(JobFailure::Permanent(format!(
-                "unknown job kind {other:?}: use items.create, items.update, items.delete or extension.call"
+                "unknown job kind {other:?}: use items.create, items.update, items.delete, files.finalize or extension.call"
             )));
         }
     };
@@ -206,6 +228,7 @@ fn work(kind: &str, payload_value: &Value) -> Result<Work, JobFailure> {
         Work::Create(c) => bulk(kind, &c.items)?,
         Work::Update(u) => bulk(kind, &u.items)?,
         Work::Delete(d) => bulk(kind, &d.ids)?,
+        Work::Finalize(_) => {}
     }
     Ok(work)
 }
@@ -250,6 +273,7 @@ pub async fn run(rn: &Realnet, job: &JobEnvelope, key: &str) -> Result<Value, Jo
                 batch.push(ops::prepare_delete(rn, &p, id, d.recursive, None, None).await?);
             }
         }
+        Work::Finalize(f) => batch.push(finalize(rn, &p, f.file).await?),
     }
     let items: Vec<Value> = batch
         .iter()
