@@ -32,5 +32,5 @@ python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$MOT
   || { echo "moto did not start:" >&2; cat "$MOTO_LOG" >&2; exit 1; }
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
-export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=moto AWS_SECRET_ACCESS_KEY=moto
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=moto AWS_SECRET_ACCESS_KEY=moto
 unset AWS_PROFILE AWS_SESSION_TOKEN

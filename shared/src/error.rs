@@ -136,7 +136,10 @@ impl From<StoreError> for ApiError {
                 "conflict",
                 format!("{e}: delete them first or use ?recursive=true"),
             ),
-            StoreError::Duplicate(_) | StoreError::Taken(_) | StoreError::TooLarge(_) => {
+            StoreError::Duplicate(_)
+            | StoreError::Taken(_)
+            | StoreError::TooLarge(_)
+            | StoreError::JobRecorded(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
             StoreError::Unavailable(ref m) => {

@@ -1,12 +1,12 @@
 //! The HTTP benchmark (`tests/bench`): the router on PostgreSQL with 100,000 seeded items,
 //! driven over loopback by `wrk`, beside `pgbench` on the same server at the same concurrency;
 //! authenticated reads beside public ones (both checked against access rules), logins and the
-//! Argon2 cost of one; and the cold start of the release `api` binary under a Lambda Runtime
+//! Argon2 cost of one; and the cold start of the release bootstraps under a Lambda Runtime
 //! API, beside a bare `lambda_http` function. It prints figures and ratios; it asserts nothing
 //! about speed.
 //!
 //! Needs: REALNET_TEST_PG_URL (a PostgreSQL superuser connection), `wrk` and `pgbench` on the
-//! PATH or in PGBIN, and REALNET_BENCH_API_BIN / REALNET_BENCH_BARE_BIN (release binaries).
+//! PATH or in PGBIN, and REALNET_BENCH_{API,WORKER,SCHEDULER,BARE}_BIN (release bootstraps).
 //! Tunables: REALNET_BENCH_CONNECTIONS (default 8), REALNET_BENCH_SECONDS (default 10),
 //! REALNET_BENCH_ITEMS (default 100000), REALNET_BENCH_COLD_RUNS (default 20).
 
@@ -639,14 +639,26 @@ async fn cold_start(s: &Settings, db: &tokio_postgres::Config) -> anyhow::Result
         std::env::var("REALNET_BENCH_API_BIN")
             .context("REALNET_BENCH_API_BIN is not set: run tests/bench")?,
     );
-    let bare = PathBuf::from(
-        std::env::var("REALNET_BENCH_BARE_BIN")
-            .context("REALNET_BENCH_BARE_BIN is not set: run tests/bench")?,
+    let bin = |var: &str| -> anyhow::Result<PathBuf> {
+        Ok(PathBuf::from(std::env::var(var).with_context(|| {
+            format!("{var} is not set: run tests/bench")
+        })?))
+    };
+    let (bare, worker, scheduler) = (
+        bin("REALNET_BENCH_BARE_BIN")?,
+        bin("REALNET_BENCH_WORKER_BIN")?,
+        bin("REALNET_BENCH_SCHEDULER_BIN")?,
     );
-    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/api");
-    let ping: Value = serde_json::from_str(&std::fs::read_to_string(events.join("ping.json"))?)?;
-    let query: Value =
-        serde_json::from_str(&std::fs::read_to_string(events.join("query-items.json"))?)?;
+    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let event = |path: &str| -> anyhow::Result<Value> {
+        Ok(serde_json::from_str(&std::fs::read_to_string(
+            events.join(path),
+        )?)?)
+    };
+    let ping = event("api/ping.json")?;
+    let query = event("api/query-items.json")?;
+    let batch = event("worker/fifo-batch.json")?;
+    let tick = event("scheduler/tick.json")?;
     let url = format!(
         "host={} port={} user={} dbname={}",
         pg_args(db)[1],
@@ -665,12 +677,16 @@ async fn cold_start(s: &Settings, db: &tokio_postgres::Config) -> anyhow::Result
         ("bare lambda_http (baseline), ping", Vec::new(), 0),
         ("api, ping", Vec::new(), 0),
         ("api, first query (connects to PostgreSQL)", Vec::new(), 0),
+        ("worker, first batch (2 jobs, PostgreSQL)", Vec::new(), 0),
+        ("scheduler, first tick (PostgreSQL)", Vec::new(), 0),
     ];
     for _ in 0..s.cold_runs {
         for (row, (binary, event, env)) in [
             (&bare, &ping, &env[..0]),
             (&api, &ping, &env[..]),
             (&api, &query, &env[..]),
+            (&worker, &batch, &env[..]),
+            (&scheduler, &tick, &env[..]),
         ]
         .into_iter()
         .enumerate()
@@ -687,10 +703,12 @@ async fn cold_start(s: &Settings, db: &tokio_postgres::Config) -> anyhow::Result
             child.kill().ok();
             child.wait().ok();
             let response = response.context("no answer within 30 s")??;
-            let status =
-                response.map_err(|e| anyhow::anyhow!("function error: {e}"))?["statusCode"].clone();
-            if status != json!(200) {
-                bail!("cold start event answered {status}");
+            let answer = response.map_err(|e| anyhow::anyhow!("function error: {e}"))?;
+            let answered = answer["statusCode"] == json!(200)
+                || answer["batchItemFailures"].is_array()
+                || answer["task"] == json!("tick");
+            if !answered {
+                bail!("cold start event answered {answer}");
             }
             rows[row].1.push(elapsed);
             rows[row].2 = rows[row].2.max(peak);
@@ -709,12 +727,6 @@ async fn cold_start(s: &Settings, db: &tokio_postgres::Config) -> anyhow::Result
             at(0.5),
             at(0.9),
             peak as f64 / 1024.0
-        );
-    }
-    for (name, path) in [("api", &api), ("bare", &bare)] {
-        println!(
-            "{name} binary: {:.1} MiB",
-            std::fs::metadata(path)?.len() as f64 / 1_048_576.0
         );
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use realnet::item::{Item, now};
 use realnet::store::{ItemStore, StoreError, Write};
 use serde_json::{Map, Value, json};
@@ -935,4 +935,81 @@ pub async fn orgs_are_the_ones_set_up(store: &dyn ItemStore) {
         .await
         .expect("delete");
     assert_eq!(store.orgs().await.expect("orgs"), vec![ORG.to_string()]);
+}
+
+/// A job's record, written with its effects, refuses a second record of the key while it
+/// lives, and with it the whole transaction; the outcome can be read back.
+pub async fn job_records_refuse_a_second_run(store: &dyn ItemStore) {
+    let t0 = now();
+    let record = |outcome: Value, at: DateTime<Utc>| Write::RecordJob {
+        key: "k".into(),
+        outcome,
+        now: at,
+        expires: at + Duration::days(1),
+    };
+    let first = item("Folder", "first run", None, json!({}));
+    store
+        .apply(
+            ORG,
+            &[
+                Write::Create(first.clone()),
+                record(json!({"result": 1}), t0),
+            ],
+        )
+        .await
+        .expect("first run");
+    let second = item("Folder", "second run", None, json!({}));
+    let refused = store
+        .apply(
+            ORG,
+            &[
+                Write::Create(second.clone()),
+                record(json!({"result": 2}), t0),
+            ],
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::JobRecorded(ref k)) if k == "k"),
+        "{refused:?}"
+    );
+    assert!(
+        store.get(ORG, second.id).await.expect("get").is_none(),
+        "nothing written"
+    );
+    assert_eq!(
+        store.job_outcome(ORG, "k", t0).await.expect("outcome"),
+        Some(json!({"result": 1}))
+    );
+    assert_eq!(
+        store.job_outcome(OTHER, "k", t0).await.expect("outcome"),
+        None,
+        "per org"
+    );
+    assert_eq!(
+        store
+            .job_outcome(ORG, "unknown", t0)
+            .await
+            .expect("outcome"),
+        None
+    );
+    // Once the record has expired, the key runs again.
+    let later = t0 + Duration::days(2);
+    assert_eq!(
+        store.job_outcome(ORG, "k", later).await.expect("outcome"),
+        None
+    );
+    store
+        .apply(
+            ORG,
+            &[
+                Write::Create(second.clone()),
+                record(json!({"result": 3}), later),
+            ],
+        )
+        .await
+        .expect("a run after expiry");
+    assert_eq!(
+        store.job_outcome(ORG, "k", later).await.expect("outcome"),
+        Some(json!({"result": 3}))
+    );
 }

@@ -33,4 +33,5 @@ contract_tests!(
     queries_return_only_readable_items,
     job_runs_are_claimed_once,
     orgs_are_the_ones_set_up,
+    job_records_refuse_a_second_run,
 );

@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use realnet::Realnet;
 use realnet::config::Config;
 use realnet::schedule::{self, ScheduledEvent};
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -28,10 +27,12 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduledEvent>| {
         let rn = rn.clone();
         async move {
-            let done: Result<Value, Error> = schedule::handle(&rn, event.payload)
+            schedule::handle(&rn, event.payload)
                 .await
-                .map_err(Error::from);
-            done
+                .map_err(|e| Diagnostic {
+                    error_type: e.kind().to_string(),
+                    error_message: e.to_string(),
+                })
         }
     }))
     .await

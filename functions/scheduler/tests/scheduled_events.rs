@@ -111,11 +111,10 @@ async fn answers_the_sample_events() {
         .invoke(event("unknown-task.json"))
         .await
         .expect_err("an unknown task fails");
-    assert!(
-        unknown
-            .to_string()
-            .contains("unknown scheduled task \\\"reindex\\\""),
-        "{unknown}"
+    assert_eq!(unknown["errorType"], "UnknownTask", "{unknown}");
+    assert_eq!(
+        unknown["errorMessage"],
+        "unknown scheduled task \"reindex\": use \"tick\" or \"maintenance\""
     );
     function.kill().ok();
     function.wait().ok();

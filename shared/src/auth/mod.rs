@@ -227,6 +227,28 @@ impl Realnet {
         Ok(principal)
     }
 
+    /// The principal a job acts as: `username`, an enabled account of `org`; cached like
+    /// the principals of tokens.
+    pub async fn job_principal(
+        &self,
+        org: &str,
+        username: &str,
+    ) -> Result<Option<Principal>, StoreError> {
+        let key = format!("job\n{org}\n{username}");
+        if let Some(p) = self.cached_principal(&key) {
+            return Ok(Some(p));
+        }
+        let Some(account) = identity::find_account(self, org, username)
+            .await?
+            .filter(|a| !identity::is_disabled(a))
+        else {
+            return Ok(None);
+        };
+        let principal = Principal::of_account(&account, Credential::Job);
+        self.cache_principal(key, &principal, None);
+        Ok(Some(principal))
+    }
+
     fn cached_principal(&self, key: &str) -> Option<Principal> {
         let hit = self.principals.get(&key.to_string())?;
         let fresh = hit.resolved.elapsed() < self.config.auth.cache_ttl

@@ -3,9 +3,10 @@
 //!
 //! A job runs as its `actor` (an account of its `org`), with that account's rights, and either
 //! does all of its work or none of it: bulk item changes are checked first and written in one
-//! transaction. Delivery is at least once; effects are exactly once, because a job first
-//! claims its idempotency key (the envelope's `idempotency_key`, else the message id) and a
-//! key that has finished is not run again while its record lives (`REALNET_JOB_RECORD_TTL`).
+//! transaction. Delivery is at least once; effects are exactly once, because a job's effects
+//! are written in one transaction with the record of its idempotency key (the envelope's
+//! `idempotency_key`, else the message id), and that record refuses a second one while it
+//! lives (`REALNET_JOB_RECORD_TTL`): a redelivery or a duplicate writes nothing.
 //! A failure is either permanent (bad input, no rights: retrying cannot help, so the job is
 //! recorded as failed and not retried) or retryable (the store unavailable, a version race).
 
@@ -17,7 +18,6 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::auth::identity;
 use crate::blob::finalize::{FinalizeError, finalize};
 use crate::context::{Realnet, check_org_name};
 use crate::item::ops::{self, Change, ItemError, NewItem};
@@ -57,6 +57,10 @@ pub enum JobFailure {
     /// Worth another delivery: the store was unavailable or a version changed meanwhile.
     #[error("{0}")]
     Retry(String),
+    /// The job's record exists: another delivery ran it, and its effects were not written
+    /// again.
+    #[error("the job has already run")]
+    AlreadyRan,
 }
 
 impl From<ItemError> for JobFailure {
@@ -67,6 +71,7 @@ impl From<ItemError> for JobFailure {
                 JobFailure::Retry(e.to_string())
             }
             ItemError::Store(StoreError::Backend(m)) => JobFailure::Retry(m),
+            ItemError::Store(StoreError::JobRecorded(_)) => JobFailure::AlreadyRan,
             other => JobFailure::Permanent(other.to_string()),
         }
     }
@@ -185,16 +190,14 @@ fn bulk<T>(kind: &str, list: &[T]) -> Result<(), JobFailure> {
 
 /// The principal a job acts as: its actor, an enabled account of its org.
 async fn actor(rn: &Realnet, job: &JobEnvelope) -> Result<Principal, JobFailure> {
-    let account = identity::find_account(rn, &job.org, &job.actor)
+    rn.job_principal(&job.org, &job.actor)
         .await?
-        .filter(|a| !identity::is_disabled(a))
         .ok_or_else(|| {
             JobFailure::Permanent(format!(
                 "the actor {} is not an enabled account of org {:?}",
                 job.actor, job.org
             ))
-        })?;
-    Ok(Principal::for_job(&account))
+        })
 }
 
 enum Work {
@@ -233,13 +236,26 @@ fn work(kind: &str, payload_value: &Value) -> Result<Work, JobFailure> {
     Ok(work)
 }
 
+/// The record that the job under `key` ran, with its outcome, kept for
+/// `REALNET_JOB_RECORD_TTL`.
+pub fn record(rn: &Realnet, key: &str, outcome: Value) -> Write {
+    let now = chrono::Utc::now();
+    Write::RecordJob {
+        key: key.to_string(),
+        outcome,
+        now,
+        expires: now + chrono::Duration::from_std(rn.config.job_record_ttl).unwrap_or_default(),
+    }
+}
+
 /// Whether a job of `kind` with `payload` could run: what a producer can know before sending.
 pub fn check(kind: &str, payload: &Value) -> Result<(), String> {
     work(kind, payload).map(drop).map_err(|e| e.to_string())
 }
 
-/// Runs one job, claimed under `key` (see [`worker`]): all of its effects, and the record that
-/// it finished, in one transaction; or none of them.
+/// Runs one job under `key` (see [`worker`]): all of its effects, and the record that it ran,
+/// in one transaction; or none of them. If the key's record exists, nothing is written
+/// ([`JobFailure::AlreadyRan`]).
 pub async fn run(rn: &Realnet, job: &JobEnvelope, key: &str) -> Result<Value, JobFailure> {
     let kind = job.kind.as_str();
     // Check the payload before anything else is read.
@@ -281,10 +297,12 @@ pub async fn run(rn: &Realnet, job: &JobEnvelope, key: &str) -> Result<Value, Jo
         .map(|i| json!({"id": i.id, "version": i.version}))
         .collect();
     let result = json!({"count": batch.len(), "items": items});
-    let finished = Write::FinishJob {
-        key: key.to_string(),
-        outcome: json!({ "result": result }),
-    };
-    ops::commit_with(rn, &p, batch, vec![finished]).await?;
+    ops::commit_with(
+        rn,
+        &p,
+        batch,
+        vec![record(rn, key, json!({ "result": result }))],
+    )
+    .await?;
     Ok(result)
 }

@@ -14,11 +14,11 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use super::{JobEnvelope, JobFailure, decode, run};
+use super::{JobEnvelope, JobFailure, decode, record as record_of, run};
 use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::item::ops::{self, Change};
-use crate::store::{JobClaim, Write};
+use crate::store::StoreError;
 
 /// Records of one batch run at once on a standard queue.
 pub const CONCURRENCY: usize = 8;
@@ -72,7 +72,16 @@ async fn report(rn: &Realnet, job: &JobEnvelope, attributes: Value) {
     }
 }
 
-/// Runs the job in a message body, exactly once per idempotency key.
+/// The status a finished job's record reports.
+fn reported(outcome: &Value) -> Value {
+    match outcome.get("error") {
+        Some(error) => json!({"status": "failed", "error": error}),
+        None => json!({"status": "succeeded", "result": outcome.get("result")}),
+    }
+}
+
+/// Runs the job in a message body, exactly once per idempotency key: its effects and its
+/// record in one transaction, which the record of an earlier run refuses.
 pub async fn run_body(rn: &Arc<Realnet>, id: &str, body: &str, timeout: Duration) -> RecordOutcome {
     let job = match decode(body) {
         Ok(job) => job,
@@ -88,23 +97,23 @@ pub async fn run_body(rn: &Arc<Realnet>, id: &str, body: &str, timeout: Duration
     let span = tracing::info_span!("job", message_id = %id, kind = %job.kind, org = %job.org,
         request_id = job.request_id.as_deref().unwrap_or_default());
     let _entered = span.enter();
-    let now = chrono::Utc::now();
-    let lease = now + chrono::Duration::from_std(timeout + MARGIN).unwrap_or_default();
-    let expires = now + chrono::Duration::from_std(rn.config.job_record_ttl).unwrap_or_default();
-    match rn
-        .store
-        .begin_job(&job.org, &key, now, lease, expires)
-        .await
-    {
-        Ok(JobClaim::Started) => {}
-        Ok(JobClaim::Done(outcome)) => {
-            tracing::info!("duplicate delivery: the job already ran");
-            return RecordOutcome::Succeeded(outcome);
+    if job.job.is_some() {
+        // A job that reports its status is looked up first, so that a redelivery of a
+        // finished one does not report it running again.
+        match rn
+            .store
+            .job_outcome(&job.org, &key, chrono::Utc::now())
+            .await
+        {
+            Ok(Some(outcome)) => {
+                tracing::info!("duplicate delivery: the job already ran");
+                return RecordOutcome::Succeeded(outcome);
+            }
+            Ok(None) => {}
+            Err(e) => return RecordOutcome::Retry(e.to_string()),
         }
-        Ok(JobClaim::Busy) => return RecordOutcome::Retry("the job is running elsewhere".into()),
-        Err(e) => return RecordOutcome::Retry(e.to_string()),
+        report(rn, &job, json!({"status": "running"})).await;
     }
-    report(rn, &job, json!({"status": "running"})).await;
     // Its own task, so that a panic in the job is caught here as a failed record.
     let (task_rn, task_job, task_key) = (rn.clone(), job.clone(), key.clone());
     let task = tokio::spawn(async move { run(&task_rn, &task_job, &task_key).await });
@@ -121,6 +130,24 @@ pub async fn run_body(rn: &Arc<Realnet>, id: &str, body: &str, timeout: Duration
     // is recorded here.
     let (outcome, record) = match result {
         Ok(value) => (RecordOutcome::Succeeded(value), None),
+        Err(JobFailure::AlreadyRan) => {
+            match rn
+                .store
+                .job_outcome(&job.org, &key, chrono::Utc::now())
+                .await
+            {
+                Ok(Some(outcome)) => {
+                    tracing::info!("duplicate delivery: the job already ran");
+                    report(rn, &job, reported(&outcome)).await;
+                    return RecordOutcome::Succeeded(outcome);
+                }
+                Ok(None) => (
+                    RecordOutcome::Retry("the job is running elsewhere".into()),
+                    None,
+                ),
+                Err(e) => (RecordOutcome::Retry(e.to_string()), None),
+            }
+        }
         Err(JobFailure::Permanent(m)) => {
             tracing::error!(error = %m, "job failed");
             (RecordOutcome::Failed(m.clone()), Some(json!({"error": m})))
@@ -140,23 +167,14 @@ pub async fn run_body(rn: &Arc<Realnet>, id: &str, body: &str, timeout: Duration
         },
     )
     .await;
-    let retry = matches!(outcome, RecordOutcome::Retry(_));
-    let saved = match record {
-        Some(r) => {
-            let finished = Write::FinishJob {
-                key: key.clone(),
-                outcome: r,
-            };
-            rn.store.apply(&job.org, &[finished]).await
-        }
-        // Only a run still marked running is let go: one whose effects committed stays done.
-        None if retry => rn.store.abandon_job(&job.org, &key).await,
-        None => Ok(()),
-    };
-    if let Err(e) = saved {
-        tracing::error!(error = %e, "cannot record the job's outcome");
-        if !retry {
-            return RecordOutcome::Retry(e.to_string());
+    if let Some(r) = record {
+        match rn.store.apply(&job.org, &[record_of(rn, &key, r)]).await {
+            // Recorded by an earlier delivery.
+            Ok(()) | Err(StoreError::JobRecorded(_)) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the job's outcome");
+                return RecordOutcome::Retry(e.to_string());
+            }
         }
     }
     outcome

@@ -56,7 +56,7 @@ impl Timing {
             .map_err(|e| {
                 errors.add(
                     "cron",
-                    format!("{cron:?} is not a cron expression of five fields (minute hour day-of-month month day-of-week): {e}"),
+                    format!("{cron:?} is not a valid cron expression (five fields: minute hour day-of-month month day-of-week): {e}"),
                 )
             })
             .ok();
@@ -302,23 +302,48 @@ pub struct TaskDetail {
     pub task: String,
 }
 
+/// Why a scheduled task did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("unknown scheduled task {0:?}: use \"tick\" or \"maintenance\"")]
+    UnknownTask(String),
+    #[error("the {task} task failed: {message}")]
+    Failed { task: &'static str, message: String },
+}
+
+impl TaskError {
+    /// A name for the kind of failure (the Lambda error type).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TaskError::UnknownTask(_) => "UnknownTask",
+            TaskError::Failed { .. } => "TaskFailed",
+        }
+    }
+}
+
 /// Runs the task an event names and answers what it did.
-pub async fn handle(rn: &Realnet, event: ScheduledEvent) -> Result<Value, String> {
+pub async fn handle(rn: &Realnet, event: ScheduledEvent) -> Result<Value, TaskError> {
     let now = Utc::now();
     match event.detail.task.as_str() {
         "tick" => {
             // A late invocation counts from the time the rule fired, never from the future.
             let at = event.time.map_or(now, |t| t.min(now));
-            let report = tick(rn, at).await.map_err(|e| e.to_string())?;
+            let report = tick(rn, at).await.map_err(|e| TaskError::Failed {
+                task: "tick",
+                message: e.to_string(),
+            })?;
             Ok(json!({"task": "tick", "report": report}))
         }
         "maintenance" => {
-            let report = maintenance::run(rn, now).await.map_err(|e| e.to_string())?;
+            let report = maintenance::run(rn, now)
+                .await
+                .map_err(|e| TaskError::Failed {
+                    task: "maintenance",
+                    message: e.to_string(),
+                })?;
             Ok(json!({"task": "maintenance", "report": report}))
         }
-        other => Err(format!(
-            "unknown scheduled task {other:?}: use \"tick\" or \"maintenance\""
-        )),
+        other => Err(TaskError::UnknownTask(other.to_string())),
     }
 }
 

@@ -217,6 +217,7 @@ enum OnFail {
     },
     Missing(Uuid),
     Taken(Box<Item>),
+    Recorded(String),
 }
 
 /// A transaction being built.
@@ -410,6 +411,7 @@ impl DynamoStore {
                 OnFail::Duplicate(id) => StoreError::Duplicate(*id),
                 OnFail::Missing(id) => StoreError::NotFound(*id),
                 OnFail::Taken(item) => super::sql::username_taken(item),
+                OnFail::Recorded(key) => StoreError::JobRecorded(key.clone()),
                 // The actual version is read by `apply`, outside the transaction.
                 OnFail::Stale { id, expected } => StoreError::VersionConflict {
                     id: *id,
@@ -626,6 +628,26 @@ impl DynamoStore {
                 tx.items
                     .push(TransactWriteItem::builder().update(update).build());
                 tx.on_fail.push(OnFail::Never);
+            }
+            Write::RecordJob {
+                key: job_key,
+                outcome,
+                now,
+                expires,
+            } => {
+                let mut record = key(format!("JOB#{org}#{job_key}"), "JOB");
+                record.insert("state".into(), s("done"));
+                record.insert("outcome".into(), s(outcome.to_string()));
+                record.insert("lease_until".into(), s(format_datetime(*now)));
+                record.insert("expires_at".into(), s(format_datetime(*expires)));
+                record.insert(TTL.into(), ttl(*expires));
+                let values = HashMap::from([(":now".to_string(), s(format_datetime(*now)))]);
+                tx.put(
+                    table,
+                    record,
+                    Some(("attribute_not_exists(pk) OR expires_at < :now", values)),
+                    OnFail::Recorded(job_key.clone()),
+                )?;
             }
             Write::SetPassword { account, hash } => match hash {
                 Some(h) => {
@@ -1161,6 +1183,25 @@ impl ItemStore for DynamoStore {
             .await
             .map_err(sdk)?;
         Ok(())
+    }
+
+    async fn job_outcome(
+        &self,
+        org: &str,
+        key_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let Some(r) = self
+            .get_record(format!("JOB#{org}#{key_name}"), "JOB".into())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let live = get_s(&r, "expires_at").is_some_and(|e| e >= format_datetime(now).as_str());
+        match (get_s(&r, "state"), get_s(&r, "outcome")) {
+            (Some("done"), Some(o)) if live => Ok(Some(serde_json::from_str(o).map_err(backend)?)),
+            _ => Ok(None),
+        }
     }
 
     async fn orgs(&self) -> Result<Vec<String>, StoreError> {

@@ -43,6 +43,9 @@ pub enum StoreError {
     /// More changes than the store can make in one transaction.
     #[error("{0}")]
     TooLarge(String),
+    /// A [`Write::RecordJob`] found the job's record: it has run (or is running) already.
+    #[error("job {0} has already run")]
+    JobRecorded(String),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("store error: {0}")]
@@ -95,6 +98,15 @@ pub enum Write {
     FinishJob {
         key: String,
         outcome: serde_json::Value,
+    },
+    /// Records that the job under `key` ran, with its outcome, until `expires`: written with
+    /// the job's effects, it makes them happen once. Refused ([`StoreError::JobRecorded`],
+    /// and so the whole transaction) while another record of the key lives.
+    RecordJob {
+        key: String,
+        outcome: serde_json::Value,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
     },
 }
 
@@ -209,6 +221,14 @@ pub trait ItemStore: Send + Sync + 'static {
 
     /// Lets go of `key` so that another delivery runs the job again.
     async fn abandon_job(&self, org: &str, key: &str) -> Result<(), StoreError>;
+
+    /// The outcome recorded for the job under `key`, if it finished and its record lives.
+    async fn job_outcome(
+        &self,
+        org: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
 
     /// The orgs that have been set up (those with an `Org` item), in name order.
     async fn orgs(&self) -> Result<Vec<String>, StoreError>;

@@ -413,6 +413,18 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
             ];
             execute(tx, &st().finish_job, &params).await?
         }
+        Write::RecordJob {
+            key,
+            outcome,
+            now,
+            expires,
+        } => {
+            let params = sql::record_job_params(org, key, outcome, *now, *expires);
+            let stmt = tx.prepare_cached(&st().record_job).await.map_err(backend)?;
+            if tx.execute(&stmt, &refs(&params)).await.map_err(backend)? == 0 {
+                return Err(StoreError::JobRecorded(key.clone()));
+            }
+        }
         Write::SetPassword { account, hash } => {
             let (org, account) = (Param::Text(org.to_string()), Param::Uuid(*account));
             match hash {
@@ -653,6 +665,24 @@ impl ItemStore for PostgresStore {
         let client = self.client().await?;
         let params = [Param::Text(org.to_string()), Param::Text(key.to_string())];
         execute(&client, &st().abandon_job, &params).await
+    }
+
+    async fn job_outcome(
+        &self,
+        org: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&st().job_outcome)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&stmt, &[&org, &key, &now])
+            .await
+            .map_err(backend)?;
+        Ok(row.and_then(|r| r.get(0)))
     }
 
     async fn orgs(&self) -> Result<Vec<String>, StoreError> {

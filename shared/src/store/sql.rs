@@ -302,6 +302,8 @@ pub(crate) struct Statements {
     pub job_state: String,
     pub finish_job: String,
     pub abandon_job: String,
+    pub record_job: String,
+    pub job_outcome: String,
     pub purge_tokens: String,
     pub purge_job_runs: String,
     pub purge_failures: String,
@@ -334,6 +336,8 @@ impl Statements {
             job_state: numbered(d, JOB_STATE),
             finish_job: numbered(d, FINISH_JOB),
             abandon_job: numbered(d, ABANDON_JOB),
+            record_job: numbered(d, RECORD_JOB),
+            job_outcome: numbered(d, JOB_OUTCOME),
             purge_tokens: numbered(d, PURGE_TOKENS),
             purge_job_runs: numbered(d, PURGE_JOB_RUNS),
             purge_failures: numbered(d, PURGE_FAILURES),
@@ -420,6 +424,11 @@ const FINISH_JOB: &str =
 
 const ABANDON_JOB: &str = "DELETE FROM job_runs WHERE org = {} AND key = {} AND state = 'running'";
 
+/// Inserts a finished job's record unless a live one exists; changes no row when one does.
+const RECORD_JOB: &str = "INSERT INTO job_runs (org, key, state, outcome, lease_until, expires_at) VALUES ({}, {}, 'done', {}, {}, {}) ON CONFLICT (org, key) DO UPDATE SET state = 'done', outcome = excluded.outcome, lease_until = excluded.lease_until, expires_at = excluded.expires_at WHERE job_runs.expires_at < {}";
+
+const JOB_OUTCOME: &str = "SELECT outcome FROM job_runs WHERE org = {} AND key = {} AND state = 'done' AND expires_at >= {}";
+
 const PURGE_TOKENS: &str = "DELETE FROM tokens WHERE expires < {}";
 
 const PURGE_JOB_RUNS: &str = "DELETE FROM job_runs WHERE expires_at < {}";
@@ -447,6 +456,24 @@ pub(crate) fn username_taken(item: &crate::item::Item) -> super::StoreError {
 
 pub(crate) const COUNTS: &str =
     "SELECT org, type, COUNT(*) FROM items GROUP BY org, type ORDER BY org, type";
+
+/// The parameters of [`RECORD_JOB`].
+pub(crate) fn record_job_params(
+    org: &str,
+    key: &str,
+    outcome: &Value,
+    now: chrono::DateTime<chrono::Utc>,
+    expires: chrono::DateTime<chrono::Utc>,
+) -> Vec<Param> {
+    vec![
+        Param::Text(org.to_string()),
+        Param::Text(key.to_string()),
+        Param::Json(outcome.clone()),
+        Param::Time(now),
+        Param::Time(expires),
+        Param::Time(now),
+    ]
+}
 
 /// The parameters of [`INSERT`] for `item`.
 pub(crate) fn insert_params(org: &str, item: &crate::item::Item) -> Vec<Param> {

@@ -316,6 +316,22 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
                 Param::Text(key.clone()),
             ],
         )?,
+        Write::RecordJob {
+            key,
+            outcome,
+            now,
+            expires,
+        } => {
+            let params = sql::record_job_params(org, key, outcome, *now, *expires);
+            let changed = tx
+                .prepare_cached(&st().record_job)
+                .map_err(backend)?
+                .execute(params_from_iter(params.iter()))
+                .map_err(backend)?;
+            if changed == 0 {
+                return Err(StoreError::JobRecorded(key.clone()));
+            }
+        }
         Write::SetPassword { account, hash } => {
             let key = [Param::Text(org.to_string()), Param::Uuid(*account)];
             match hash {
@@ -592,6 +608,32 @@ impl ItemStore for SqliteStore {
         let params = [Param::Text(org.to_string()), Param::Text(key.to_string())];
         self.run(move |conn| execute(conn, &st().abandon_job, &params))
             .await
+    }
+
+    async fn job_outcome(
+        &self,
+        org: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let params = [
+            Param::Text(org.to_string()),
+            Param::Text(key.to_string()),
+            Param::Time(now),
+        ];
+        self.run(move |conn| {
+            let outcome: Option<Option<String>> = conn
+                .prepare_cached(&st().job_outcome)
+                .map_err(backend)?
+                .query_row(params_from_iter(params.iter()), |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            outcome
+                .flatten()
+                .map(|o| serde_json::from_str(&o).map_err(|e| StoreError::Backend(e.to_string())))
+                .transpose()
+        })
+        .await
     }
 
     async fn orgs(&self) -> Result<Vec<String>, StoreError> {
