@@ -368,7 +368,158 @@ async fn a_job_finalizes_an_upload(kind: StoreKind) {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
 }
 
+/// A `multipart/form-data` body of `parts` (name, file name, content type, bytes).
+fn form(parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "realnet-test-boundary";
+    let mut body = Vec::new();
+    for (name, file_name, content_type, bytes) in parts {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").bytes(),
+        );
+        if let Some(f) = file_name {
+            body.extend(format!("; filename=\"{f}\"").bytes());
+        }
+        body.extend(b"\r\n");
+        if let Some(t) = content_type {
+            body.extend(format!("Content-Type: {t}\r\n").bytes());
+        }
+        body.extend(b"\r\n");
+        body.extend(*bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn post_form(app: &TestApp, parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> Answer {
+    let (content_type, body) = form(parts);
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/files")
+        .header("content-type", content_type)
+        .body(Body::from(body))
+        .expect("request");
+    app.send(request).await
+}
+
+/// A small file sent inline is stored and confirmed at once; bad forms are refused and leave
+/// nothing behind.
+async fn a_small_file_is_sent_inline(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let sent = post_form(
+        &app,
+        &[("file", Some("notes.txt"), Some("text/plain"), b"hello")],
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.text);
+    assert!(sent.body.get("upload").is_none(), "{}", sent.text);
+    let item = &sent.body["item"];
+    assert_eq!(item["name"], "notes.txt");
+    assert_eq!(item["attributes"]["status"], "ready");
+    assert_eq!(item["attributes"]["size"], 5);
+    assert_eq!(
+        item["attributes"]["checksum"],
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+    let id = item["id"].as_str().expect("id");
+    let content = app.get(&format!("/api/files/{id}/content")).await;
+    assert_eq!(content.status, StatusCode::OK);
+    assert_eq!(content.text, "hello");
+    let folder = app
+        .post("/api/items", json!({"type": "Folder", "name": "Inbox"}))
+        .await;
+    let folder_id = folder.body["id"].as_str().expect("id").to_string();
+    let named = post_form(
+        &app,
+        &[
+            ("name", None, None, b"renamed.csv"),
+            ("parent", None, None, folder_id.as_bytes()),
+            ("file", Some("x.csv"), Some("text/csv"), b"a,b\n1,2\n"),
+        ],
+    )
+    .await;
+    assert_eq!(named.status, StatusCode::CREATED, "{}", named.text);
+    assert_eq!(named.body["item"]["name"], "renamed.csv");
+    assert_eq!(named.body["item"]["parent"], folder_id.as_str());
+
+    let before = app.snapshot().await;
+    let big = vec![b'x'; app.rn.config.body_limit + 1];
+    for (parts, status) in [
+        (
+            vec![("name", None, None, &b"no file"[..])],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![
+                ("file", Some("a.txt"), Some("text/plain"), &b"a"[..]),
+                ("extra", None, None, &b"x"[..]),
+            ],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![
+                ("file", Some("a.txt"), Some("text/plain"), &b"a"[..]),
+                ("file", Some("b.txt"), Some("text/plain"), &b"b"[..]),
+            ],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![("file", Some("a.txt"), None, &b"a"[..])],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            vec![("file", Some("a.txt"), Some("not a type"), &b"a"[..])],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            vec![(
+                "file",
+                Some("../../etc/passwd"),
+                Some("text/plain"),
+                &b"a"[..],
+            )],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            vec![("file", None, Some("text/plain"), &b"a"[..])],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            vec![
+                ("parent", None, None, &b"nope"[..]),
+                ("file", Some("a.txt"), Some("text/plain"), &b"a"[..]),
+            ],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            vec![(
+                "file",
+                Some("big.bin"),
+                Some("application/octet-stream"),
+                &big[..],
+            )],
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ] {
+        let refused = post_form(&app, &parts).await;
+        assert_eq!(refused.status, status, "{}", refused.text);
+        assert!(!refused.code().is_empty(), "a JSON error: {}", refused.text);
+    }
+    // A broken form (no closing boundary) is a 400 too.
+    let broken = Request::builder()
+        .method(Method::POST)
+        .uri("/api/files")
+        .header("content-type", "multipart/form-data; boundary=zzz")
+        .body(Body::from(
+            "--zzz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc",
+        ))
+        .expect("request");
+    assert_eq!(app.send(broken).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.snapshot().await, before, "nothing written");
+}
+
 on_every_store!(
+    a_small_file_is_sent_inline,
     a_file_round_trips_on_local_storage,
     bad_files_are_refused_and_nothing_is_written,
     a_job_finalizes_an_upload,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::multipart::{Multipart, MultipartError};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -57,10 +58,122 @@ pub struct NewFile {
     size: u64,
 }
 
+/// `POST /api/files` as a `multipart/form-data` form: a small file sent inline (the whole
+/// request within `REALNET_BODY_LIMIT`), stored and confirmed at once.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Documents the form for OpenAPI; the parts are read by `NewFileBody`.
+pub struct InlineFile {
+    /// The bytes, with their content type (and a file name, used when `name` is absent).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    name: Option<String>,
+    parent: Option<Uuid>,
+}
+
+/// A file as `POST /api/files` takes it.
+pub enum NewFileBody {
+    Declared(NewFile),
+    Inline { file: NewFile, bytes: Bytes },
+}
+
+impl FromRequest<Arc<Realnet>> for NewFileBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, rn: &Arc<Realnet>) -> Result<Self, ApiError> {
+        let multipart = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+        if !multipart {
+            let JsonBody(file) = JsonBody::<NewFile>::from_request(req, rn).await?;
+            return Ok(NewFileBody::Declared(file));
+        }
+        let form = Multipart::from_request(req, rn)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("cannot read the form: {e}")))?;
+        inline(form).await
+    }
+}
+
+fn form_error(e: MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the form is larger than the inline limit (REALNET_BODY_LIMIT); upload larger files with a declared size",
+        )
+    } else {
+        ApiError::bad_request(format!("cannot read the form: {}", e.body_text()))
+    }
+}
+
+/// Reads the form's parts: `file` (required), `name` and `parent`.
+async fn inline(mut form: Multipart) -> Result<NewFileBody, ApiError> {
+    let (mut file, mut name, mut parent) = (None, None, None);
+    while let Some(part) = form.next_field().await.map_err(form_error)? {
+        let field = part.name().unwrap_or_default().to_string();
+        match field.as_str() {
+            "file" if file.is_none() => {
+                let content_type = part.content_type().map(str::to_string);
+                let file_name = part.file_name().map(str::to_string);
+                let bytes = part.bytes().await.map_err(form_error)?;
+                file = Some((content_type, file_name, bytes));
+            }
+            "name" if name.is_none() => name = Some(part.text().await.map_err(form_error)?),
+            "parent" if parent.is_none() => parent = Some(part.text().await.map_err(form_error)?),
+            "file" | "name" | "parent" => {
+                return Err(ApiError::bad_request(format!(
+                    "the form has more than one {field:?} part"
+                )));
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown form part {other:?}: send file, and optionally name and parent"
+                )));
+            }
+        }
+    }
+    let Some((content_type, file_name, bytes)) = file else {
+        return Err(ApiError::bad_request(
+            "the form has no file part (the bytes, with their Content-Type)",
+        ));
+    };
+    let mut errors = ValidationErrors::default();
+    let parent = match parent.as_deref() {
+        None | Some("") => None,
+        Some(p) => match p.parse::<Uuid>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                errors.add("parent", format!("{p:?} is not an item id"));
+                None
+            }
+        },
+    };
+    let content_type = content_type.unwrap_or_default();
+    if content_type.is_empty() {
+        errors.add("content_type", "the file part has no Content-Type");
+    }
+    let name = name
+        .filter(|n| !n.is_empty())
+        .or(file_name)
+        .unwrap_or_default();
+    errors.into_result(())?;
+    let file = NewFile {
+        name,
+        parent,
+        content_type,
+        size: bytes.len() as u64,
+    };
+    Ok(NewFileBody::Inline { file, bytes })
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedFile {
     item: Item,
-    upload: UploadTarget,
+    /// Where to upload the bytes; absent when they were sent inline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upload: Option<UploadTarget>,
 }
 
 fn key(item: &Item) -> Result<BlobKey, ApiError> {
@@ -92,17 +205,22 @@ pub async fn list(
     page(&rn, &principal, query).await
 }
 
-#[utoipa::path(post, path = "/api/files", operation_id = "create_file", tag = "files", request_body = NewFile,
-    responses((status = 201, description = "The file item (pending) and where to upload its bytes", body = CreatedFile),
-        (status = 400, description = "Malformed body", body = ErrorBody),
+#[utoipa::path(post, path = "/api/files", operation_id = "create_file", tag = "files", request_body(content((NewFile = "application/json"), (InlineFile = "multipart/form-data")), description = "A file to upload afterwards (JSON), or a small file sent inline (a multipart form)"),
+    responses((status = 201, description = "The file item and where to upload its bytes (pending); or, sent inline, the file stored and ready", body = CreatedFile),
+        (status = 400, description = "Malformed body or form", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid name, content type or size", body = ErrorBody)))]
+        (status = 415, description = "Neither JSON nor a multipart form", body = ErrorBody),
+        (status = 422, description = "Invalid name, content type, size or parent", body = ErrorBody),
+        (status = 503, description = "File storage is unavailable", body = ErrorBody)))]
 pub async fn create(
     State(rn): State<Arc<Realnet>>,
     principal: Principal,
-    JsonBody(body): JsonBody<NewFile>,
+    body: NewFileBody,
 ) -> Result<Response, ApiError> {
+    let (body, inline) = match body {
+        NewFileBody::Declared(file) => (file, None),
+        NewFileBody::Inline { file, bytes } => (file, Some(bytes)),
+    };
     if body.size > rn.config.file_max_size {
         return Err(ValidationErrors::single(
             "size",
@@ -124,21 +242,61 @@ pub async fn create(
         attributes,
     };
     let (item, _) = ops::create(&rn, &principal, input, Some(FILE)).await?;
-    let upload = rn
-        .blobs
-        .upload_target(
-            &key(&item)?,
-            &body.content_type,
-            body.size,
-            rn.config.file_url_ttl,
-        )
-        .await?;
+    let (item, upload) = match inline {
+        Some(bytes) => (store_inline(&rn, &principal, &item, bytes).await?, None),
+        None => {
+            let upload = rn
+                .blobs
+                .upload_target(
+                    &key(&item)?,
+                    &body.content_type,
+                    body.size,
+                    rn.config.file_url_ttl,
+                )
+                .await?;
+            (item, Some(upload))
+        }
+    };
     let location = format!("/api/files/{}", item.id);
     let mut response = (StatusCode::CREATED, Json(CreatedFile { item, upload })).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, v);
     }
     Ok(response)
+}
+
+/// Stores the bytes of a file sent inline and confirms it; if that fails, the file is
+/// deleted again, so that nothing is half-written.
+async fn store_inline(
+    rn: &Realnet,
+    principal: &Principal,
+    item: &Item,
+    bytes: Bytes,
+) -> Result<Item, ApiError> {
+    let stored = async {
+        rn.blobs.put(&key(item)?, bytes).await?;
+        let prepared = finalize(rn, principal, item.id)
+            .await
+            .map_err(|e| match e {
+                FinalizeError::Item(e) => ApiError::from(e),
+                FinalizeError::Blob(e) => ApiError::from(e),
+                FinalizeError::NotUploaded(_) => ApiError::internal(),
+            })?;
+        let ready = prepared.item.clone().expect("a finalized file");
+        ops::commit(rn, principal, vec![prepared]).await?;
+        Ok::<Item, ApiError>(ready)
+    }
+    .await;
+    if stored.is_err() {
+        let installation = Principal::org_admin(&item.org);
+        if let Ok(k) = key(item) {
+            rn.blobs.delete(&k).await.ok();
+        }
+        ops::delete(rn, &installation, item.id, false, None, Some(FILE))
+            .await
+            .ok();
+    }
+    stored
 }
 
 #[utoipa::path(put, path = "/api/files/{id}/content", operation_id = "upload_file_content", tag = "files",
