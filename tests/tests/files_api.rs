@@ -368,8 +368,11 @@ async fn a_job_finalizes_an_upload(kind: StoreKind) {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
 }
 
-/// A `multipart/form-data` body of `parts` (name, file name, content type, bytes).
-fn form(parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+/// A form part: name, file name, content type, bytes.
+type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+/// A `multipart/form-data` body of `parts`.
+fn form(parts: &[Part]) -> (String, Vec<u8>) {
     let boundary = "realnet-test-boundary";
     let mut body = Vec::new();
     for (name, file_name, content_type, bytes) in parts {
@@ -391,7 +394,7 @@ fn form(parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> (String, Vec<u8>
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-async fn post_form(app: &TestApp, parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> Answer {
+async fn post_form(app: &TestApp, parts: &[Part<'_>]) -> Answer {
     let (content_type, body) = form(parts);
     let request = Request::builder()
         .method(Method::POST)
