@@ -103,6 +103,22 @@ impl std::fmt::Debug for NewAdmin {
 pub const FIRST_ADMIN: &str = "admin";
 
 impl Realnet {
+    /// The context of a Lambda function named `function`, from its environment, with JSON
+    /// logs; a function that cannot start prints why (every definition error, say) to its log
+    /// and exits.
+    pub fn start_function(function: &str) -> Realnet {
+        let started = Config::from_env()
+            .map_err(StartError::from)
+            .and_then(|config| {
+                crate::telemetry::init(true, config.debug);
+                Realnet::from_config(config)
+            });
+        started.unwrap_or_else(|e| {
+            eprintln!("realnet {function} cannot start: {e}");
+            std::process::exit(1);
+        })
+    }
+
     /// Loads the types (compiled in, or from `REALNET_INIT_DIR`) and sets up the configured
     /// store.
     pub fn from_config(config: Config) -> Result<Realnet, StartError> {

@@ -14,25 +14,12 @@ use lambda_http::request::RequestContext;
 use lambda_http::tower::ServiceBuilder;
 use lambda_http::{Error, Request, RequestExt};
 use realnet::auth::{AuthorizerClaims, ClientAddr};
-use realnet::config::Config;
 use realnet::{Realnet, api};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let rn = match Config::from_env()
-        .map_err(realnet::StartError::from)
-        .and_then(|config| {
-            realnet::telemetry::init(true, config.debug);
-            Realnet::from_config(config)
-        }) {
-        Ok(rn) => rn,
-        Err(e) => {
-            // The full list (e.g. every type definition error) goes to the function's log.
-            eprintln!("realnet api cannot start: {e}");
-            std::process::exit(1);
-        }
-    };
+    let rn = Realnet::start_function("api");
     let app = ServiceBuilder::new()
         .map_request(from_gateway)
         .service(api::router(Arc::new(rn)));

@@ -7,23 +7,11 @@ use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use realnet::Realnet;
-use realnet::config::Config;
 use realnet::schedule::{self, ScheduledEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let rn = match Config::from_env()
-        .map_err(realnet::StartError::from)
-        .and_then(|config| {
-            realnet::telemetry::init(true, config.debug);
-            Realnet::from_config(config)
-        }) {
-        Ok(rn) => Arc::new(rn),
-        Err(e) => {
-            eprintln!("realnet scheduler cannot start: {e}");
-            std::process::exit(1);
-        }
-    };
+    let rn = Arc::new(Realnet::start_function("scheduler"));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduledEvent>| {
         let rn = rn.clone();
         async move {

@@ -9,23 +9,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use realnet::Realnet;
-use realnet::config::Config;
 use realnet::jobs::worker;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let rn = match Config::from_env()
-        .map_err(realnet::StartError::from)
-        .and_then(|config| {
-            realnet::telemetry::init(true, config.debug);
-            Realnet::from_config(config)
-        }) {
-        Ok(rn) => Arc::new(rn),
-        Err(e) => {
-            eprintln!("realnet worker cannot start: {e}");
-            std::process::exit(1);
-        }
-    };
+    let rn = Arc::new(Realnet::start_function("worker"));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let rn = rn.clone();
         async move {
