@@ -5,7 +5,7 @@
 //! figures and ratios; it asserts nothing about speed.
 //!
 //! Needs: REALNET_TEST_PG_URL, pgbench (PGBIN), AWS_ENDPOINT_URL (moto). Tunables:
-//! REALNET_BENCH_BATCHES (default 1000; DynamoDB runs a tenth of them), REALNET_BENCH_SECONDS
+//! REALNET_BENCH_BATCHES (default 1000; DynamoDB runs a fiftieth of them), REALNET_BENCH_SECONDS
 //! (pgbench, default 10).
 
 use std::path::PathBuf;
@@ -58,11 +58,16 @@ fn batch(n: usize) -> anyhow::Result<SqsEvent> {
     Ok(serde_json::from_value(json!({ "Records": records }))?)
 }
 
-/// Messages per second through the worker over `batches` batches, `CONNECTIONS` batches at a
+/// Messages per second through the worker over `batches` batches, `at_once` batches at a
 /// time (as that many concurrent Lambda invocations would), after one round of warm-up (the
-/// pool's connections, the caches of a warm container).
-async fn throughput(rn: Arc<Realnet>, batches: usize) -> anyhow::Result<f64> {
-    for n in 0..CONNECTIONS {
+/// pool's connections, the caches of a warm container), and the records reported for
+/// redelivery.
+async fn throughput(
+    rn: Arc<Realnet>,
+    batches: usize,
+    at_once: usize,
+) -> anyhow::Result<(f64, usize)> {
+    for n in 0..at_once {
         let deadline = Instant::now() + Duration::from_secs(60);
         realnet::jobs::worker::handle(rn.clone(), batch(batches + n)?, deadline).await;
     }
@@ -70,7 +75,7 @@ async fn throughput(rn: Arc<Realnet>, batches: usize) -> anyhow::Result<f64> {
     let mut running = tokio::task::JoinSet::new();
     let mut failures = 0;
     for n in 0..batches {
-        if running.len() >= CONNECTIONS
+        if running.len() >= at_once
             && let Some(done) = running.join_next().await
         {
             failures += done?;
@@ -87,10 +92,10 @@ async fn throughput(rn: Arc<Realnet>, batches: usize) -> anyhow::Result<f64> {
     while let Some(done) = running.join_next().await {
         failures += done?;
     }
-    if failures > 0 {
-        bail!("{failures} records failed; the figure would not be valid");
-    }
-    Ok((batches * 10) as f64 / started.elapsed().as_secs_f64())
+    Ok((
+        (batches * 10 - failures) as f64 / started.elapsed().as_secs_f64(),
+        failures,
+    ))
 }
 
 async fn context(db: DbConfig, store: Arc<dyn ItemStore>) -> anyhow::Result<Arc<Realnet>> {
@@ -130,7 +135,10 @@ async fn run() -> anyhow::Result<()> {
         pool_size: CONNECTIONS,
         ca_file: None,
     };
-    let on_pg = throughput(context(config, store).await?, batches).await?;
+    let (on_pg, failed) = throughput(context(config, store).await?, batches, CONNECTIONS).await?;
+    if failed > 0 {
+        bail!("{failed} records failed on PostgreSQL; the figure would not be valid");
+    }
 
     let pgbench = match std::env::var_os("PGBIN") {
         Some(dir) => PathBuf::from(dir).join("pgbench"),
@@ -190,9 +198,12 @@ async fn run() -> anyhow::Result<()> {
     let table = format!("realnet-bench-{}", uuid::Uuid::now_v7().simple());
     let dynamo = Arc::new(DynamoStore::new(&table));
     dynamo.migrate().await?;
-    let on_dynamo = throughput(
+    // One batch at a time: moto's server is not safe under concurrent transactions (it
+    // answers some with a 500, "dictionary changed size during iteration").
+    let (on_dynamo, retried) = throughput(
         context(DbConfig::Dynamodb { table }, dynamo).await?,
-        (batches / 10).max(1),
+        (batches / 50).max(1),
+        1,
     )
     .await?;
 
@@ -209,5 +220,10 @@ async fn run() -> anyhow::Result<()> {
         "{:<52}{on_dynamo:>12.0}",
         "worker on DynamoDB in moto (bounded by moto)"
     );
+    if retried > 0 {
+        println!(
+            "  ({retried} records reported for redelivery after moto answered 500; not counted)"
+        );
+    }
     Ok(())
 }

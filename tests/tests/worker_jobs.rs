@@ -370,3 +370,33 @@ async fn an_sqs_queue_with_a_dead_letter_queue() {
             .contains("stuck")
     );
 }
+
+/// A job's log span covers the job only: while a job waits (here on SQLite's blocking pool),
+/// another task on the same thread is not inside it. (A span entered across an await leaks
+/// into every task the thread polls; in a warm container the leaked parents pile up until the
+/// stack overflows.)
+#[test]
+fn a_jobs_span_does_not_leak_into_other_tasks() {
+    let _logs = tracing::subscriber::set_default(tracing_subscriber::registry());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let app = TestApp::new(StoreKind::Sqlite).await;
+        let (done, mut finished) = tokio::sync::oneshot::channel();
+        let rn = app.rn.clone();
+        tokio::spawn(async move {
+            let body = create("span-1", &["Spanned"]).to_string();
+            worker::run_body(&rn, "m-1", &body, Duration::from_secs(30)).await;
+            done.send(()).ok();
+        });
+        let mut leaked = false;
+        while finished.try_recv().is_err() {
+            leaked |= !tracing::Span::current().is_none();
+            tokio::task::yield_now().await;
+        }
+        assert!(!leaked, "another task ran inside the job's span");
+        assert_eq!(count(&app, "/api/companies?name=Spanned").await, 1);
+    });
+}

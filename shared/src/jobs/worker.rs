@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use super::{JobEnvelope, JobFailure, decode, record as record_of, run};
 use crate::auth::Principal;
@@ -96,7 +97,17 @@ pub async fn run_body(rn: &Arc<Realnet>, id: &str, body: &str, timeout: Duration
         .unwrap_or_else(|| format!("message:{id}"));
     let span = tracing::info_span!("job", message_id = %id, kind = %job.kind, org = %job.org,
         request_id = job.request_id.as_deref().unwrap_or_default());
-    let _entered = span.enter();
+    // Instrumented, not entered: a span entered across an await would leak into whatever the
+    // thread polls next, and the leaked parents pile up.
+    run_job(rn, job, key, timeout).instrument(span).await
+}
+
+async fn run_job(
+    rn: &Arc<Realnet>,
+    job: JobEnvelope,
+    key: String,
+    timeout: Duration,
+) -> RecordOutcome {
     if job.job.is_some() {
         // A job that reports its status is looked up first, so that a redelivery of a
         // finished one does not report it running again.
@@ -116,7 +127,8 @@ pub async fn run_body(rn: &Arc<Realnet>, id: &str, body: &str, timeout: Duration
     }
     // Its own task, so that a panic in the job is caught here as a failed record.
     let (task_rn, task_job, task_key) = (rn.clone(), job.clone(), key.clone());
-    let task = tokio::spawn(async move { run(&task_rn, &task_job, &task_key).await });
+    let task =
+        tokio::spawn(async move { run(&task_rn, &task_job, &task_key).await }.in_current_span());
     let result = match tokio::time::timeout(timeout, task).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) if join.is_panic() => Err(JobFailure::Retry("the job panicked".into())),

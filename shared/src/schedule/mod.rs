@@ -16,6 +16,7 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tracing::Instrument;
 
 use crate::auth::Principal;
 use crate::auth::identity;
@@ -185,7 +186,17 @@ enum NotSent {
 
 async fn send_due(rn: &Realnet, schedule: &Item, now: DateTime<Utc>, report: &mut TickReport) {
     let span = tracing::info_span!("schedule", org = %schedule.org, id = %schedule.id);
-    let _entered = span.enter();
+    send_due_in_span(rn, schedule, now, report)
+        .instrument(span)
+        .await
+}
+
+async fn send_due_in_span(
+    rn: &Realnet,
+    schedule: &Item,
+    now: DateTime<Utc>,
+    report: &mut TickReport,
+) {
     let timing = match timing(&schedule.attributes) {
         Ok(t) => t,
         Err(e) => {

@@ -86,6 +86,8 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (org, key)
     );
     CREATE INDEX job_runs_expires ON job_runs (expires_at);"#,
+    // 4: the orgs set up (their Org items), for the scheduler.
+    r#"CREATE INDEX items_orgs ON items (org) WHERE type = 'Org';"#,
 ];
 
 pub struct PostgresStore {

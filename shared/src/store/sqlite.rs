@@ -69,6 +69,8 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (org, key)
     );
     CREATE INDEX job_runs_expires ON job_runs (expires_at);",
+    // 4: the orgs set up (their Org items), for the scheduler.
+    "CREATE INDEX items_orgs ON items (org) WHERE type = 'Org';",
 ];
 
 #[derive(Clone)]
