@@ -187,12 +187,39 @@ async fn run() -> anyhow::Result<()> {
         "-f",
         script.to_str().unwrap_or_default(),
     ])?;
-    let insert: f64 = out
-        .lines()
-        .find_map(|l| l.strip_prefix("tps = "))
-        .and_then(|v| v.split_whitespace().next())
-        .context("pgbench printed no tps")?
-        .parse()?;
+    let tps = |out: &str| -> anyhow::Result<f64> {
+        Ok(out
+            .lines()
+            .find_map(|l| l.strip_prefix("tps = "))
+            .and_then(|v| v.split_whitespace().next())
+            .context("pgbench printed no tps")?
+            .parse()?)
+    };
+    let insert = tps(&out)?;
+    // The same SQL a job writes, by pgbench: its item (into Realnet's items table and its
+    // indexes) and its record, in one transaction.
+    let same_sql = std::env::temp_dir().join("realnet-worker-job-sql.sql");
+    std::fs::write(
+        &same_sql,
+        "\\set n random(1, 1000000000)\n\
+         BEGIN;\n\
+         INSERT INTO items (id, org, type, name, parent, owner, attributes, search, version, created_at, updated_at) VALUES (gen_random_uuid(), 'default', 'Company', 'pgbench ' || :n, NULL, NULL, '{\"employees\": 1}', 'pgbench ' || :n, 1, now(), now());\n\
+         INSERT INTO job_runs (org, key, state, outcome, lease_until, expires_at) VALUES ('default', 'pgbench:' || :client_id || ':' || :n, 'done', '{\"result\": {\"count\": 1}}', now(), now() + interval '4 days') ON CONFLICT DO NOTHING;\n\
+         COMMIT;\n",
+    )?;
+    let job_sql = tps(&run(&[
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        &CONNECTIONS.to_string(),
+        "-j",
+        "2",
+        "-T",
+        &seconds.to_string(),
+        "-f",
+        same_sql.to_str().unwrap_or_default(),
+    ])?)?;
 
     realnet_tests::aws_endpoint();
     let table = format!("realnet-bench-{}", uuid::Uuid::now_v7().simple());
@@ -215,6 +242,11 @@ async fn run() -> anyhow::Result<()> {
         "{:<52}{on_pg:>12.0}{insert:>12.0}{:>8.2}",
         "worker on PostgreSQL (one-row insert baseline)",
         on_pg / insert
+    );
+    println!(
+        "{:<52}{on_pg:>12.0}{job_sql:>12.0}{:>8.2}",
+        "worker on PostgreSQL (a job's own SQL as baseline)",
+        on_pg / job_sql
     );
     println!(
         "{:<52}{on_dynamo:>12.0}",
