@@ -169,25 +169,23 @@ async fn run() -> anyhow::Result<()> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
     run(&["-i", "-q"])?;
-    let script = std::env::temp_dir().join("realnet-worker-insert.sql");
-    std::fs::write(
-        &script,
-        "\\set aid random(1, 100000)\nINSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, :aid, 0, CURRENT_TIMESTAMP);\n",
-    )?;
-    let out = run(&[
-        "-n",
-        "-M",
-        "prepared",
-        "-c",
-        &CONNECTIONS.to_string(),
-        "-j",
-        "2",
-        "-T",
-        &seconds.to_string(),
-        "-f",
-        script.to_str().unwrap_or_default(),
-    ])?;
-    let tps = |out: &str| -> anyhow::Result<f64> {
+    // Transactions a second of a pgbench script, at the worker's concurrency.
+    let script_tps = |name: &str, script: &str| -> anyhow::Result<f64> {
+        let path = std::env::temp_dir().join(name);
+        std::fs::write(&path, script)?;
+        let out = run(&[
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            &CONNECTIONS.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            "-f",
+            path.to_str().unwrap_or_default(),
+        ])?;
         Ok(out
             .lines()
             .find_map(|l| l.strip_prefix("tps = "))
@@ -195,31 +193,20 @@ async fn run() -> anyhow::Result<()> {
             .context("pgbench printed no tps")?
             .parse()?)
     };
-    let insert = tps(&out)?;
+    let insert = script_tps(
+        "realnet-worker-insert.sql",
+        "\\set aid random(1, 100000)\nINSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, :aid, 0, CURRENT_TIMESTAMP);\n",
+    )?;
     // The same SQL a job writes, by pgbench: its item (into Realnet's items table and its
     // indexes) and its record, in one transaction.
-    let same_sql = std::env::temp_dir().join("realnet-worker-job-sql.sql");
-    std::fs::write(
-        &same_sql,
+    let job_sql = script_tps(
+        "realnet-worker-job-sql.sql",
         "\\set n random(1, 1000000000)\n\
          BEGIN;\n\
          INSERT INTO items (id, org, type, name, parent, owner, attributes, search, version, created_at, updated_at) VALUES (gen_random_uuid(), 'default', 'Company', 'pgbench ' || :n, NULL, NULL, '{\"employees\": 1}', 'pgbench ' || :n, 1, now(), now());\n\
          INSERT INTO job_runs (org, key, state, outcome, lease_until, expires_at) VALUES ('default', 'pgbench:' || :client_id || ':' || :n, 'done', '{\"result\": {\"count\": 1}}', now(), now() + interval '4 days') ON CONFLICT DO NOTHING;\n\
          COMMIT;\n",
     )?;
-    let job_sql = tps(&run(&[
-        "-n",
-        "-M",
-        "prepared",
-        "-c",
-        &CONNECTIONS.to_string(),
-        "-j",
-        "2",
-        "-T",
-        &seconds.to_string(),
-        "-f",
-        same_sql.to_str().unwrap_or_default(),
-    ])?)?;
 
     realnet_tests::aws_endpoint();
     let table = format!("realnet-bench-{}", uuid::Uuid::now_v7().simple());

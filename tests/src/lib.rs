@@ -227,6 +227,26 @@ impl TestApp {
         }
     }
 
+    /// Polls `GET /api/jobs/{id}` as `token` until the job has succeeded or failed, and
+    /// answers its last status.
+    pub async fn finished_job(&self, token: &str, id: &str) -> Value {
+        let uri = format!("/api/jobs/{id}");
+        for _ in 0..100 {
+            let a = self
+                .call_as(Some(token), Method::GET, &uri, None, &[])
+                .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+            if a.body["status"] == "succeeded" || a.body["status"] == "failed" {
+                return a.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let last = self
+            .call_as(Some(token), Method::GET, &uri, None, &[])
+            .await;
+        panic!("job {id} did not finish: {}", last.text);
+    }
+
     /// Creates an account in `org` through the library and returns a login token for it.
     pub async fn account(&self, org: &str, username: &str, admin: bool) -> (uuid::Uuid, String) {
         let input = realnet::item::ops::NewItem {

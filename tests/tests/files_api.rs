@@ -286,31 +286,7 @@ async fn run_job(app: &TestApp, token: &str, kind: &str, payload: Value) -> Valu
         .await;
     assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.text);
     let id = sent.body["id"].as_str().expect("id").to_string();
-    for _ in 0..100 {
-        let a = app
-            .call_as(
-                Some(token),
-                Method::GET,
-                &format!("/api/jobs/{id}"),
-                None,
-                &[],
-            )
-            .await;
-        if a.body["status"] == "succeeded" || a.body["status"] == "failed" {
-            return a.body;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let last = app
-        .call_as(
-            Some(token),
-            Method::GET,
-            &format!("/api/jobs/{id}"),
-            None,
-            &[],
-        )
-        .await;
-    panic!("job {id} did not end: {}", last.text);
+    app.finished_job(token, &id).await
 }
 
 /// `files.finalize` through the queue does what `POST /api/files/{id}/confirm` does, with the

@@ -2,8 +2,6 @@
 //! `realnet serve`), and its status is followed until it succeeds or fails; bad jobs are
 //! refused before anything is queued.
 
-use std::time::Duration;
-
 use axum::http::{Method, StatusCode};
 use realnet_tests::{Answer, StoreKind, TestApp, on_every_store};
 use serde_json::{Value, json};
@@ -11,27 +9,6 @@ use serde_json::{Value, json};
 async fn send(app: &TestApp, token: &str, body: Value) -> Answer {
     app.call_as(Some(token), Method::POST, "/api/jobs", Some(body), &[])
         .await
-}
-
-/// Polls the job until it is no longer queued or running.
-async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
-    for _ in 0..100 {
-        let a = app
-            .call_as(
-                Some(token),
-                Method::GET,
-                &format!("/api/jobs/{id}"),
-                None,
-                &[],
-            )
-            .await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-        if a.body["status"] == "succeeded" || a.body["status"] == "failed" {
-            return a.body;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job {id} did not finish");
 }
 
 async fn a_job_runs_as_its_sender_and_reports_its_status(kind: StoreKind) {
@@ -43,7 +20,7 @@ async fn a_job_runs_as_its_sender_and_reports_its_status(kind: StoreKind) {
     assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.text);
     assert_eq!(queued.body["status"], "queued");
     let id = queued.body["id"].as_str().expect("id").to_string();
-    let done = finished(&app, &member, &id).await;
+    let done = app.finished_job(&member, &id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["result"]["count"], 2);
     assert_eq!(done["attempts"], 1);
@@ -74,7 +51,7 @@ async fn a_job_runs_as_its_sender_and_reports_its_status(kind: StoreKind) {
     let forbidden = send(&app, &member, json!({"kind": "items.create", "payload": {"items": [
         {"type": "Acl", "name": "x", "attributes": {"principal": "members", "permissions": ["admin"], "target_type": "Item"}}]}})).await;
     let id = forbidden.body["id"].as_str().expect("id").to_string();
-    let failed = finished(&app, &member, &id).await;
+    let failed = app.finished_job(&member, &id).await;
     assert_eq!(failed["status"], "failed");
     assert!(
         failed["error"]
