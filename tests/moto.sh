@@ -1,6 +1,7 @@
 # Sourced by tests/run: installs the moto AWS emulator from PyPI (moto[server], at least 5.2.5:
 # older ones answer CompleteMultipartUpload in a shape the Rust SDK rejects) if it is missing
-# or older, starts it on a free loopback port, stops it on exit (stop_moto), and exports what
+# or older, starts it on a free loopback port (through tests/moto_server.py, which serves one
+# request at a time: moto is not safe under concurrent ones), stops it on exit (stop_moto), and exports what
 # the AWS SDK needs to use it: AWS_ENDPOINT_URL, a region and dummy credentials.
 
 moto_ok() {
@@ -21,7 +22,7 @@ fi
 MOTO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 MOTO_LOG=$(mktemp /tmp/realnet-moto.XXXXXX.log)
 log "starting moto on 127.0.0.1:$MOTO_PORT"
-python3 -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
+python3 tests/moto_server.py 127.0.0.1 "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
 MOTO_PID=$!
 stop_moto() { kill "$MOTO_PID" 2>/dev/null || true; rm -f "$MOTO_LOG"; }
 for _ in $(seq 100); do
