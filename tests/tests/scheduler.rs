@@ -223,7 +223,40 @@ async fn bad_schedules_are_refused(kind: StoreKind) {
             patched.text
         );
     }
-    assert_eq!(app.snapshot().await, before, "nothing changed");
+    // Without a rule, a member may not make schedules, and another org's admin cannot see or
+    // change this one.
+    let (_, member) = app.account("default", "member", false).await;
+    let refused = new_schedule(
+        &app,
+        &member,
+        json!({"cron": "* * * * *", "job": folder_job("x")}),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    let (_, stranger) = app
+        .account(realnet_tests::OTHER_ORG, "stranger", true)
+        .await;
+    let id = good.body["id"].as_str().expect("id");
+    for (method, body) in [
+        (Method::GET, None),
+        (
+            Method::PATCH,
+            Some(json!({"attributes": {"enabled": false}})),
+        ),
+    ] {
+        let hidden = app
+            .call_as(
+                Some(&stranger),
+                method,
+                &format!("/api/items/{id}"),
+                body,
+                &[],
+            )
+            .await;
+        assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.text);
+    }
+    let unchanged = app.get(&format!("/api/items/{id}")).await;
+    assert_eq!(unchanged.body["attributes"]["enabled"], true);
 }
 
 async fn maintenance_deletes_what_expired_and_abandoned_uploads(kind: StoreKind) {

@@ -73,6 +73,23 @@ async fn report(rn: &Realnet, job: &JobEnvelope, attributes: Value) {
     }
 }
 
+/// What an earlier run of the job's key recorded, as this delivery's outcome: `None` when
+/// no finished run is on record.
+async fn earlier_run(rn: &Realnet, job: &JobEnvelope, key: &str) -> Option<RecordOutcome> {
+    match rn
+        .store
+        .job_outcome(&job.org, key, chrono::Utc::now())
+        .await
+    {
+        Ok(Some(outcome)) => {
+            tracing::info!("duplicate delivery: the job already ran");
+            Some(RecordOutcome::Succeeded(outcome))
+        }
+        Ok(None) => None,
+        Err(e) => Some(RecordOutcome::Retry(e.to_string())),
+    }
+}
+
 /// The status a finished job's record reports.
 fn reported(outcome: &Value) -> Value {
     match outcome.get("error") {
@@ -111,17 +128,8 @@ async fn run_job(
     if job.job.is_some() {
         // A job that reports its status is looked up first, so that a redelivery of a
         // finished one does not report it running again.
-        match rn
-            .store
-            .job_outcome(&job.org, &key, chrono::Utc::now())
-            .await
-        {
-            Ok(Some(outcome)) => {
-                tracing::info!("duplicate delivery: the job already ran");
-                return RecordOutcome::Succeeded(outcome);
-            }
-            Ok(None) => {}
-            Err(e) => return RecordOutcome::Retry(e.to_string()),
+        if let Some(earlier) = earlier_run(rn, &job, &key).await {
+            return earlier;
         }
         report(rn, &job, json!({"status": "running"})).await;
     }
@@ -142,24 +150,17 @@ async fn run_job(
     // is recorded here.
     let (outcome, record) = match result {
         Ok(value) => (RecordOutcome::Succeeded(value), None),
-        Err(JobFailure::AlreadyRan) => {
-            match rn
-                .store
-                .job_outcome(&job.org, &key, chrono::Utc::now())
-                .await
-            {
-                Ok(Some(outcome)) => {
-                    tracing::info!("duplicate delivery: the job already ran");
-                    report(rn, &job, reported(&outcome)).await;
-                    return RecordOutcome::Succeeded(outcome);
-                }
-                Ok(None) => (
-                    RecordOutcome::Retry("the job is running elsewhere".into()),
-                    None,
-                ),
-                Err(e) => (RecordOutcome::Retry(e.to_string()), None),
+        Err(JobFailure::AlreadyRan) => match earlier_run(rn, &job, &key).await {
+            Some(RecordOutcome::Succeeded(outcome)) => {
+                report(rn, &job, reported(&outcome)).await;
+                return RecordOutcome::Succeeded(outcome);
             }
-        }
+            Some(other) => (other, None),
+            None => (
+                RecordOutcome::Retry("the job is running elsewhere".into()),
+                None,
+            ),
+        },
         Err(JobFailure::Permanent(m)) => {
             tracing::error!(error = %m, "job failed");
             (RecordOutcome::Failed(m.clone()), Some(json!({"error": m})))
