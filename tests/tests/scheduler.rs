@@ -223,6 +223,7 @@ async fn bad_schedules_are_refused(kind: StoreKind) {
             patched.text
         );
     }
+    assert_eq!(app.snapshot().await, before, "nothing changed");
     // Without a rule, a member may not make schedules, and another org's admin cannot see or
     // change this one.
     let (_, member) = app.account("default", "member", false).await;
