@@ -2,19 +2,18 @@
 //! the owner of an item, or the public) may do what (read, create, update, delete, admin) on a
 //! type and its subtypes or on an item and its descendants. Rules are `Acl` items of the org;
 //! there are no deny rules, so anything no rule grants is refused. Org admins may do
-//! everything in their org. Writing the identity types (`Org`, `Account`, `Group`, `ApiKey`,
-//! `Acl`) needs the `admin` permission whatever else a rule grants, so that no member can grant
-//! themself more rights.
+//! everything in their org. Writing the identity types (those whose behaviour guards identity:
+//! `Org`, `Account`, `Group`, `ApiKey`, `Acl`) needs an org admin or an `admin` rule whose
+//! target is such a type itself: never a rule on an item subtree, an owner rule or a rule on a
+//! base type like `Item`, so that no member can make themself an admin.
 
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::item::Item;
+use crate::item::behaviour::Behaviours;
 use crate::query::Readable;
 use crate::types::TypeRegistry;
-
-/// Types whose items decide who may do what; changing them needs `admin`.
-pub const IDENTITY_TYPES: &[&str] = &["Org", "Account", "Group", "ApiKey", "Acl"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
@@ -244,7 +243,7 @@ impl AccessRules {
         &self,
         p: &Principal,
         wanted: Permission,
-        registry: &TypeRegistry,
+        (registry, behaviours): (&TypeRegistry, &Behaviours),
         type_name: &str,
         owner: Option<Uuid>,
         lineage: &[Uuid],
@@ -252,11 +251,15 @@ impl AccessRules {
         if p.admin {
             return true;
         }
-        let wanted = if wanted != Permission::Read && IDENTITY_TYPES.contains(&type_name) {
-            Permission::Admin
-        } else {
-            wanted
-        };
+        if wanted != Permission::Read && behaviours.of(type_name).guards_identity() {
+            // Org-wide: only an admin rule on an identity type itself.
+            return self.rules.iter().any(|r| {
+                r.grants(Permission::Admin)
+                    && r.grantee.includes(p)
+                    && matches!(&r.target, Target::Type(t)
+                        if registry.is_a(type_name, t) && behaviours.of(t).guards_identity())
+            });
+        }
         let is_owner = owner.is_some() && owner == p.account;
         self.rules.iter().any(|r| {
             r.grants(wanted)
@@ -266,6 +269,11 @@ impl AccessRules {
                     Target::Item(id) => lineage.contains(id),
                 }
         })
+    }
+
+    /// The rules, for checking that a new rule grants no more than its author holds.
+    pub fn rules(&self) -> &[AccessRule] {
+        &self.rules
     }
 
     /// Whether any rule grants the public anything.
@@ -339,8 +347,9 @@ mod tests {
         let a = member(alice, vec![group]);
         let b = member(bob, vec![]);
         let public = Principal::public("default");
+        let behaviours = Behaviours::core(&registry);
         let allows = |p: &Principal, perm, t: &str, owner, lineage: &[Uuid]| {
-            rules.allows(p, perm, &registry, t, owner, lineage)
+            rules.allows(p, perm, (&registry, &behaviours), t, owner, lineage)
         };
 
         assert!(allows(&a, Permission::Read, "Company", None, &[]));
@@ -357,6 +366,75 @@ mod tests {
         assert!(!allows(&a, Permission::Update, "Account", Some(alice), &[]));
         assert!(rules.needs_lineage(&a, Permission::Delete));
         assert!(!rules.needs_lineage(&b, Permission::Read));
+    }
+
+    #[test]
+    fn admin_over_identity_types_is_org_wide() {
+        let registry = TypeRegistry::embedded().expect("types");
+        let behaviours = Behaviours::core(&registry);
+        let (alice, folder) = (Uuid::now_v7(), Uuid::now_v7());
+        let a = member(alice, vec![]);
+        let everything_but_identity = AccessRules::new(vec![
+            rule(
+                Grantee::Owner,
+                &[Permission::Admin],
+                Target::Type("Item".into()),
+            ),
+            rule(
+                Grantee::Members,
+                &[Permission::Admin],
+                Target::Type("Item".into()),
+            ),
+            rule(
+                Grantee::Account(alice),
+                &[Permission::Admin],
+                Target::Item(folder),
+            ),
+        ]);
+        let on_accounts = AccessRules::new(vec![rule(
+            Grantee::Account(alice),
+            &[Permission::Admin],
+            Target::Type("Account".into()),
+        )]);
+        for t in ["Account", "Acl", "Group", "ApiKey", "Org"] {
+            for perm in [Permission::Create, Permission::Update, Permission::Delete] {
+                assert!(
+                    !everything_but_identity.allows(
+                        &a,
+                        perm,
+                        (&registry, &behaviours),
+                        t,
+                        Some(alice),
+                        &[folder]
+                    ),
+                    "{t} {perm:?}"
+                );
+            }
+        }
+        assert!(everything_but_identity.allows(
+            &a,
+            Permission::Delete,
+            (&registry, &behaviours),
+            "Company",
+            None,
+            &[]
+        ));
+        assert!(on_accounts.allows(
+            &a,
+            Permission::Create,
+            (&registry, &behaviours),
+            "Account",
+            None,
+            &[]
+        ));
+        assert!(!on_accounts.allows(
+            &a,
+            Permission::Create,
+            (&registry, &behaviours),
+            "Acl",
+            None,
+            &[]
+        ));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::access::{AccessRule, AccessRules};
 use crate::auth::{CachedPrincipal, Principal, identity, password};
 use crate::blob::{BlobStore, LocalBlobStore, S3BlobStore};
 use crate::config::{Config, ConfigError, DbConfig, StorageConfig};
+use crate::item::behaviour::Behaviours;
 use crate::item::ops::{self, ItemError, NewItem};
 use crate::query::cursor::CursorCodec;
 use crate::query::{ItemQuery, NameFilter, ParentFilter, Readable};
@@ -51,6 +52,8 @@ pub enum StartError {
 pub struct Realnet {
     pub config: Config,
     pub types: TypeRegistry,
+    /// What is special about each type, resolved for every loaded type.
+    pub behaviours: Behaviours,
     pub store: Arc<dyn ItemStore>,
     pub blobs: Arc<dyn BlobStore>,
     /// Where jobs go: SQS with `REALNET_QUEUE_URL`, in process under `realnet serve`.
@@ -160,6 +163,7 @@ impl Realnet {
         }
         Realnet {
             config,
+            behaviours: Behaviours::core(&types),
             types,
             store,
             blobs,
@@ -335,7 +339,8 @@ impl Realnet {
                 item.id
             }
             None => {
-                let (item, _) = ops::create(
+                // Seeds are the deployment's own definitions (and the org's `Org` item).
+                let (item, _) = ops::create_by_server(
                     self,
                     principal,
                     NewItem {

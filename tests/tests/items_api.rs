@@ -157,7 +157,14 @@ async fn hierarchy_children_and_recursive_delete(kind: StoreKind) {
     let a = app
         .create(json!({"type": "Folder", "name": "a", "parent": id(&root)}))
         .await;
-    let b = app.create(json!({"type": "File", "name": "b.txt", "parent": id(&root), "attributes": {"content_type": "text/plain", "size": 3}})).await;
+    let b = app
+        .post(
+            "/api/files",
+            json!({"name": "b.txt", "parent": id(&root), "content_type": "text/plain", "size": 3}),
+        )
+        .await
+        .body["item"]
+        .clone();
     let deep = app
         .create(json!({"type": "Folder", "name": "deep", "parent": id(&a)}))
         .await;

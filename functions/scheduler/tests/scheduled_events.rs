@@ -53,7 +53,10 @@ async fn answers_the_sample_events() {
         .await
         .expect("query")
         .expect("admin");
-    let principal = realnet::auth::Principal::for_job(&admin);
+    let principal = rn
+        .principal_of(&admin, realnet::auth::Credential::Job)
+        .await
+        .expect("principal");
     let attributes = json!({"cron": "*/5 * * * *", "job": {"kind": "items.create",
         "payload": {"items": [{"type": "Folder", "name": "Every five minutes"}]}}});
     let (schedule, _) = realnet::item::ops::create(

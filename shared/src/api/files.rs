@@ -241,7 +241,9 @@ pub async fn create(
         parent: body.parent,
         attributes,
     };
-    let (item, _) = ops::create(&rn, &principal, input, Some(FILE)).await?;
+    // The server declares the content type and size (server-owned), as the caller, whose
+    // right to create the file applies.
+    let (item, _) = ops::create_by_server(&rn, &principal, input, Some(FILE)).await?;
     let (item, upload) = match inline {
         Some(bytes) => (store_inline(&rn, &principal, &item, bytes).await?, None),
         None => {

@@ -110,6 +110,8 @@ pub async fn create(
     let mut errors = ValidationErrors::default();
     if let Err(m) = jobs::check(&body.kind, &body.payload) {
         errors.add("payload", m);
+    } else if let Some(m) = jobs::job_items::secret_in(&rn, &body.kind, &body.payload) {
+        errors.add("payload", m);
     }
     if let Some(k) = &body.idempotency_key
         && (k.is_empty() || k.len() > 200)

@@ -1,33 +1,31 @@
-//! What writing an identity item also does. Accounts, groups, API keys and access rules are
-//! ordinary items, but an account's password is write-only (hashed into the store, never an
-//! attribute), an API key's token is shown once when it is created, disabling an account or
-//! changing its password revokes its login tokens, and deleting an account or an API key
-//! revokes what it held. The item operations call in here so that each of these lands in the
-//! same transaction as the item.
+//! The behaviours of the identity types. Orgs, accounts, groups, API keys and access rules
+//! are ordinary items, but writing them needs org-wide admin rights (see [`crate::access`]),
+//! and nobody grants what they do not hold: a principal that is not an org admin may make no
+//! admin, put no account in a group it is not in, change no account with rights it lacks, make
+//! API keys only for itself and write only rules whose permissions it holds. An account's
+//! password is write-only (hashed into the store, never an attribute), an API key's token is
+//! shown once when it is created, disabling an account or changing its password revokes its
+//! login tokens, and deleting an account or an API key revokes what it held: each lands in the
+//! same transaction as the item. `Org` items are made only by setting an org up.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::{password, token};
-use crate::access::check_acl;
+use super::{Principal, password, token};
+use crate::access::{AccessRule, Grantee, Target, check_acl};
 use crate::context::Realnet;
 use crate::item::Item;
 use crate::item::attributes::ValidationErrors;
+use crate::item::behaviour::{Effects, Pending, TypeBehaviour};
+use crate::item::ops::ItemError;
 use crate::query::{AttrFilter, ItemQuery, Op, Scalar};
 use crate::store::{StoreError, Write};
 use crate::types::FieldKind;
 
 /// The write-only attribute of `Account` items.
 pub const PASSWORD: &str = "password";
-
-/// What an item write brings along: more writes for the same transaction, and a secret to
-/// show the caller once.
-#[derive(Debug, Default)]
-pub struct Extra {
-    pub writes: Vec<Write>,
-    pub secret: Option<String>,
-}
 
 pub fn is_disabled(account: &Item) -> bool {
     account
@@ -84,112 +82,122 @@ pub async fn find_account(
     Ok(rn.store.query(org, &query).await?.items.into_iter().next())
 }
 
-/// Takes the write-only password out of an `Account`'s attributes.
-pub fn take_password(type_name: &str, attributes: &mut Map<String, Value>) -> Option<Value> {
-    if type_name == "Account" {
-        attributes.remove(PASSWORD)
-    } else {
-        None
+fn is_admin(account: &Item) -> bool {
+    account.attributes.get("admin") == Some(&Value::Bool(true))
+}
+
+fn forbidden(message: String) -> ItemError {
+    ItemError::Forbidden(message)
+}
+
+/// `Org` items: one per org, made when the org is set up.
+pub struct OrgItems;
+
+#[async_trait]
+impl TypeBehaviour for OrgItems {
+    fn made_by_server(&self) -> Option<&'static str> {
+        Some("orgs are set up with `realnet org create`, not as items")
+    }
+
+    fn guards_identity(&self) -> bool {
+        true
     }
 }
 
-/// Checks what the type registry cannot: a password's strength, that an account's groups are
-/// groups of its org, and that an `Acl` item states a rule.
-pub async fn check(
-    rn: &Realnet,
-    org: &str,
-    type_name: &str,
-    attributes: &Map<String, Value>,
-    password: Option<&Value>,
-    errors: &mut ValidationErrors,
-) -> Result<(), StoreError> {
-    match password {
-        None => {}
-        Some(Value::String(p)) => {
-            if let Err(m) = password::check_strength(p) {
-                errors.add(PASSWORD, m);
-            }
+/// `Account` items.
+pub struct AccountItems;
+
+impl AccountItems {
+    /// Refuses a principal that is not an org admin an account with rights it does not hold.
+    fn within_rights(p: &Principal, rules: &[AccessRule], account: &Item) -> Result<(), ItemError> {
+        if p.admin {
+            return Ok(());
         }
-        Some(_) => errors.add(PASSWORD, "must be a string"),
+        let id = account.id;
+        if is_admin(account) {
+            return Err(forbidden(format!(
+                "only an org admin may make or change an admin account ({id})"
+            )));
+        }
+        if let Some(g) = groups_of(account).iter().find(|g| !p.groups.contains(g)) {
+            return Err(forbidden(format!(
+                "you may not give account {id} the rights of group {g}: you are not in it"
+            )));
+        }
+        if Some(id) != p.account && rules.iter().any(|r| r.grantee == Grantee::Account(id)) {
+            return Err(forbidden(format!(
+                "account {id} has access rules of its own: only an org admin may change it"
+            )));
+        }
+        Ok(())
     }
-    if type_name == "Account"
-        && let Some(groups) = attributes.get("groups")
-    {
-        match groups.as_array() {
-            Some(ids) if ids.len() <= 100 => {
-                for id in ids {
-                    let group = match id.as_str().and_then(|s| Uuid::parse_str(s).ok()) {
-                        Some(g) => rn.store.get(org, g).await?,
-                        None => None,
-                    };
-                    if !group.is_some_and(|g| rn.types.is_a(&g.type_name, "Group")) {
-                        errors.add("groups", format!("{id} is not a group of this org"));
-                    }
+}
+
+#[async_trait]
+impl TypeBehaviour for AccountItems {
+    fn guards_identity(&self) -> bool {
+        true
+    }
+
+    fn write_only(&self) -> &'static [&'static str] {
+        &[PASSWORD]
+    }
+
+    async fn check(&self, w: &Pending<'_>, errors: &mut ValidationErrors) -> Result<(), ItemError> {
+        match w.write_only.get(PASSWORD) {
+            None => {}
+            Some(Value::String(p)) => {
+                if let Err(m) = password::check_strength(p) {
+                    errors.add(PASSWORD, m);
                 }
             }
-            _ => errors.add("groups", "must be a list of at most 100 group ids"),
+            Some(_) => errors.add(PASSWORD, "must be a string"),
         }
-    }
-    if type_name == "Acl" {
-        for (field, message) in check_acl(&rn.types, attributes) {
-            errors.add(field, message);
-        }
-    }
-    Ok(())
-}
-
-async fn password_write(account: Uuid, password: Option<Value>) -> Option<Write> {
-    let Some(Value::String(p)) = password else {
-        return None;
-    };
-    Some(Write::SetPassword {
-        account,
-        hash: Some(password::hash(p).await),
-    })
-}
-
-/// The writes that go with creating `item`.
-pub async fn on_create(item: &Item, password: Option<Value>) -> Extra {
-    let mut extra = Extra::default();
-    match item.type_name.as_str() {
-        "Account" => extra.writes.extend(password_write(item.id, password).await),
-        "ApiKey" => {
-            if let Some(account) = api_key_account(item) {
-                let (secret, hash) = token::generate(token::API_KEY_PREFIX);
-                extra.writes.push(Write::PutToken {
-                    hash,
-                    account,
-                    api_key: Some(item.id),
-                    expires: api_key_expiry(item),
-                });
-                extra.secret = Some(secret);
+        if let Some(groups) = w.changed("groups") {
+            match groups.as_array() {
+                Some(ids) if ids.len() <= 100 => {
+                    for id in ids {
+                        let group = match id.as_str().and_then(|s| Uuid::parse_str(s).ok()) {
+                            Some(g) => w.rn.store.get(&w.principal.org, g).await?,
+                            None => None,
+                        };
+                        if !group.is_some_and(|g| w.rn.types.is_a(&g.type_name, "Group")) {
+                            errors.add("groups", format!("{id} is not a group of this org"));
+                        }
+                    }
+                }
+                _ => errors.add("groups", "must be a list of at most 100 group ids"),
             }
         }
-        _ => {}
+        if let Some(before) = w.before {
+            AccountItems::within_rights(w.principal, w.rules.rules(), before)?;
+        }
+        AccountItems::within_rights(w.principal, w.rules.rules(), w.item)
     }
-    extra
-}
 
-/// The writes that go with changing `before` into `after`.
-pub async fn on_update(before: &Item, after: &Item, password: Option<Value>) -> Vec<Write> {
-    let mut writes = Vec::new();
-    if after.type_name == "Account" {
-        let new_password = password_write(after.id, password).await;
-        if new_password.is_some() || (is_disabled(after) && !is_disabled(before)) {
-            writes.push(Write::DeleteTokensOf {
-                account: after.id,
+    async fn effects(&self, w: &Pending<'_>) -> Result<Effects, ItemError> {
+        let mut effects = Effects::default();
+        let new_password = match w.write_only.get(PASSWORD) {
+            Some(Value::String(p)) => Some(Write::SetPassword {
+                account: w.item.id,
+                hash: Some(password::hash(p.clone()).await),
+            }),
+            _ => None,
+        };
+        if let Some(before) = w.before
+            && (new_password.is_some() || (is_disabled(w.item) && !is_disabled(before)))
+        {
+            effects.writes.push(Write::DeleteTokensOf {
+                account: w.item.id,
                 api_keys: false,
             });
         }
-        writes.extend(new_password);
+        effects.writes.extend(new_password);
+        Ok(effects)
     }
-    writes
-}
 
-/// The writes that go with deleting `item`.
-pub fn on_delete(item: &Item) -> Vec<Write> {
-    match item.type_name.as_str() {
-        "Account" => vec![
+    fn on_delete(&self, item: &Item) -> Vec<Write> {
+        vec![
             Write::DeleteTokensOf {
                 account: item.id,
                 api_keys: true,
@@ -198,17 +206,124 @@ pub fn on_delete(item: &Item) -> Vec<Write> {
                 account: item.id,
                 hash: None,
             },
-        ],
-        "ApiKey" => vec![Write::DeleteApiKeyToken { api_key: item.id }],
-        _ => Vec::new(),
+        ]
+    }
+
+    fn after_commit(&self, rn: &Realnet, _org: &str) {
+        rn.forget_principals();
     }
 }
 
-/// Forgets what this container cached about identities after a write to one of them.
-pub fn after_write(rn: &Realnet, type_name: &str, org: &str) {
-    match type_name {
-        "Acl" => rn.forget_rules(org),
-        "Account" | "ApiKey" | "Group" => rn.forget_principals(),
-        _ => {}
+/// `Group` items: a group's rules apply to its members while it exists.
+pub struct GroupItems;
+
+#[async_trait]
+impl TypeBehaviour for GroupItems {
+    fn guards_identity(&self) -> bool {
+        true
+    }
+
+    fn after_commit(&self, rn: &Realnet, _org: &str) {
+        rn.forget_principals();
+    }
+}
+
+/// `ApiKey` items: a key acts as its account, so only an org admin makes one for another
+/// account, and its account never changes.
+pub struct ApiKeyItems;
+
+#[async_trait]
+impl TypeBehaviour for ApiKeyItems {
+    fn guards_identity(&self) -> bool {
+        true
+    }
+
+    async fn check(&self, w: &Pending<'_>, errors: &mut ValidationErrors) -> Result<(), ItemError> {
+        let account = api_key_account(w.item);
+        if let Some(before) = w.before
+            && api_key_account(before) != account
+        {
+            errors.add(
+                "account",
+                "an API key's account cannot change: make a new key",
+            );
+        }
+        if !w.principal.admin && account.is_some() && account != w.principal.account {
+            return Err(forbidden(
+                "only an org admin may make an API key for another account".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn effects(&self, w: &Pending<'_>) -> Result<Effects, ItemError> {
+        let mut effects = Effects::default();
+        if w.before.is_none()
+            && let Some(account) = api_key_account(w.item)
+        {
+            let (secret, hash) = token::generate(token::API_KEY_PREFIX);
+            effects.writes.push(Write::PutToken {
+                hash,
+                account,
+                api_key: Some(w.item.id),
+                expires: api_key_expiry(w.item),
+            });
+            effects.secret = Some(secret);
+        }
+        Ok(effects)
+    }
+
+    fn on_delete(&self, item: &Item) -> Vec<Write> {
+        vec![Write::DeleteApiKeyToken { api_key: item.id }]
+    }
+
+    fn after_commit(&self, rn: &Realnet, _org: &str) {
+        rn.forget_principals();
+    }
+}
+
+/// `Acl` items: every stored one states a rule, and a principal that is not an org admin
+/// writes only rules whose permissions it holds itself on the rule's target.
+pub struct AclItems;
+
+#[async_trait]
+impl TypeBehaviour for AclItems {
+    fn guards_identity(&self) -> bool {
+        true
+    }
+
+    async fn check(&self, w: &Pending<'_>, errors: &mut ValidationErrors) -> Result<(), ItemError> {
+        for (field, message) in check_acl(&w.rn.types, &w.item.attributes) {
+            errors.add(field, message);
+        }
+        if w.principal.admin || !errors.0.is_empty() {
+            return Ok(());
+        }
+        let Some(rule) = AccessRule::from_item(w.item) else {
+            return Ok(());
+        };
+        for wanted in &rule.permissions {
+            let holds = match &rule.target {
+                Target::Type(t) => w.holds(*wanted, t, None, None).await?,
+                Target::Item(id) => match w.rn.store.get(&w.principal.org, *id).await? {
+                    Some(target) => {
+                        w.holds(*wanted, &target.type_name, target.owner, Some(*id))
+                            .await?
+                    }
+                    None => false,
+                },
+            };
+            if !holds {
+                return Err(forbidden(format!(
+                    "you may not grant {} there: you do not hold it yourself",
+                    wanted.as_str()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn after_commit(&self, rn: &Realnet, org: &str) {
+        rn.forget_rules(org);
     }
 }

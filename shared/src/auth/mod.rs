@@ -83,12 +83,9 @@ impl Principal {
         self.credential == Credential::Public
     }
 
-    /// The principal a job acts as: its actor's account (which must not be disabled).
-    pub fn for_job(account: &Item) -> Principal {
-        Principal::of_account(account, Credential::Job)
-    }
-
-    /// The principal of an account item (which must not be disabled).
+    /// The principal of an account item (which must not be disabled), with every group its
+    /// `groups` attribute names: see [`Realnet::principal_of`], which keeps only those that
+    /// exist.
     fn of_account(account: &Item, credential: Credential) -> Principal {
         let a = &account.attributes;
         Principal {
@@ -184,7 +181,7 @@ impl Realnet {
         if identity::is_disabled(&account) {
             return Err(unauthorized("the account is disabled"));
         }
-        let principal = Principal::of_account(&account, credential);
+        let principal = self.principal_of(&account, credential).await?;
         self.cache_principal(hash, &principal, expires);
         Ok(principal)
     }
@@ -222,7 +219,7 @@ impl Realnet {
                     "no enabled account {username:?} in org {org:?} for the authorizer's identity"
                 ))
             })?;
-        let principal = Principal::of_account(&account, Credential::Authorizer);
+        let principal = self.principal_of(&account, Credential::Authorizer).await?;
         self.cache_principal(key, &principal, None);
         Ok(principal)
     }
@@ -244,9 +241,29 @@ impl Realnet {
         else {
             return Ok(None);
         };
-        let principal = Principal::of_account(&account, Credential::Job);
+        let principal = self.principal_of(&account, Credential::Job).await?;
         self.cache_principal(key, &principal, None);
         Ok(Some(principal))
+    }
+
+    /// The principal of an enabled account: its groups are those of its `groups` that exist,
+    /// so that a deleted group grants nothing.
+    pub async fn principal_of(
+        &self,
+        account: &Item,
+        credential: Credential,
+    ) -> Result<Principal, StoreError> {
+        let mut principal = Principal::of_account(account, credential);
+        let mut groups = Vec::with_capacity(principal.groups.len());
+        for g in principal.groups {
+            if let Some(group) = self.store.get(&account.org, g).await?
+                && self.types.is_a(&group.type_name, "Group")
+            {
+                groups.push(g);
+            }
+        }
+        principal.groups = groups;
+        Ok(principal)
     }
 
     fn cached_principal(&self, key: &str) -> Option<Principal> {

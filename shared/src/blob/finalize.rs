@@ -9,7 +9,7 @@ use super::{BlobError, BlobKey};
 use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::item::attributes::ValidationErrors;
-use crate::item::ops::{self, Change, ItemError, Prepared};
+use crate::item::ops::{self, Change, ItemError, Origin, Prepared};
 
 pub const FILE: &str = "File";
 
@@ -61,5 +61,16 @@ pub async fn finalize(
         attributes: Some(attributes),
     };
     // Based on the version read, so that a change meanwhile is not overwritten.
-    Ok(ops::prepare_update(rn, principal, id, &change, Some(item.version), Some(FILE)).await?)
+    // The server sets the status and checksum; the caller's right to update the file applies.
+    let version = Some(item.version);
+    Ok(ops::prepare_update(
+        rn,
+        principal,
+        id,
+        &change,
+        version,
+        Some(FILE),
+        Origin::Server,
+    )
+    .await?)
 }

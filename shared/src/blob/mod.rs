@@ -4,6 +4,7 @@
 //! `PUT /api/files/{id}/content` locally), then confirm; the confirmation checks the size and
 //! records the SHA-256. The local folder serves `realnet serve`; S3 the deployed functions.
 
+pub mod file_items;
 pub mod finalize;
 mod local;
 mod s3;

@@ -1,7 +1,9 @@
 //! Items: what every stored thing is (`Item`), how attributes are checked against their type
-//! ([`attributes`]), and the operations that create, change and remove them ([`ops`]).
+//! ([`attributes`]), the operations that create, change and remove them ([`ops`]) and what is
+//! special about some types ([`behaviour`]).
 
 pub mod attributes;
+pub mod behaviour;
 pub mod ops;
 
 use chrono::{DateTime, SubsecRound, Utc};

@@ -4,21 +4,31 @@
 //! [`Principal`], stays inside its org and is checked against the org's access rules: an item
 //! the caller may not read is reported exactly like a missing one (`404`), a write the caller
 //! may not make is `403`, and a caller without credentials is told to log in (`401`).
+//!
+//! This module names no type: what is special about a type (identity items, files, jobs,
+//! schedules) is its [behaviour](super::behaviour), asked at each step. Fields a type declares
+//! `managed` are the server's: a client that sends one with another value than it has is
+//! refused (`422`), and only an [`Origin::Server`] write may set them.
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::attributes::{ValidationErrors, validate_merge, validate_name, validate_new};
+pub use super::behaviour::Origin;
+use super::behaviour::Pending;
 use super::{Item, now};
 use crate::access::{AccessRules, Permission};
-use crate::auth::{Principal, identity};
+use crate::auth::Principal;
 use crate::context::Realnet;
-use crate::query::ItemQuery;
+use crate::query::{ItemQuery, ParentFilter, Readable};
 use crate::store::{Page, StoreError, Write};
 use crate::types::TypeDef;
 
 /// Attempts at a read-modify-write without `If-Match` before giving up on a busy item.
 const UPDATE_ATTEMPTS: usize = 5;
+
+/// At most this many items go in one recursive delete.
+pub const MAX_DELETE: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ItemError {
@@ -49,7 +59,7 @@ fn denied(p: &Principal, action: String) -> ItemError {
 /// Whether `p` may do `wanted` on an item of `type_name` owned by `owner`; `at` is the item
 /// (or for a new item, its parent), whose ancestors are looked up only if a rule on an item
 /// could apply.
-async fn can(
+pub(crate) async fn can(
     rn: &Realnet,
     rules: &AccessRules,
     p: &Principal,
@@ -58,14 +68,15 @@ async fn can(
     owner: Option<Uuid>,
     at: Option<Uuid>,
 ) -> Result<bool, StoreError> {
-    if rules.allows(p, wanted, &rn.types, type_name, owner, &[]) {
+    let types = (&rn.types, &rn.behaviours);
+    if rules.allows(p, wanted, types, type_name, owner, &[]) {
         return Ok(true);
     }
     match at {
         Some(id) if rules.needs_lineage(p, wanted) => {
             let mut lineage = rn.store.ancestors(&p.org, id).await?;
             lineage.push(id);
-            Ok(rules.allows(p, wanted, &rn.types, type_name, owner, &lineage))
+            Ok(rules.allows(p, wanted, types, type_name, owner, &lineage))
         }
         _ => Ok(false),
     }
@@ -149,12 +160,36 @@ fn type_in_scope<'a>(
     }
 }
 
-/// A file's name is shown to whoever downloads it: it may not hide paths or unicode tricks.
-fn check_file_name(rn: &Realnet, type_name: &str, name: &str, errors: &mut ValidationErrors) {
-    if rn.types.is_a(type_name, "File")
-        && let Err(m) = crate::blob::check_file_name(name)
-    {
-        errors.add("name", m);
+/// Refuses server-owned fields that a client sent with another value than `current` holds
+/// (any value, for a new item), and drops those it sent unchanged.
+fn refuse_managed(
+    t: &TypeDef,
+    given: &mut Map<String, Value>,
+    current: Option<&Map<String, Value>>,
+    errors: &mut ValidationErrors,
+) {
+    for field in t.fields.iter().filter(|f| f.managed) {
+        let Some(value) = given.remove(&field.name) else {
+            continue;
+        };
+        let held = current.and_then(|c| c.get(&field.name));
+        let unchanged = match held {
+            Some(h) => *h == value,
+            None => value.is_null(),
+        };
+        if !unchanged {
+            errors.add(&field.name, "is set by the server and cannot be written");
+        }
+    }
+}
+
+/// Keeps the server-owned fields of `current` in a replacement.
+fn keep_managed(t: &TypeDef, current: &Map<String, Value>, next: &mut Map<String, Value>) {
+    for field in t.fields.iter().filter(|f| f.managed) {
+        match current.get(&field.name) {
+            Some(v) => next.insert(field.name.clone(), v.clone()),
+            None => next.remove(&field.name),
+        };
     }
 }
 
@@ -171,7 +206,12 @@ async fn check_references(
     before: Option<&Map<String, Value>>,
     errors: &mut ValidationErrors,
 ) -> Result<(), StoreError> {
-    for field in t.fields.iter().filter(|f| f.kind.is_reference()) {
+    // Server-owned references were set by the server, which needs no reader's rights.
+    for field in t
+        .fields
+        .iter()
+        .filter(|f| f.kind.is_reference() && !f.managed)
+    {
         let value = attributes.get(&field.name);
         if before.is_some_and(|b| b.get(&field.name) == value) {
             continue;
@@ -206,15 +246,14 @@ async fn check_parent(
     Ok(())
 }
 
-/// Creates an item; returns it and, for an API key, its token (shown only this once).
 /// A checked change, ready to be written with others in one transaction by [`commit`].
 #[derive(Debug)]
 pub struct Prepared {
     writes: Vec<Write>,
     /// The item as it will be (none for a delete).
     pub item: Option<Item>,
-    /// The item's type, to forget cached identities after the write.
-    type_name: String,
+    /// The types written, whose behaviours run once the write committed.
+    types: Vec<String>,
     /// An API key's token, to show once.
     secret: Option<String>,
 }
@@ -244,36 +283,67 @@ pub async fn commit_with(
         }
         e => ItemError::from(e),
     })?;
-    for b in &batch {
-        identity::after_write(rn, &b.type_name, &p.org);
+    let mut types: Vec<&String> = batch.iter().flat_map(|b| &b.types).collect();
+    types.sort();
+    types.dedup();
+    for t in types {
+        rn.behaviours.of(t).after_commit(rn, &p.org);
     }
     Ok(())
 }
 
-/// Creates an item; returns it and, for an API key, its token (shown only this once).
+/// Creates an item for a client; returns it and, for an API key, its token (shown only this
+/// once).
 pub async fn create(
     rn: &Realnet,
     principal: &Principal,
     input: NewItem,
     scope: Option<&str>,
 ) -> Result<(Item, Option<String>), ItemError> {
-    let mut prepared = prepare_create(rn, principal, input, scope).await?;
+    create_as(rn, principal, input, scope, Origin::Client).await
+}
+
+/// [`create`], as the server on the principal's behalf: server-owned fields may be set.
+pub async fn create_by_server(
+    rn: &Realnet,
+    principal: &Principal,
+    input: NewItem,
+    scope: Option<&str>,
+) -> Result<(Item, Option<String>), ItemError> {
+    create_as(rn, principal, input, scope, Origin::Server).await
+}
+
+async fn create_as(
+    rn: &Realnet,
+    principal: &Principal,
+    input: NewItem,
+    scope: Option<&str>,
+    origin: Origin,
+) -> Result<(Item, Option<String>), ItemError> {
+    let mut prepared = prepare_create(rn, principal, input, scope, origin).await?;
     let item = prepared.item.clone().expect("a created item");
     let secret = prepared.secret.take();
     commit(rn, principal, vec![prepared]).await?;
     Ok((item, secret))
 }
 
-/// Checks a new item: the caller's right to create it, its name, attributes, references and
-/// parent.
+/// Checks a new item: the caller's right to create it, its name, attributes, references,
+/// parent and what its type's behaviour checks.
 pub async fn prepare_create(
     rn: &Realnet,
     principal: &Principal,
     input: NewItem,
     scope: Option<&str>,
+    origin: Origin,
 ) -> Result<Prepared, ItemError> {
     let rules = rn.access_rules(&principal.org).await?;
     let t = type_in_scope(rn, &input.type_name, scope)?;
+    let behaviour = rn.behaviours.of(&t.name);
+    if origin == Origin::Client
+        && let Some(why) = behaviour.made_by_server()
+    {
+        return Err(ValidationErrors::single("type", why).into());
+    }
     let p = principal;
     if !can(
         rn,
@@ -292,34 +362,20 @@ pub async fn prepare_create(
     if let Err(e) = validate_name(&input.name) {
         errors.0.extend(e.0);
     }
-    check_file_name(rn, &t.name, &input.name, &mut errors);
     let mut given = input.attributes;
-    let password = identity::take_password(&t.name, &mut given);
+    let write_only = behaviour.take_write_only(&mut given);
+    if origin == Origin::Client {
+        refuse_managed(t, &mut given, None, &mut errors);
+    }
     let attributes = match validate_new(t, &given) {
-        Ok(a) => {
-            crate::schedule::check(rn, &t.name, &a, &mut errors);
-            a
-        }
+        Ok(a) => a,
         Err(e) => {
             errors.0.extend(e.0);
             given.clone()
         }
     };
-    check_references(rn, &rules, p, t, &attributes, None, &mut errors).await?;
-    check_parent(rn, &rules, p, input.parent, &mut errors).await?;
-    identity::check(
-        rn,
-        &p.org,
-        &t.name,
-        &attributes,
-        password.as_ref(),
-        &mut errors,
-    )
-    .await?;
-    errors.into_result(())?;
-
     let at = now();
-    let item = Item {
+    let mut item = Item {
         id: Uuid::now_v7(),
         type_name: t.name.clone(),
         name: input.name,
@@ -331,14 +387,28 @@ pub async fn prepare_create(
         created_at: at,
         updated_at: at,
     };
-    let extra = identity::on_create(&item, password).await;
+    behaviour.stamp(p, None, &mut item);
+    check_references(rn, &rules, p, t, &item.attributes, None, &mut errors).await?;
+    check_parent(rn, &rules, p, item.parent, &mut errors).await?;
+    let pending = Pending {
+        rn,
+        rules: &rules,
+        principal: p,
+        origin,
+        before: None,
+        item: &item,
+        write_only: &write_only,
+    };
+    behaviour.check(&pending, &mut errors).await?;
+    errors.into_result(())?;
+    let effects = behaviour.effects(&pending).await?;
     let mut writes = vec![Write::Create(item.clone())];
-    writes.extend(extra.writes);
+    writes.extend(effects.writes);
     Ok(Prepared {
         writes,
-        type_name: item.type_name.clone(),
+        types: vec![item.type_name.clone()],
         item: Some(item),
-        secret: extra.secret,
+        secret: effects.secret,
     })
 }
 
@@ -384,7 +454,7 @@ async fn get_for(
     Ok(item)
 }
 
-/// Applies `change`. With `if_match`, the item must still be at that version (else
+/// Applies a client's `change`. With `if_match`, the item must still be at that version (else
 /// `VersionConflict`); without, the change is retried on concurrent writes.
 pub async fn update(
     rn: &Realnet,
@@ -394,9 +464,33 @@ pub async fn update(
     if_match: Option<i64>,
     scope: Option<&str>,
 ) -> Result<Item, ItemError> {
+    update_as(rn, principal, id, change, if_match, scope, Origin::Client).await
+}
+
+/// [`update`], as the server on the principal's behalf: server-owned fields may be set.
+pub async fn update_by_server(
+    rn: &Realnet,
+    principal: &Principal,
+    id: Uuid,
+    change: Change,
+    if_match: Option<i64>,
+    scope: Option<&str>,
+) -> Result<Item, ItemError> {
+    update_as(rn, principal, id, change, if_match, scope, Origin::Server).await
+}
+
+async fn update_as(
+    rn: &Realnet,
+    principal: &Principal,
+    id: Uuid,
+    change: Change,
+    if_match: Option<i64>,
+    scope: Option<&str>,
+    origin: Origin,
+) -> Result<Item, ItemError> {
     let mut attempts = 0;
     loop {
-        let prepared = prepare_update(rn, principal, id, &change, if_match, scope).await?;
+        let prepared = prepare_update(rn, principal, id, &change, if_match, scope, origin).await?;
         let next = prepared.item.clone().expect("an updated item");
         attempts += 1;
         match commit(rn, principal, vec![prepared]).await {
@@ -417,21 +511,32 @@ pub async fn prepare_update(
     change: &Change,
     if_match: Option<i64>,
     scope: Option<&str>,
+    origin: Origin,
 ) -> Result<Prepared, ItemError> {
     let rules = rn.access_rules(&principal.org).await?;
     let current = get_for(rn, &rules, principal, id, scope, Permission::Update).await?;
     check_version(&current, if_match)?;
-    let (next, password) = changed(rn, &rules, principal, &current, change).await?;
+    let (next, write_only) = changed(rn, &rules, principal, &current, change, origin).await?;
+    let pending = Pending {
+        rn,
+        rules: &rules,
+        principal,
+        origin,
+        before: Some(&current),
+        item: &next,
+        write_only: &write_only,
+    };
+    let effects = rn.behaviours.of(&next.type_name).effects(&pending).await?;
     let mut writes = vec![Write::Update {
         item: next.clone(),
         expected_version: current.version,
     }];
-    writes.extend(identity::on_update(&current, &next, password).await);
+    writes.extend(effects.writes);
     Ok(Prepared {
         writes,
-        type_name: next.type_name.clone(),
+        types: vec![next.type_name.clone()],
         item: Some(next),
-        secret: None,
+        secret: effects.secret,
     })
 }
 
@@ -467,21 +572,25 @@ fn check_version(current: &Item, if_match: Option<i64>) -> Result<(), StoreError
     }
 }
 
-/// The item as it will be after `change`, fully checked, and the new password of an account.
+/// The item as it will be after `change`, fully checked, and the write-only attributes sent.
 async fn changed(
     rn: &Realnet,
     rules: &AccessRules,
     principal: &Principal,
     current: &Item,
     change: &Change,
-) -> Result<(Item, Option<Value>), ItemError> {
+    origin: Origin,
+) -> Result<(Item, Map<String, Value>), ItemError> {
     let t = rn.types.get(&current.type_name).ok_or_else(|| {
         ItemError::Store(StoreError::Backend(format!(
             "stored item {} has unknown type {}",
             current.id, current.type_name
         )))
     })?;
-    let mut password = None;
+    let behaviour = rn.behaviours.of(&t.name);
+    let mut errors = ValidationErrors::default();
+    let mut write_only = Map::new();
+    let client = origin == Origin::Client;
     let (name, parent, attributes) = match change {
         Change::Patch {
             name,
@@ -493,7 +602,10 @@ async fn changed(
             match attributes {
                 Some(patch) => {
                     let mut patch = patch.clone();
-                    password = identity::take_password(&t.name, &mut patch);
+                    write_only = behaviour.take_write_only(&mut patch);
+                    if client {
+                        refuse_managed(t, &mut patch, Some(&current.attributes), &mut errors);
+                    }
                     validate_merge(t, &current.attributes, &patch)
                 }
                 None => Ok(current.attributes.clone()),
@@ -505,20 +617,19 @@ async fn changed(
             attributes,
         } => {
             let mut attributes = attributes.clone();
-            password = identity::take_password(&t.name, &mut attributes);
+            write_only = behaviour.take_write_only(&mut attributes);
+            if client {
+                refuse_managed(t, &mut attributes, Some(&current.attributes), &mut errors);
+                keep_managed(t, &current.attributes, &mut attributes);
+            }
             (name.clone(), *parent, validate_new(t, &attributes))
         }
     };
-    let mut errors = ValidationErrors::default();
     if let Err(e) = validate_name(&name) {
         errors.0.extend(e.0);
     }
-    check_file_name(rn, &t.name, &name, &mut errors);
     let attributes = match attributes {
-        Ok(a) => {
-            crate::schedule::check(rn, &t.name, &a, &mut errors);
-            a
-        }
+        Ok(a) => a,
         Err(e) => {
             errors.0.extend(e.0);
             current.attributes.clone()
@@ -526,35 +637,11 @@ async fn changed(
     };
     let before = Some(&current.attributes);
     check_references(rn, rules, principal, t, &attributes, before, &mut errors).await?;
-    if parent != current.parent {
+    let moved = parent != current.parent;
+    if moved {
         check_parent(rn, rules, principal, parent, &mut errors).await?;
     }
-    let org = &principal.org;
-    identity::check(
-        rn,
-        org,
-        &t.name,
-        &attributes,
-        password.as_ref(),
-        &mut errors,
-    )
-    .await?;
-    errors.into_result(())?;
-    if parent != current.parent
-        && let Some(p) = parent
-        && (p == current.id
-            || rn
-                .store
-                .ancestors(&principal.org, p)
-                .await?
-                .contains(&current.id))
-    {
-        return Err(ItemError::Cycle(format!(
-            "cannot move item {} under {p}: that is the item itself or one of its descendants",
-            current.id
-        )));
-    }
-    let next = Item {
+    let mut next = Item {
         name,
         parent,
         attributes,
@@ -562,7 +649,61 @@ async fn changed(
         updated_at: now().max(current.updated_at),
         ..current.clone()
     };
-    Ok((next, password))
+    behaviour.stamp(principal, Some(current), &mut next);
+    let pending = Pending {
+        rn,
+        rules,
+        principal,
+        origin,
+        before: Some(current),
+        item: &next,
+        write_only: &write_only,
+    };
+    behaviour.check(&pending, &mut errors).await?;
+    errors.into_result(())?;
+    if moved {
+        check_move(rn, rules, principal, current, parent).await?;
+    }
+    Ok((next, write_only))
+}
+
+/// A move needs `create` where the item goes, and may not put it under itself.
+async fn check_move(
+    rn: &Realnet,
+    rules: &AccessRules,
+    p: &Principal,
+    current: &Item,
+    parent: Option<Uuid>,
+) -> Result<(), ItemError> {
+    if !can(
+        rn,
+        rules,
+        p,
+        Permission::Create,
+        &current.type_name,
+        current.owner,
+        parent,
+    )
+    .await?
+    {
+        let place = parent.map_or("the root".to_string(), |id| format!("item {id}"));
+        return Err(denied(
+            p,
+            format!(
+                "move item {} under {place}: that needs create there",
+                current.id
+            ),
+        ));
+    }
+    if let Some(to) = parent
+        && (to == current.id || rn.store.ancestors(&p.org, to).await?.contains(&current.id))
+    {
+        return Err(ItemError::Cycle(format!(
+            "cannot move item {} under {to}: that is the item itself or one of its descendants",
+            current.id
+        )));
+    }
+    Ok(())
 }
 
 pub async fn delete(
@@ -577,7 +718,9 @@ pub async fn delete(
     commit(rn, principal, vec![prepared]).await
 }
 
-/// Checks a delete: the caller's rights and the version.
+/// Checks a delete: the caller's rights and the version. A recursive delete checks `delete`
+/// on every item it would remove and removes all of them or none; each removed item's
+/// behaviour adds what goes with it (an account's tokens and password).
 pub async fn prepare_delete(
     rn: &Realnet,
     principal: &Principal,
@@ -589,14 +732,80 @@ pub async fn prepare_delete(
     let rules = rn.access_rules(&principal.org).await?;
     let current = get_for(rn, &rules, principal, id, scope, Permission::Delete).await?;
     check_version(&current, if_match)?;
-    let mut writes = vec![Write::Delete { id, recursive }];
-    writes.extend(identity::on_delete(&current));
+    let doomed = if recursive {
+        subtree(rn, &current).await?
+    } else {
+        vec![current]
+    };
+    for item in doomed.iter().skip(1) {
+        let wanted = Permission::Delete;
+        if !can(
+            rn,
+            &rules,
+            principal,
+            wanted,
+            &item.type_name,
+            item.owner,
+            Some(item.id),
+        )
+        .await?
+        {
+            return Err(denied(
+                principal,
+                format!(
+                    "delete item {} (under {id}), so nothing was deleted",
+                    item.id
+                ),
+            ));
+        }
+    }
+    // Deepest first, each on its own: an item added meanwhile makes the delete refused, never
+    // removed unchecked.
+    let mut writes = Vec::new();
+    let mut types = Vec::new();
+    for item in doomed.iter().rev() {
+        writes.extend(rn.behaviours.of(&item.type_name).on_delete(item));
+        writes.push(Write::Delete {
+            id: item.id,
+            recursive: false,
+        });
+        types.push(item.type_name.clone());
+    }
     Ok(Prepared {
         writes,
-        type_name: current.type_name,
+        types,
         item: None,
         secret: None,
     })
+}
+
+/// `root` and all its descendants, parents before their children.
+async fn subtree(rn: &Realnet, root: &Item) -> Result<Vec<Item>, ItemError> {
+    let mut all = vec![root.clone()];
+    let mut next = 0;
+    while next < all.len() {
+        let parent = all[next].id;
+        next += 1;
+        let mut query = ItemQuery::parse(&rn.types, &[], None).expect("an empty query parses");
+        query.parent = Some(ParentFilter::Id(parent));
+        query.readable = Readable::All;
+        query.limit = crate::query::MAX_LIMIT;
+        loop {
+            let page = rn.store.query(&root.org, &query).await?;
+            all.extend(page.items);
+            if all.len() > MAX_DELETE {
+                return Err(ItemError::Store(StoreError::TooLarge(format!(
+                    "item {} has more than {MAX_DELETE} descendants: delete some of its children first",
+                    root.id
+                ))));
+            }
+            match page.next {
+                Some(p) => query.after = Some(p),
+                None => break,
+            }
+        }
+    }
+    Ok(all)
 }
 
 /// One page of the items in the caller's org that match `query` and that the caller may read;

@@ -10,6 +10,7 @@
 //! A failure is either permanent (bad input, no rights: retrying cannot help, so the job is
 //! recorded as failed and not retried) or retryable (the store unavailable, a version race).
 
+pub mod job_items;
 pub mod submit;
 pub mod worker;
 
@@ -20,7 +21,8 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::blob::finalize::{FinalizeError, finalize};
 use crate::context::{Realnet, check_org_name};
-use crate::item::ops::{self, Change, ItemError, NewItem};
+use crate::item::attributes::ValidationErrors;
+use crate::item::ops::{self, Change, ItemError, NewItem, Origin, Prepared};
 use crate::store::{StoreError, Write};
 
 /// At most this many items in one bulk job (DynamoDB writes 100 records per transaction).
@@ -253,14 +255,8 @@ pub fn check(kind: &str, payload: &Value) -> Result<(), String> {
     work(kind, payload).map(drop).map_err(|e| e.to_string())
 }
 
-/// Runs one job under `key` (see [`worker`]): all of its effects, and the record that it ran,
-/// in one transaction; or none of them. If the key's record exists, nothing is written
-/// ([`JobFailure::AlreadyRan`]).
-pub async fn run(rn: &Realnet, job: &JobEnvelope, key: &str) -> Result<Value, JobFailure> {
-    let kind = job.kind.as_str();
-    // Check the payload before anything else is read.
-    let work = work(kind, &job.payload)?;
-    let p = actor(rn, job).await?;
+/// The checked changes of a job's work, as `p`: nothing is written.
+async fn prepare(rn: &Realnet, p: &Principal, work: Work) -> Result<Vec<Prepared>, JobFailure> {
     let mut batch = Vec::new();
     match work {
         Work::Create(c) => {
@@ -271,7 +267,7 @@ pub async fn run(rn: &Realnet, job: &JobEnvelope, key: &str) -> Result<Value, Jo
                     parent: i.parent,
                     attributes: i.attributes,
                 };
-                batch.push(ops::prepare_create(rn, &p, input, None).await?);
+                batch.push(ops::prepare_create(rn, p, input, None, Origin::Client).await?);
             }
         }
         Work::Update(u) => {
@@ -281,16 +277,59 @@ pub async fn run(rn: &Realnet, job: &JobEnvelope, key: &str) -> Result<Value, Jo
                     parent: None,
                     attributes: i.attributes,
                 };
-                batch.push(ops::prepare_update(rn, &p, i.id, &change, i.version, None).await?);
+                batch.push(
+                    ops::prepare_update(rn, p, i.id, &change, i.version, None, Origin::Client)
+                        .await?,
+                );
             }
         }
         Work::Delete(d) => {
             for id in d.ids {
-                batch.push(ops::prepare_delete(rn, &p, id, d.recursive, None, None).await?);
+                batch.push(ops::prepare_delete(rn, p, id, d.recursive, None, None).await?);
             }
         }
-        Work::Finalize(f) => batch.push(finalize(rn, &p, f.file).await?),
+        Work::Finalize(f) => batch.push(finalize(rn, p, f.file).await?),
     }
+    Ok(batch)
+}
+
+/// The work of a job of `kind` with `payload`, checked as far as it can be without the store:
+/// its shape, and that it carries no secret.
+fn checked_work(rn: &Realnet, kind: &str, payload: &Value) -> Result<Work, JobFailure> {
+    let work = work(kind, payload)?;
+    if let Some(m) = job_items::secret_in(rn, kind, payload) {
+        return Err(JobFailure::Permanent(m));
+    }
+    Ok(work)
+}
+
+/// Whether `p` could run a job of `kind` with `payload` now (a schedule's job is checked so
+/// when it is set): its items checked and the rights it needs held. A file not uploaded yet
+/// does not count against it.
+pub async fn rehearse(
+    rn: &Realnet,
+    p: &Principal,
+    kind: &str,
+    payload: &Value,
+) -> Result<(), ItemError> {
+    let work = match checked_work(rn, kind, payload) {
+        Ok(w) => w,
+        Err(e) => return Err(ValidationErrors::single("job", e.to_string()).into()),
+    };
+    match prepare(rn, p, work).await {
+        Ok(_) | Err(JobFailure::Retry(_)) | Err(JobFailure::AlreadyRan) => Ok(()),
+        Err(JobFailure::Permanent(m)) => Err(ValidationErrors::single("job", m).into()),
+    }
+}
+
+/// Runs one job under `key` (see [`worker`]): all of its effects, and the record that it ran,
+/// in one transaction; or none of them. If the key's record exists, nothing is written
+/// ([`JobFailure::AlreadyRan`]).
+pub async fn run(rn: &Realnet, job: &JobEnvelope, key: &str) -> Result<Value, JobFailure> {
+    // Check the payload before anything else is read.
+    let work = checked_work(rn, &job.kind, &job.payload)?;
+    let p = actor(rn, job).await?;
+    let batch = prepare(rn, &p, work).await?;
     let items: Vec<Value> = batch
         .iter()
         .filter_map(|b| b.item.as_ref())

@@ -65,7 +65,7 @@ pub async fn submit(
         parent: None,
         attributes,
     };
-    let (item, _) = ops::create(rn, &recorder, input, None).await?;
+    let (item, _) = ops::create_by_server(rn, &recorder, input, None).await?;
     let envelope = JobEnvelope {
         kind: job.kind,
         org: principal.org.clone(),
@@ -88,7 +88,7 @@ pub async fn submit(
                 ("error".to_string(), json!(e.to_string())),
             ])),
         };
-        ops::update(rn, &recorder, item.id, failed, None, Some(JOB))
+        ops::update_by_server(rn, &recorder, item.id, failed, None, Some(JOB))
             .await
             .ok();
         return Err(e.into());

@@ -68,7 +68,7 @@ async fn report(rn: &Realnet, job: &JobEnvelope, attributes: Value) {
         attributes: Some(attributes),
     };
     let installation = Principal::org_admin(&job.org);
-    if let Err(e) = ops::update(rn, &installation, id, change, None, Some("Job")).await {
+    if let Err(e) = ops::update_by_server(rn, &installation, id, change, None, Some("Job")).await {
         tracing::warn!(error = %e, "cannot record the job's status");
     }
 }

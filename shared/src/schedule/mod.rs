@@ -1,7 +1,8 @@
 //! Scheduled work. A `Schedule` item names a cron expression (five fields: minute, hour, day of
 //! month, month, day of week), the time zone it is read in, the job to send (`kind` and
 //! `payload`, as `POST /api/jobs` takes them) and whether it is enabled. The minute [`tick`]
-//! sends each due run once, as the account that owns the schedule, with that account's rights;
+//! sends each due run once, as the account that last set the schedule's job, with that
+//! account's rights;
 //! the built-in maintenance tasks are in [`maintenance`]. `functions/scheduler` runs both from
 //! EventBridge events ([`handle`]); `realnet serve` runs them in-process ([`run_local`]).
 
@@ -18,11 +19,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
+use async_trait::async_trait;
+
 use crate::auth::Principal;
 use crate::auth::identity;
 use crate::context::Realnet;
 use crate::item::Item;
 use crate::item::attributes::ValidationErrors;
+use crate::item::behaviour::{Pending, TypeBehaviour};
+use crate::item::ops::ItemError;
 use crate::jobs::submit::{Submission, SubmitError, submit};
 use crate::query::{ItemQuery, Readable};
 use crate::store::{JobClaim, StoreError, Write};
@@ -116,21 +121,51 @@ fn job(attributes: &Map<String, Value>) -> Result<ScheduledJob, String> {
     Ok(job)
 }
 
-/// Checks a schedule as it will be stored: its cron expression, time zone and job.
-pub fn check(
-    rn: &Realnet,
-    type_name: &str,
-    attributes: &Map<String, Value>,
-    errors: &mut ValidationErrors,
-) {
-    if !rn.types.is_a(type_name, SCHEDULE) {
-        return;
+/// The server-owned attribute naming the account a schedule's runs act as: whoever last set
+/// its job.
+pub const RUN_AS: &str = "run_as";
+
+/// The behaviour of `Schedule` items: the cron expression, time zone and job are checked as
+/// they will be stored, and whoever sets the job must hold the rights it needs; the runs act
+/// as that account ([`RUN_AS`]).
+pub struct ScheduleItems;
+
+fn job_set(before: Option<&Item>, item: &Item) -> bool {
+    before.is_none_or(|b| b.attributes.get("job") != item.attributes.get("job"))
+}
+
+#[async_trait]
+impl TypeBehaviour for ScheduleItems {
+    fn stamp(&self, principal: &Principal, before: Option<&Item>, item: &mut Item) {
+        if job_set(before, item) {
+            match principal.account {
+                Some(a) => item.attributes.insert(RUN_AS.into(), json!(a)),
+                // The installation (the CLI) sets it: the runs act as the schedule's owner.
+                None => item.attributes.remove(RUN_AS),
+            };
+        }
     }
-    if let Err(e) = timing(attributes) {
-        errors.0.extend(e.0);
-    }
-    if let Err(m) = job(attributes) {
-        errors.add("job", m);
+
+    async fn check(&self, w: &Pending<'_>, errors: &mut ValidationErrors) -> Result<(), ItemError> {
+        let attributes = &w.item.attributes;
+        if let Err(e) = timing(attributes) {
+            errors.0.extend(e.0);
+        }
+        let job = match job(attributes) {
+            Ok(job) => job,
+            Err(m) => {
+                errors.add("job", m);
+                return Ok(());
+            }
+        };
+        if job_set(w.before, w.item) {
+            match crate::jobs::rehearse(w.rn, w.principal, &job.kind, &job.payload).await {
+                Ok(()) => {}
+                Err(ItemError::Invalid(e)) => errors.0.extend(e.0),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -265,7 +300,13 @@ async fn send_due_in_span(
 async fn send(rn: &Realnet, schedule: &Item, run: &str) -> Result<uuid::Uuid, NotSent> {
     let org = schedule.org.as_str();
     let job = job(&schedule.attributes).map_err(NotSent::Never)?;
-    let owner = match schedule.owner {
+    let run_as = schedule
+        .attributes
+        .get(RUN_AS)
+        .and_then(Value::as_str)
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .or(schedule.owner);
+    let owner = match run_as {
         Some(id) => rn
             .store
             .get(org, id)
@@ -277,10 +318,13 @@ async fn send(rn: &Realnet, schedule: &Item, run: &str) -> Result<uuid::Uuid, No
         .filter(|a| a.type_name == "Account" && !identity::is_disabled(a))
         .ok_or_else(|| {
             NotSent::Never(
-                "the schedule's owner is not an enabled account: it runs as its owner".into(),
+                "the account that set the schedule's job is not an enabled account: the runs act as it".into(),
             )
         })?;
-    let principal = Principal::for_job(&account);
+    let principal = rn
+        .principal_of(&account, crate::auth::Credential::Job)
+        .await
+        .map_err(|e| NotSent::Retry(e.to_string()))?;
     let actor = principal.username.clone().unwrap_or_default();
     let submission = Submission {
         kind: job.kind,

@@ -425,14 +425,15 @@ impl DynamoStore {
         )))
     }
 
-    /// Adds the records of one write to `tx`. `created` holds the ids created earlier in the
-    /// same transaction (DynamoDB cannot check a record it is also writing).
+    /// Adds the records of one write to `tx`. `created` and `deleted` hold the ids created and
+    /// deleted earlier in the same transaction (DynamoDB cannot check a record it is also
+    /// writing).
     async fn add(
         &self,
         tx: &mut Tx,
         org: &str,
         write: &Write,
-        created: &mut HashSet<Uuid>,
+        (created, deleted): (&mut HashSet<Uuid>, &mut HashSet<Uuid>),
     ) -> Result<(), StoreError> {
         let table = self.table.as_str();
         match write {
@@ -516,9 +517,16 @@ impl DynamoStore {
                             doomed.push(i);
                         }
                     }
-                } else if !self.children(org, *id).await?.is_empty() {
+                } else if self.children(org, *id).await?.iter().any(|c| {
+                    get_uuid(c, "id")
+                        .ok()
+                        .flatten()
+                        .is_none_or(|c| !deleted.contains(&c))
+                }) {
+                    // Children deleted earlier in the same transaction do not count.
                     return Err(StoreError::HasChildren(*id));
                 }
+                deleted.insert(*id);
                 for (n, item) in doomed.iter().enumerate() {
                     tx.delete(
                         table,
@@ -840,9 +848,10 @@ impl ItemStore for DynamoStore {
 
     async fn apply(&self, org: &str, writes: &[Write]) -> Result<(), StoreError> {
         let mut tx = Tx::default();
-        let mut created = HashSet::new();
+        let (mut created, mut deleted) = (HashSet::new(), HashSet::new());
         for w in writes {
-            self.add(&mut tx, org, w, &mut created).await?;
+            self.add(&mut tx, org, w, (&mut created, &mut deleted))
+                .await?;
         }
         match self.send(tx).await {
             Err(StoreError::VersionConflict { id, expected, .. }) => {

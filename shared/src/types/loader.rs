@@ -83,7 +83,7 @@ struct ManifestEntry {
     layer: Layer,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawType {
     pub(super) name: String,
@@ -99,7 +99,7 @@ pub(super) struct RawType {
     pub(super) views: Vec<RawView>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawField {
     pub(super) name: String,
@@ -114,9 +114,11 @@ pub(super) struct RawField {
     pub(super) pattern: Option<String>,
     #[serde(rename = "ref")]
     pub(super) target: Option<String>,
+    #[serde(default)]
+    pub(super) managed: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawView {
     pub(super) name: String,
@@ -160,6 +162,41 @@ pub(super) fn parse<T: DeserializeOwned>(value: Value) -> Result<T, (String, Str
         };
         (pointer, e.into_inner().to_string())
     })
+}
+
+/// The core types are Realnet's own (its type behaviours rely on them): a folder must declare
+/// each exactly as the compiled-in `core.json` does, and may extend them only by subtyping.
+fn check_core_types(declared: &[Declared], problems: &mut Problems) {
+    #[derive(Deserialize)]
+    struct CoreFile {
+        types: Vec<RawType>,
+    }
+    let core: CoreFile = EMBEDDED
+        .get_file("core.json")
+        .and_then(|f| f.contents_utf8())
+        .and_then(|t| serde_json::from_str(t).ok())
+        .expect("the compiled-in core.json parses");
+    for t in &core.types {
+        match declared.iter().find(|d| d.raw.name == t.name) {
+            None => problems.add(
+                MANIFEST,
+                "",
+                format!(
+                    "the core type {:?} is missing: keep every type of Realnet's core.json as it is",
+                    t.name
+                ),
+            ),
+            Some(d) if d.raw != *t => problems.add(
+                &d.file,
+                d.at.clone(),
+                format!(
+                    "redefines the core type {:?}: core types are Realnet's own; make a subtype (\"base\": {:?}) instead",
+                    t.name, t.name
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
 }
 
 pub(crate) fn load(source: &Source) -> Result<TypeRegistry, LoadErrors> {
@@ -249,6 +286,9 @@ pub(crate) fn load(source: &Source) -> Result<TypeRegistry, LoadErrors> {
         }
     }
 
+    if let Source::Dir(_) = source {
+        check_core_types(&declared, &mut problems);
+    }
     let types = rules::check_types(&declared, &mut problems);
     let registry = TypeRegistry::new(types, Vec::new());
     rules::check_views(&registry, &declared, &mut problems);
@@ -402,6 +442,39 @@ mod tests {
                 .contains(&"crm.json /items/0/attributes/colour: must be one of: red".to_string()),
             "{errors:#?}"
         );
+    }
+
+    #[test]
+    fn a_folder_must_keep_the_core_types_as_they_are() {
+        let core = include_str!("../../../initialization/core.json");
+        let changed = core.replacen(
+            r#"{ "name": "admin", "kind": "boolean", "default": false }"#,
+            r#"{ "name": "admin", "kind": "boolean", "default": true }"#,
+            1,
+        );
+        assert_ne!(core, changed);
+        let manifest = r#"{"files": [{"file": "core.json", "layer": "core"}]}"#;
+        let errors = messages(load_dir(&[
+            ("manifest.json", manifest),
+            ("core.json", &changed),
+        ]));
+        assert!(
+            errors
+                .iter()
+                .any(|m| m.starts_with("core.json /types/5: redefines the core type \"Account\"")),
+            "{errors:#?}"
+        );
+        let errors = messages(load_dir(&[
+            ("manifest.json", manifest),
+            ("core.json", CORE),
+        ]));
+        assert!(
+            errors
+                .iter()
+                .any(|m| m.contains("the core type \"Account\" is missing")),
+            "{errors:#?}"
+        );
+        assert!(load_dir(&[("manifest.json", manifest), ("core.json", core)]).is_ok());
     }
 
     #[test]

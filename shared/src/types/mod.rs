@@ -79,6 +79,9 @@ pub struct Field {
     /// The target type of a `ref` field (`File` for `file` fields).
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Set by the server alone: clients read it but never write it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub managed: bool,
     #[serde(skip)]
     pub(crate) regex: Option<Regex>,
 }

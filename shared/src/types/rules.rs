@@ -339,6 +339,7 @@ fn resolve(
             max: f.max,
             pattern: f.pattern.clone(),
             target,
+            managed: f.managed,
             regex,
         };
         if let Some(default) = &f.default {

@@ -117,6 +117,7 @@ mod tests {
             max: None,
             pattern: None,
             target: None,
+            managed: false,
             regex: None,
         }
     }

@@ -1,0 +1,675 @@
+//! The trust rules of the item API, tried as an attacker would with the default rules and two
+//! members: recursive deletes that would take another member's items, identity writes through
+//! rules that are not org-wide, server-owned fields, items only the server makes, moves into
+//! places the mover may not create in, deleted groups, and rules or accounts that would grant
+//! more than their author holds. Each refusal answers with the JSON error and changes nothing
+//! in either org.
+
+use axum::http::{Method, StatusCode};
+use realnet_tests::{Answer, StoreKind, TestApp, on_every_store};
+use serde_json::{Value, json};
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
+async fn as_(app: &TestApp, token: &str, method: Method, uri: &str, body: Option<Value>) -> Answer {
+    app.call_as(Some(token), method, uri, body, &[]).await
+}
+
+/// Asserts a refusal: the status, a JSON error body, and that neither org changed.
+async fn refused(app: &TestApp, before: &[realnet::item::Item], a: &Answer, status: StatusCode) {
+    assert_eq!(a.status, status, "{}", a.text);
+    assert!(a.body["error"]["message"].is_string(), "{}", a.text);
+    assert_eq!(app.snapshot().await, before, "a refusal changed nothing");
+}
+
+async fn acl(app: &TestApp, attributes: Value) -> Value {
+    app.create(json!({"type": "Acl", "name": "rule", "attributes": attributes}))
+        .await
+}
+
+/// A member may delete their own folder, but not recursively when it holds another member's
+/// items: all or nothing, and the refusal names the item.
+async fn recursive_delete_checks_every_item(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (_, alice) = app.account("default", "alice", false).await;
+    let (_, bob) = app.account("default", "bob", false).await;
+    let folder = as_(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/items",
+        Some(json!({"type": "Folder", "name": "mine"})),
+    )
+    .await;
+    assert_eq!(folder.status, StatusCode::CREATED, "{}", folder.text);
+    let own = as_(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/items",
+        Some(json!({"type": "Folder", "name": "own child", "parent": id(&folder.body)})),
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::CREATED);
+    let theirs = as_(
+        &app,
+        &bob,
+        Method::POST,
+        "/api/items",
+        Some(json!({"type": "Company", "name": "Bob's", "parent": id(&own.body)})),
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::CREATED, "{}", theirs.text);
+
+    let before = app.snapshot().await;
+    let uri = format!("/api/items/{}?recursive=true", id(&folder.body));
+    let a = as_(&app, &alice, Method::DELETE, &uri, None).await;
+    refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
+    assert!(
+        a.text.contains(&id(&theirs.body)),
+        "names the item: {}",
+        a.text
+    );
+
+    // The same through the items.delete job: it fails, and nothing is removed.
+    let job = as_(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/jobs",
+        Some(json!({"kind": "items.delete",
+        "payload": {"ids": [id(&folder.body)], "recursive": true}})),
+    )
+    .await;
+    assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.text);
+    let done = app.finished_job(&alice, &id(&job.body)).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        app.snapshot()
+            .await
+            .iter()
+            .any(|i| i.id.to_string() == id(&theirs.body))
+    );
+
+    // Once Bob's item is gone, Alice's own tree goes, all of it.
+    let gone = as_(
+        &app,
+        &bob,
+        Method::DELETE,
+        &format!("/api/items/{}", id(&theirs.body)),
+        None,
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let a = as_(&app, &alice, Method::DELETE, &uri, None).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    let left = app.get(&format!("/api/items/{}", id(&own.body))).await;
+    assert_eq!(left.status, StatusCode::NOT_FOUND);
+}
+
+/// Deleting an account recursively (its children with it) revokes its tokens too.
+async fn a_recursive_delete_runs_each_items_behaviour(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let folder = app
+        .create(json!({"type": "Folder", "name": "people"}))
+        .await;
+    let carol = app
+        .create(
+            json!({"type": "Account", "name": "carol", "parent": id(&folder),
+        "attributes": {"username": "carol", "password": "carol's long password"}}),
+        )
+        .await;
+    let login = app
+        .call_as(
+            None,
+            Method::POST,
+            "/api/auth",
+            Some(json!({"username": "carol",
+        "password": "carol's long password"})),
+            &[],
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    let token = login.body["token"].as_str().expect("token").to_string();
+    let a = app
+        .call(
+            Method::DELETE,
+            &format!("/api/items/{}?recursive=true", id(&folder)),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    let me = as_(&app, &token, Method::GET, "/api/auth", None).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.text);
+    let again = app
+        .call_as(
+            None,
+            Method::POST,
+            "/api/auth",
+            Some(json!({"username": "carol",
+        "password": "carol's long password"})),
+            &[],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get(&format!("/api/items/{}", id(&carol))).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// An `admin` rule on a folder, an owner rule granting `admin`, or an admin rule on `Item`
+/// never let a member write identity items: that needs an org admin or an admin rule on the
+/// identity type itself, and even then nobody makes an admin or grants what they lack.
+async fn admin_is_org_wide(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (alice_id, alice) = app.account("default", "alice", false).await;
+    let folder = app
+        .create(json!({"type": "Folder", "name": "alice's"}))
+        .await;
+    acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_item": id(&folder)})).await;
+    acl(
+        &app,
+        json!({"principal": "owner", "permissions": ["admin"], "target_type": "Item"}),
+    )
+    .await;
+    acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": "Item"})).await;
+
+    let before = app.snapshot().await;
+    for body in [
+        json!({"type": "Account", "name": "eve", "attributes": {"username": "eve", "admin": true, "password": "eve's long password"}}),
+        json!({"type": "Account", "name": "eve", "parent": id(&folder), "attributes": {"username": "eve", "password": "eve's long password"}}),
+        json!({"type": "Acl", "name": "mine", "attributes": {"principal": "members", "permissions": ["admin"], "target_type": "Account"}}),
+        json!({"type": "Group", "name": "admins"}),
+        json!({"type": "ApiKey", "name": "k", "attributes": {"account": alice_id}}),
+    ] {
+        let a = as_(&app, &alice, Method::POST, "/api/items", Some(body.clone())).await;
+        refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
+    }
+    // Her own account neither: she owns nothing of it, and making herself admin is refused.
+    let me = format!("/api/items/{alice_id}");
+    let a = as_(
+        &app,
+        &alice,
+        Method::PATCH,
+        &me,
+        Some(json!({"attributes": {"admin": true}})),
+    )
+    .await;
+    assert!(
+        a.status == StatusCode::FORBIDDEN || a.status == StatusCode::NOT_FOUND,
+        "{}",
+        a.text
+    );
+    assert_eq!(app.snapshot().await, before);
+    let login = app
+        .call_as(
+            None,
+            Method::POST,
+            "/api/auth",
+            Some(json!({"username": "eve", "password": "eve's long password"})),
+            &[],
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::UNAUTHORIZED);
+}
+
+/// An admin rule on `Account` lets a member manage accounts, but only within their own
+/// rights: no admin accounts, no groups they are not in, no accounts with rules of their own,
+/// no API keys for others, no rules granting what they lack.
+async fn nobody_grants_what_they_do_not_hold(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (alice_id, alice) = app.account("default", "alice", false).await;
+    let (bob_id, _) = app.account("default", "bob", false).await;
+    let group = app
+        .create(json!({"type": "Group", "name": "finance"}))
+        .await;
+    for t in ["Account", "Acl", "ApiKey"] {
+        acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": t})).await;
+    }
+    acl(&app, json!({"principal": format!("account:{bob_id}"), "permissions": ["read"], "target_type": "Deal"})).await;
+    let admin = realnet::auth::identity::find_account(&app.rn, "default", "admin")
+        .await
+        .expect("q")
+        .expect("admin");
+
+    let before = app.snapshot().await;
+    let attempts = [
+        (
+            Method::POST,
+            "/api/items".to_string(),
+            json!({"type": "Account", "name": "eve", "attributes": {"username": "eve", "admin": true}}),
+        ),
+        (
+            Method::POST,
+            "/api/items".to_string(),
+            json!({"type": "Account", "name": "eve", "attributes": {"username": "eve", "groups": [id(&group)]}}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/items/{}", admin.id),
+            json!({"attributes": {"password": "taken over password"}}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/items/{bob_id}"),
+            json!({"attributes": {"password": "taken over password"}}),
+        ),
+        (
+            Method::POST,
+            "/api/items".to_string(),
+            json!({"type": "ApiKey", "name": "k", "attributes": {"account": admin.id}}),
+        ),
+        (
+            Method::POST,
+            "/api/items".to_string(),
+            json!({"type": "Acl", "name": "r", "attributes": {"principal": "members", "permissions": ["delete"], "target_type": "Resource"}}),
+        ),
+        (
+            Method::POST,
+            "/api/items".to_string(),
+            json!({"type": "Acl", "name": "r", "attributes": {"principal": "public", "permissions": ["admin"], "target_type": "Group"}}),
+        ),
+    ];
+    for (method, uri, body) in attempts {
+        let a = as_(&app, &alice, method, &uri, Some(body.clone())).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{body}: {}", a.text);
+        assert_eq!(app.snapshot().await, before, "{body}");
+    }
+    // Within her rights, she may.
+    let ok = as_(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/items",
+        Some(json!({"type": "Account", "name": "dan",
+        "attributes": {"username": "dan"}})),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+    let ok = as_(&app, &alice, Method::POST, "/api/items", Some(json!({"type": "Acl", "name": "r",
+        "attributes": {"principal": "members", "permissions": ["read"], "target_type": "Resource"}}))).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+    let ok = as_(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/items",
+        Some(json!({"type": "ApiKey", "name": "mine",
+        "attributes": {"account": alice_id}})),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+}
+
+/// Server-owned fields: a member cannot mark a file ready, give it a checksum or change its
+/// size, nor rewrite a job's status or result; `File`, `Job` and `Org` items are not made
+/// through the item API, not even by an admin.
+async fn server_owned_fields_and_items(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (_, alice) = app.account("default", "alice", false).await;
+    let file = as_(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/files",
+        Some(json!({"name": "a.txt", "content_type": "text/plain", "size": 3})),
+    )
+    .await;
+    assert_eq!(file.status, StatusCode::CREATED, "{}", file.text);
+    let uri = format!("/api/items/{}", id(&file.body["item"]));
+    let job = as_(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/jobs",
+        Some(json!({"kind": "items.create",
+        "payload": {"items": [{"type": "Folder", "name": "by job"}]}})),
+    )
+    .await;
+    assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.text);
+    app.finished_job(&alice, &id(&job.body)).await;
+    let job_uri = format!("/api/items/{}", id(&job.body));
+
+    let before = app.snapshot().await;
+    let checksum = "0".repeat(64);
+    for (token, method, uri, body, field) in [
+        (
+            &alice,
+            Method::PATCH,
+            &uri,
+            json!({"attributes": {"status": "ready"}}),
+            "status",
+        ),
+        (
+            &alice,
+            Method::PATCH,
+            &uri,
+            json!({"attributes": {"checksum": checksum}}),
+            "checksum",
+        ),
+        (
+            &alice,
+            Method::PATCH,
+            &uri,
+            json!({"attributes": {"size": 4}}),
+            "size",
+        ),
+        (
+            &alice,
+            Method::PATCH,
+            &uri,
+            json!({"attributes": {"size": null}}),
+            "size",
+        ),
+        (
+            &alice,
+            Method::PUT,
+            &uri,
+            json!({"name": "a.txt", "attributes": {"content_type": "text/plain", "size": 3, "status": "ready", "checksum": checksum}}),
+            "status",
+        ),
+        (
+            &app.admin_token,
+            Method::PATCH,
+            &job_uri,
+            json!({"attributes": {"status": "queued", "result": {"count": 9}}}),
+            "status",
+        ),
+        (
+            &alice,
+            Method::PATCH,
+            &job_uri,
+            json!({"attributes": {"error": "made up"}}),
+            "error",
+        ),
+    ] {
+        let a = as_(&app, token, method, uri, Some(body.clone())).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            a.text
+        );
+        assert!(
+            a.body["error"]["details"]["fields"][field].is_string(),
+            "{body}: {}",
+            a.text
+        );
+        assert_eq!(app.snapshot().await, before, "{body}");
+    }
+    for (token, body) in [
+        (
+            &alice,
+            json!({"type": "File", "name": "b.txt", "attributes": {"content_type": "text/plain", "size": 3, "status": "ready", "checksum": checksum}}),
+        ),
+        (&app.admin_token, json!({"type": "File", "name": "b.txt"})),
+        (
+            &app.admin_token,
+            json!({"type": "Job", "name": "j", "attributes": {"kind": "items.create"}}),
+        ),
+        (&app.admin_token, json!({"type": "Org", "name": "nope"})),
+    ] {
+        let a = as_(&app, token, Method::POST, "/api/items", Some(body.clone())).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            a.text
+        );
+        assert!(
+            a.body["error"]["details"]["fields"]["type"].is_string(),
+            "{}",
+            a.text
+        );
+        assert_eq!(app.snapshot().await, before, "{body}");
+    }
+    // Sending a server-owned field unchanged (a read-modify-write PUT) is fine.
+    let current = app.get(&uri).await.body;
+    let put = as_(
+        &app,
+        &alice,
+        Method::PUT,
+        &uri,
+        Some(json!({"name": "renamed.txt",
+        "attributes": current["attributes"]})),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text);
+    assert_eq!(put.body["attributes"]["status"], "pending");
+}
+
+/// Moving an item needs `update` on it and `create` where it goes.
+async fn moves_need_create_on_the_new_parent(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (alice_id, alice) = app.account("default", "alice", false).await;
+    let open = app.create(json!({"type": "Folder", "name": "open"})).await;
+    let closed = app
+        .create(json!({"type": "Folder", "name": "closed"}))
+        .await;
+    // Alice may read everything, and create only under `open`.
+    let defaults = app
+        .get("/api/items?type=Acl&name=members%20read%20and%20create%20resources")
+        .await;
+    let rule = &defaults.body["items"][0];
+    assert_eq!(
+        app.call(
+            Method::DELETE,
+            &format!("/api/items/{}", id(rule)),
+            None,
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    acl(
+        &app,
+        json!({"principal": "members", "permissions": ["read"], "target_type": "Resource"}),
+    )
+    .await;
+    acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["create"], "target_item": id(&open)})).await;
+    let mine = as_(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/items",
+        Some(json!({"type": "Folder", "name": "mine", "parent": id(&open)})),
+    )
+    .await;
+    assert_eq!(mine.status, StatusCode::CREATED, "{}", mine.text);
+
+    let before = app.snapshot().await;
+    let uri = format!("/api/items/{}", id(&mine.body));
+    for parent in [json!(id(&closed)), Value::Null] {
+        let a = as_(
+            &app,
+            &alice,
+            Method::PATCH,
+            &uri,
+            Some(json!({"parent": parent})),
+        )
+        .await;
+        refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
+    }
+    let put = as_(
+        &app,
+        &alice,
+        Method::PUT,
+        &uri,
+        Some(json!({"name": "mine", "parent": id(&closed)})),
+    )
+    .await;
+    refused(&app, &before, &put, StatusCode::FORBIDDEN).await;
+}
+
+/// A deleted group grants nothing, even to accounts whose `groups` still name it.
+async fn a_deleted_group_grants_nothing(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let group = app.create(json!({"type": "Group", "name": "sales"})).await;
+    let carol = app
+        .create(
+            json!({"type": "Account", "name": "carol", "attributes": {"username": "carol",
+        "groups": [id(&group)]}}),
+        )
+        .await;
+    acl(&app, json!({"principal": format!("group:{}", id(&group)), "permissions": ["read"], "target_type": "Account"})).await;
+    let token = realnet_tests::TestTokens::token_for(&*app.rn, "default", "carol").await;
+    let uri = format!("/api/items/{}", id(&carol));
+    let admin_list = "/api/items?type=Account";
+    assert_eq!(
+        as_(&app, &token, Method::GET, admin_list, None).await.body["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    let gone = app
+        .call(
+            Method::DELETE,
+            &format!("/api/items/{}", id(&group)),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let listed = as_(&app, &token, Method::GET, admin_list, None).await;
+    assert_eq!(listed.body["items"], json!([]), "{}", listed.text);
+    let me = as_(&app, &token, Method::GET, "/api/auth", None).await;
+    assert_eq!(me.body["groups"], json!([]), "{}", me.text);
+    assert_eq!(
+        app.get(&uri).await.body["attributes"]["groups"],
+        json!([id(&group)])
+    );
+}
+
+/// Passwords never rest in a `Job` or `Schedule` item or a queue body: item jobs that carry a
+/// write-only attribute are refused before anything is recorded.
+async fn no_secret_rests_in_a_job(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let admin = realnet::auth::identity::find_account(&app.rn, "default", "admin")
+        .await
+        .expect("q")
+        .expect("admin");
+    let before = app.snapshot().await;
+    for payload in [
+        json!({"items": [{"type": "Account", "name": "eve", "attributes": {"username": "eve", "password": "eve's long password"}}]}),
+        json!({"items": [{"id": admin.id, "attributes": {"password": "a new long password"}}]}),
+    ] {
+        let kind = if payload["items"][0]["id"].is_string() {
+            "items.update"
+        } else {
+            "items.create"
+        };
+        let a = app
+            .post("/api/jobs", json!({"kind": kind, "payload": payload}))
+            .await;
+        refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(a.text.contains("write-only"), "{}", a.text);
+        let s = app
+            .post(
+                "/api/items",
+                json!({"type": "Schedule", "name": "s", "attributes": {
+            "cron": "0 * * * *", "job": {"kind": kind, "payload": payload}}}),
+            )
+            .await;
+        refused(&app, &before, &s, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(
+            s.body["error"]["details"]["fields"]["job"].is_string(),
+            "{}",
+            s.text
+        );
+    }
+}
+
+/// A schedule runs as whoever last set its job, and setting it needs the job's rights.
+async fn schedules_run_as_the_account_that_set_their_job(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (alice_id, alice) = app.account("default", "alice", false).await;
+    acl(&app, json!({"principal": "members", "permissions": ["create", "update"], "target_type": "Schedule"})).await;
+    let job = json!({"kind": "items.create", "payload": {"items": [{"type": "Folder", "name": "nightly"}]}});
+    let made = as_(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/items",
+        Some(json!({"type": "Schedule", "name": "s",
+        "attributes": {"cron": "0 3 * * *", "job": job}})),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    assert_eq!(made.body["attributes"]["run_as"], json!(alice_id));
+    let uri = format!("/api/items/{}", id(&made.body));
+
+    // A job she may not run (creating accounts) is refused when she sets it.
+    let before = app.snapshot().await;
+    let bad = json!({"kind": "items.create", "payload": {"items": [{"type": "Account", "name": "eve", "attributes": {"username": "eve", "admin": true}}]}});
+    let a = as_(
+        &app,
+        &alice,
+        Method::PATCH,
+        &uri,
+        Some(json!({"attributes": {"job": bad}})),
+    )
+    .await;
+    refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(
+        a.body["error"]["details"]["fields"]["job"].is_string(),
+        "{}",
+        a.text
+    );
+    // Nor can she choose who it runs as.
+    let admin = realnet::auth::identity::find_account(&app.rn, "default", "admin")
+        .await
+        .expect("q")
+        .expect("admin");
+    let a = as_(
+        &app,
+        &alice,
+        Method::PATCH,
+        &uri,
+        Some(json!({"attributes": {"run_as": admin.id}})),
+    )
+    .await;
+    refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+
+    // Renaming keeps who it runs as; the admin setting the job takes it over.
+    let renamed = as_(
+        &app,
+        &alice,
+        Method::PATCH,
+        &uri,
+        Some(json!({"name": "renamed"})),
+    )
+    .await;
+    assert_eq!(
+        renamed.body["attributes"]["run_as"],
+        json!(alice_id),
+        "{}",
+        renamed.text
+    );
+    let taken = app
+        .call(
+            Method::PATCH,
+            &uri,
+            Some(json!({"attributes": {"job": bad}})),
+            &[],
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.text);
+    assert_eq!(taken.body["attributes"]["run_as"], json!(admin.id));
+}
+
+on_every_store!(
+    recursive_delete_checks_every_item,
+    a_recursive_delete_runs_each_items_behaviour,
+    admin_is_org_wide,
+    nobody_grants_what_they_do_not_hold,
+    server_owned_fields_and_items,
+    moves_need_create_on_the_new_parent,
+    a_deleted_group_grants_nothing,
+    no_secret_rests_in_a_job,
+    schedules_run_as_the_account_that_set_their_job,
+);
