@@ -126,7 +126,8 @@ impl RequestBodies {
         let mut properties = Map::new();
         let mut nullable = Map::new();
         let mut required = Vec::new();
-        for f in &t.fields {
+        // Server-owned fields are not the client's to send.
+        for f in t.fields.iter().filter(|f| !f.managed) {
             let schema = field_schema(f);
             nullable.insert(f.name.clone(), json!({"anyOf": [schema, {"type": "null"}]}));
             properties.insert(f.name.clone(), schema);
