@@ -102,13 +102,7 @@ pub async fn everything_is_scoped_by_org(store: &dyn ItemStore) {
         .expect_err("cross-org update");
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
     let err = store
-        .apply(
-            ORG,
-            &[Write::Delete {
-                id: theirs.id,
-                recursive: true,
-            }],
-        )
+        .apply(ORG, &[Write::Delete { id: theirs.id }])
         .await
         .expect_err("cross-org delete");
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
@@ -216,7 +210,7 @@ pub async fn writes_apply_all_or_nothing(store: &dyn ItemStore) {
     );
 }
 
-pub async fn deletes_refuse_children_unless_recursive(store: &dyn ItemStore) {
+pub async fn deletes_refuse_children_unless_deleted_first(store: &dyn ItemStore) {
     let root = item("Folder", "root", None, json!({}));
     let child = item("Folder", "child", Some(root.id), json!({}));
     let grandchild = item("Folder", "grandchild", Some(child.id), json!({}));
@@ -225,13 +219,7 @@ pub async fn deletes_refuse_children_unless_recursive(store: &dyn ItemStore) {
         put(store, ORG, i).await;
     }
     let err = store
-        .apply(
-            ORG,
-            &[Write::Delete {
-                id: root.id,
-                recursive: false,
-            }],
-        )
+        .apply(ORG, &[Write::Delete { id: root.id }])
         .await
         .expect_err("has children");
     assert!(
@@ -239,36 +227,39 @@ pub async fn deletes_refuse_children_unless_recursive(store: &dyn ItemStore) {
         "{err:?}"
     );
     assert_eq!(all_pages(store, &[]).await.len(), 4);
-
-    store
-        .apply(
-            ORG,
-            &[Write::Delete {
-                id: root.id,
-                recursive: true,
-            }],
-        )
-        .await
-        .expect("recursive delete");
-    assert_eq!(names(&all_pages(store, &[]).await), vec!["bystander"]);
-    store
-        .apply(
-            ORG,
-            &[Write::Delete {
-                id: bystander.id,
-                recursive: false,
-            }],
-        )
-        .await
-        .expect("leaf delete");
     let err = store
         .apply(
             ORG,
-            &[Write::Delete {
-                id: bystander.id,
-                recursive: false,
-            }],
+            &[
+                Write::Delete { id: root.id },
+                Write::Delete { id: child.id },
+                Write::Delete { id: grandchild.id },
+            ],
         )
+        .await
+        .expect_err("parents before their children");
+    assert!(matches!(err, StoreError::HasChildren(_)), "{err:?}");
+    assert_eq!(all_pages(store, &[]).await.len(), 4, "nothing was deleted");
+
+    // A tree goes in one transaction, deepest first.
+    store
+        .apply(
+            ORG,
+            &[
+                Write::Delete { id: grandchild.id },
+                Write::Delete { id: child.id },
+                Write::Delete { id: root.id },
+            ],
+        )
+        .await
+        .expect("a tree, deepest first");
+    assert_eq!(names(&all_pages(store, &[]).await), vec!["bystander"]);
+    store
+        .apply(ORG, &[Write::Delete { id: bystander.id }])
+        .await
+        .expect("leaf delete");
+    let err = store
+        .apply(ORG, &[Write::Delete { id: bystander.id }])
         .await
         .expect_err("already gone");
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
@@ -925,13 +916,7 @@ pub async fn orgs_are_the_ones_set_up(store: &dyn ItemStore) {
     expected.sort();
     assert_eq!(store.orgs().await.expect("orgs"), expected);
     store
-        .apply(
-            OTHER,
-            &[Write::Delete {
-                id: other.id,
-                recursive: false,
-            }],
-        )
+        .apply(OTHER, &[Write::Delete { id: other.id }])
         .await
         .expect("delete");
     assert_eq!(store.orgs().await.expect("orgs"), vec![ORG.to_string()]);

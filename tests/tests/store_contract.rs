@@ -18,7 +18,7 @@ contract_tests!(
     everything_is_scoped_by_org,
     updates_are_conditional_on_the_version,
     writes_apply_all_or_nothing,
-    deletes_refuse_children_unless_recursive,
+    deletes_refuse_children_unless_deleted_first,
     a_missing_parent_is_refused,
     ancestors_are_nearest_first,
     queries_filter_by_every_kind,

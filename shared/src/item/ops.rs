@@ -765,10 +765,7 @@ pub async fn prepare_delete(
     let mut types = Vec::new();
     for item in doomed.iter().rev() {
         writes.extend(rn.behaviours.of(&item.type_name).on_delete(item));
-        writes.push(Write::Delete {
-            id: item.id,
-            recursive: false,
-        });
+        writes.push(Write::Delete { id: item.id });
         types.push(item.type_name.clone());
     }
     Ok(Prepared {

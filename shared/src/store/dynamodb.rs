@@ -505,40 +505,26 @@ impl DynamoStore {
                     }
                 }
             }
-            Write::Delete { id, recursive } => {
-                let Some(current) = self.get(org, *id).await? else {
+            Write::Delete { id } => {
+                let Some(item) = self.get(org, *id).await? else {
                     return Err(StoreError::NotFound(*id));
                 };
-                let mut doomed = vec![current];
-                if *recursive {
-                    let ids = self.subtree(org, &[*id]).await?;
-                    for other in ids.into_iter().filter(|i| i != id) {
-                        if let Some(i) = self.get(org, other).await? {
-                            doomed.push(i);
-                        }
-                    }
-                } else if self.children(org, *id).await?.iter().any(|c| {
+                // Children deleted earlier in the same transaction do not count.
+                if self.children(org, *id).await?.iter().any(|c| {
                     get_uuid(c, "id")
                         .ok()
                         .flatten()
                         .is_none_or(|c| !deleted.contains(&c))
                 }) {
-                    // Children deleted earlier in the same transaction do not count.
                     return Err(StoreError::HasChildren(*id));
                 }
                 deleted.insert(*id);
-                for (n, item) in doomed.iter().enumerate() {
-                    tx.delete(
-                        table,
-                        key(org, item_sk(item.id)),
-                        (n == 0).then_some(item.id),
-                    )?;
-                    if let Some(u) = username(item) {
-                        tx.delete(table, key(org, format!("U#{u}")), None)?;
-                    }
-                    if item.type_name == "Org" {
-                        tx.delete(table, key(ORGS, org), None)?;
-                    }
+                tx.delete(table, key(org, item_sk(item.id)), Some(item.id))?;
+                if let Some(u) = username(&item) {
+                    tx.delete(table, key(org, format!("U#{u}")), None)?;
+                }
+                if item.type_name == "Org" {
+                    tx.delete(table, key(ORGS, org), None)?;
                 }
             }
             Write::PutToken {

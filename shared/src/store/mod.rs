@@ -62,11 +62,10 @@ pub enum Write {
         item: Item,
         expected_version: i64,
     },
-    /// Deletes the item, and with `recursive` its descendants; without, an item with children
-    /// is refused.
+    /// Deletes the item; one with children is refused, unless they are deleted earlier in
+    /// the same transaction (a tree goes deepest first).
     Delete {
         id: Uuid,
-        recursive: bool,
     },
     /// Stores the SHA-256 (hex) of a new bearer token of `account`.
     PutToken {

@@ -328,22 +328,18 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
                 });
             }
         }
-        Write::Delete { id, recursive } => {
-            let statement = if *recursive {
-                &sql::statements(Dialect::Postgres).delete_tree
-            } else {
-                let child = tx
-                    .query_opt(
-                        &sql::statements(Dialect::Postgres).has_children,
-                        &[&org, id],
-                    )
-                    .await
-                    .map_err(backend)?;
-                if child.is_some() {
-                    return Err(StoreError::HasChildren(*id));
-                }
-                &sql::statements(Dialect::Postgres).delete_one
-            };
+        Write::Delete { id } => {
+            let child = tx
+                .query_opt(
+                    &sql::statements(Dialect::Postgres).has_children,
+                    &[&org, id],
+                )
+                .await
+                .map_err(backend)?;
+            if child.is_some() {
+                return Err(StoreError::HasChildren(*id));
+            }
+            let statement = &sql::statements(Dialect::Postgres).delete_one;
             let stmt = tx.prepare_cached(statement).await.map_err(backend)?;
             let n = tx
                 .execute(&stmt, &[&org, id])

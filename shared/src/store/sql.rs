@@ -284,7 +284,6 @@ pub(crate) struct Statements {
     pub version: String,
     pub has_children: String,
     pub delete_one: String,
-    pub delete_tree: String,
     pub ancestors: String,
     pub put_token: String,
     pub delete_token: String,
@@ -318,7 +317,6 @@ impl Statements {
             version: numbered(d, VERSION),
             has_children: numbered(d, HAS_CHILDREN),
             delete_one: numbered(d, DELETE_ONE),
-            delete_tree: numbered(d, DELETE_TREE),
             ancestors: numbered(d, ANCESTORS),
             put_token: numbered(d, PUT_TOKEN),
             delete_token: numbered(d, DELETE_TOKEN),
@@ -380,8 +378,6 @@ const VERSION: &str = "SELECT version FROM items WHERE org = {} AND id = {}";
 const HAS_CHILDREN: &str = "SELECT 1 FROM items WHERE org = {} AND parent = {} LIMIT 1";
 
 const DELETE_ONE: &str = "DELETE FROM items WHERE org = {} AND id = {}";
-
-const DELETE_TREE: &str = "WITH RECURSIVE tree(id) AS (SELECT id FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id FROM items i JOIN tree t ON i.parent = t.id) DELETE FROM items WHERE id IN (SELECT id FROM tree)";
 
 /// Depth-bounded so a corrupted hierarchy cannot loop forever.
 const ANCESTORS: &str = "WITH RECURSIVE up(id, parent, depth) AS (SELECT id, parent, 0 FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id, i.parent, up.depth + 1 FROM items i JOIN up ON i.id = up.parent WHERE up.depth < 10000) SELECT id FROM up WHERE depth > 0 ORDER BY depth";

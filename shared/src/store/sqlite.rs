@@ -250,21 +250,17 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
                 return Err(missing_or_stale(tx, org, item.id, *expected_version));
             }
         }
-        Write::Delete { id, recursive } => {
+        Write::Delete { id } => {
             let key = rusqlite::params![org, id.to_string()];
-            let statement = if *recursive {
-                &sql::statements(Dialect::Sqlite).delete_tree
-            } else {
-                let has_children = tx
-                    .prepare_cached(&sql::statements(Dialect::Sqlite).has_children)
-                    .map_err(backend)?
-                    .exists(key)
-                    .map_err(backend)?;
-                if has_children {
-                    return Err(StoreError::HasChildren(*id));
-                }
-                &sql::statements(Dialect::Sqlite).delete_one
-            };
+            let has_children = tx
+                .prepare_cached(&sql::statements(Dialect::Sqlite).has_children)
+                .map_err(backend)?
+                .exists(key)
+                .map_err(backend)?;
+            if has_children {
+                return Err(StoreError::HasChildren(*id));
+            }
+            let statement = &sql::statements(Dialect::Sqlite).delete_one;
             let n = tx
                 .prepare_cached(statement)
                 .map_err(backend)?
