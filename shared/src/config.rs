@@ -54,12 +54,15 @@ pub struct AuthConfig {
     pub org_claim: Option<String>,
     /// The first admin's password; generated when unset.
     pub admin_password: Option<Secret>,
-    /// Failed logins are counted over this window...
+    /// Login attempts are counted over this window, before their passwords are checked
+    /// (a success takes its own back)...
     pub login_window: Duration,
-    /// ... and refused once a username has this many...
-    pub max_failures_per_username: i64,
-    /// ... or a client address this many.
+    /// ... and refused once a username has this many from one client address...
+    pub max_failures: i64,
+    /// ... or a client address this many, across usernames...
     pub max_failures_per_address: i64,
+    /// ... or a username this many, across addresses (at least `max_failures`).
+    pub max_failures_per_username: i64,
 }
 
 /// Where items are stored.
@@ -299,6 +302,28 @@ impl Config {
             }
             Ok(n as i64)
         };
+        let max_failures = failures("REALNET_LOGIN_MAX_FAILURES", 5)?;
+        let max_failures_per_address = failures("REALNET_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)?;
+        let max_failures_per_username = failures("REALNET_LOGIN_MAX_FAILURES_PER_USERNAME", 50)?;
+        for (var, ceiling) in [
+            (
+                "REALNET_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                max_failures_per_address,
+            ),
+            (
+                "REALNET_LOGIN_MAX_FAILURES_PER_USERNAME",
+                max_failures_per_username,
+            ),
+        ] {
+            if ceiling < max_failures {
+                return Err(bad(
+                    var,
+                    format!(
+                        "must be at least REALNET_LOGIN_MAX_FAILURES ({max_failures}): it counts the failures of every address, or of every username"
+                    ),
+                ));
+            }
+        }
         let admin_password = get("REALNET_ADMIN_PASSWORD").map(Secret);
         if let Some(Secret(p)) = &admin_password
             && let Err(m) = crate::auth::password::check_strength(p)
@@ -314,8 +339,9 @@ impl Config {
             org_claim: get("REALNET_AUTH_ORG_CLAIM"),
             admin_password,
             login_window,
-            max_failures_per_username: failures("REALNET_LOGIN_MAX_FAILURES", 5)?,
-            max_failures_per_address: failures("REALNET_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)?,
+            max_failures,
+            max_failures_per_address,
+            max_failures_per_username,
         };
         let storage = match get("REALNET_STORAGE_TYPE").as_deref() {
             None | Some("local") => StorageConfig::Local {
@@ -444,6 +470,8 @@ mod tests {
             ("REALNET_TOKEN_TTL", "5s"),
             ("REALNET_AUTH_CACHE_TTL", "2d"),
             ("REALNET_LOGIN_MAX_FAILURES", "0"),
+            ("REALNET_LOGIN_MAX_FAILURES_PER_ADDRESS", "4"),
+            ("REALNET_LOGIN_MAX_FAILURES_PER_USERNAME", "10001"),
             ("REALNET_ADMIN_PASSWORD", "short"),
             ("REALNET_STORAGE_TYPE", "ftp"),
             ("REALNET_FILE_MAX_SIZE", "0"),

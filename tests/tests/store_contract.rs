@@ -29,7 +29,7 @@ contract_tests!(
     usernames_are_unique_within_an_org,
     tokens_are_found_by_hash_and_revoked,
     passwords_are_set_replaced_and_removed,
-    failures_count_within_a_window,
+    attempts_count_up_to_a_limit_within_a_window,
     queries_return_only_readable_items,
     job_runs_are_claimed_once,
     orgs_are_the_ones_set_up,

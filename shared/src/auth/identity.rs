@@ -138,21 +138,26 @@ pub async fn check(
     Ok(())
 }
 
-async fn password_write(account: Uuid, password: Option<Value>) -> Option<Write> {
+async fn password_write(
+    account: Uuid,
+    password: Option<Value>,
+) -> Result<Option<Write>, password::Busy> {
     let Some(Value::String(p)) = password else {
-        return None;
+        return Ok(None);
     };
-    Some(Write::SetPassword {
+    Ok(Some(Write::SetPassword {
         account,
-        hash: Some(password::hash(p).await),
-    })
+        hash: Some(password::hash(p).await?),
+    }))
 }
 
 /// The writes that go with creating `item`.
-pub async fn on_create(item: &Item, password: Option<Value>) -> Extra {
+pub async fn on_create(item: &Item, password: Option<Value>) -> Result<Extra, password::Busy> {
     let mut extra = Extra::default();
     match item.type_name.as_str() {
-        "Account" => extra.writes.extend(password_write(item.id, password).await),
+        "Account" => extra
+            .writes
+            .extend(password_write(item.id, password).await?),
         "ApiKey" => {
             if let Some(account) = api_key_account(item) {
                 let (secret, hash) = token::generate(token::API_KEY_PREFIX);
@@ -167,14 +172,18 @@ pub async fn on_create(item: &Item, password: Option<Value>) -> Extra {
         }
         _ => {}
     }
-    extra
+    Ok(extra)
 }
 
 /// The writes that go with changing `before` into `after`.
-pub async fn on_update(before: &Item, after: &Item, password: Option<Value>) -> Vec<Write> {
+pub async fn on_update(
+    before: &Item,
+    after: &Item,
+    password: Option<Value>,
+) -> Result<Vec<Write>, password::Busy> {
     let mut writes = Vec::new();
     if after.type_name == "Account" {
-        let new_password = password_write(after.id, password).await;
+        let new_password = password_write(after.id, password).await?;
         if new_password.is_some() || (is_disabled(after) && !is_disabled(before)) {
             writes.push(Write::DeleteTokensOf {
                 account: after.id,
@@ -183,7 +192,7 @@ pub async fn on_update(before: &Item, after: &Item, password: Option<Value>) -> 
         }
         writes.extend(new_password);
     }
-    writes
+    Ok(writes)
 }
 
 /// The writes that go with deleting `item`.

@@ -35,6 +35,9 @@ pub enum ItemError {
     Forbidden(String),
     #[error(transparent)]
     Store(StoreError),
+    /// Too many passwords are being hashed: try again shortly.
+    #[error(transparent)]
+    Busy(#[from] crate::auth::password::Busy),
 }
 
 /// The refusal of `action` to `p`: log in first, or not allowed.
@@ -331,7 +334,7 @@ pub async fn prepare_create(
         created_at: at,
         updated_at: at,
     };
-    let extra = identity::on_create(&item, password).await;
+    let extra = identity::on_create(&item, password).await?;
     let mut writes = vec![Write::Create(item.clone())];
     writes.extend(extra.writes);
     Ok(Prepared {
@@ -426,7 +429,7 @@ pub async fn prepare_update(
         item: next.clone(),
         expected_version: current.version,
     }];
-    writes.extend(identity::on_update(&current, &next, password).await);
+    writes.extend(identity::on_update(&current, &next, password).await?);
     Ok(Prepared {
         writes,
         type_name: next.type_name.clone(),

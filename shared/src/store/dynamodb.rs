@@ -5,8 +5,8 @@
 //! - A username is claimed by `pk = <org>`, `sk = U#<username>`, written with
 //!   `attribute_not_exists` in the same transaction as its account, so usernames stay unique.
 //! - A token is `pk = TOKEN#<sha256>`, indexed under its org by account (`TA#`) and API key
-//!   (`TK#`); a password hash is `PW#<account>`; failed logins `FAIL#<key>`; settings
-//!   `SETTING#<key>`; job records `JOB#<org>#<key>`. Tokens, job records and failed-login
+//!   (`TK#`); a password hash is `PW#<account>`; counts of login attempts `FAIL#<key>`; settings
+//!   `SETTING#<key>`; job records `JOB#<org>#<key>`. Tokens, job records and login-attempt
 //!   windows carry `ttl` (epoch seconds), and the table's TTL on that attribute deletes them
 //!   once expired (expired ones are refused before then).
 //! - An org that has been set up (its `Org` item) is listed under `pk = ORGS`, `sk = <org>`,
@@ -37,7 +37,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use super::{ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write};
+use super::{
+    Attempt, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write,
+};
 use crate::item::Item;
 use crate::query::{ItemQuery, ParentFilter, Readable};
 use crate::types::value::format_datetime;
@@ -1027,15 +1029,18 @@ impl ItemStore for DynamoStore {
             .map(str::to_string))
     }
 
-    async fn add_failure(
+    async fn count_attempt(
         &self,
         name: &str,
+        limit: i64,
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
-    ) -> Result<(i64, DateTime<Utc>), StoreError> {
+    ) -> Result<Attempt, StoreError> {
         let pk = format!("FAIL#{name}");
-        // Count on in a window still open; otherwise start one. A race between two first
-        // failures is settled by the conditions, and the loser counts on.
+        let ws = s(format_datetime(window_start));
+        // Count on in a window still open, below the limit (or open one where there is none);
+        // else start a new window over one that is over; else the limit is reached. A race
+        // between two of these is settled by the conditions, and the loser tries again.
         for _ in 0..5 {
             let counted = self
                 .client()
@@ -1043,18 +1048,23 @@ impl ItemStore for DynamoStore {
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key(pk.clone(), "FAIL")))
-                .update_expression("SET #c = #c + :one")
-                .condition_expression("since >= :ws")
+                .update_expression("ADD #c :one SET since = if_not_exists(since, :now), #t = if_not_exists(#t, :ttl)")
+                .condition_expression("attribute_not_exists(pk) OR (since >= :ws AND #c < :limit)")
                 .expression_attribute_names("#c", "count")
+                .expression_attribute_names("#t", TTL)
                 .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":ws", s(format_datetime(window_start)))
+                .expression_attribute_values(":now", s(format_datetime(now)))
+                .expression_attribute_values(":ttl", ttl(now + (now - window_start)))
+                .expression_attribute_values(":ws", ws.clone())
+                .expression_attribute_values(":limit", n(limit))
                 .return_values(ReturnValue::AllNew)
                 .send()
                 .await;
             match counted {
                 Ok(out) => {
                     let r = out.attributes.unwrap_or_default();
-                    return Ok((get_n(&r, "count")?, get_time(&r, "since")?.unwrap_or(now)));
+                    let since = get_time(&r, "since")?.ok_or_else(|| backend("no since"))?;
+                    return Ok(Attempt::Counted { since });
                 }
                 Err(e)
                     if e.as_service_error()
@@ -1072,39 +1082,55 @@ impl ItemStore for DynamoStore {
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(fresh))
-                .condition_expression("attribute_not_exists(pk) OR since < :ws")
-                .expression_attribute_values(":ws", s(format_datetime(window_start)))
+                .condition_expression("since < :ws")
+                .expression_attribute_values(":ws", ws.clone())
                 .send()
                 .await;
             match started {
-                Ok(_) => return Ok((1, now)),
+                Ok(_) => return Ok(Attempt::Counted { since: now }),
                 Err(e)
                     if e.as_service_error()
                         .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
                 Err(e) => return Err(sdk(e)),
             }
+            if let Some(r) = self.get_record(pk.clone(), "FAIL".into()).await?
+                && let Some(since) = get_time(&r, "since")?
+                && since >= window_start
+                && get_n(&r, "count")? >= limit
+            {
+                return Ok(Attempt::Refused { since });
+            }
         }
         Err(StoreError::Unavailable(
-            "failed-login counter is contended".into(),
+            "the login-attempt counter is contended".into(),
         ))
     }
 
-    async fn failures(
-        &self,
-        name: &str,
-        window_start: DateTime<Utc>,
-    ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError> {
-        let Some(r) = self
-            .get_record(format!("FAIL#{name}"), "FAIL".into())
-            .await?
-        else {
-            return Ok(None);
-        };
-        let since = get_time(&r, "since")?.ok_or_else(|| backend("no since"))?;
-        if since < window_start {
-            return Ok(None);
+    async fn uncount_attempt(&self, name: &str, since: DateTime<Utc>) -> Result<(), StoreError> {
+        let taken = self
+            .client()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("FAIL#{name}"), "FAIL")))
+            .update_expression("ADD #c :minus")
+            .condition_expression("since = :since AND #c > :zero")
+            .expression_attribute_names("#c", "count")
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":since", s(format_datetime(since)))
+            .send()
+            .await;
+        match taken {
+            Err(e)
+                if !e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(sdk(e))
+            }
+            _ => Ok(()),
         }
-        Ok(Some((get_n(&r, "count")?, since)))
     }
 
     async fn begin_job(
@@ -1173,7 +1199,7 @@ impl ItemStore for DynamoStore {
         }
     }
 
-    async fn clear_failures(&self, name: &str) -> Result<(), StoreError> {
+    async fn clear_attempts(&self, name: &str) -> Result<(), StoreError> {
         self.client()
             .await
             .delete_item()

@@ -4,7 +4,7 @@
 //! which runs a list of writes in one transaction, so batches need no second write path.
 //!
 //! Beside items, a store keeps what must never be shown as an item: password hashes, the
-//! SHA-256 of bearer tokens, and counts of failed logins. These are written through the same
+//! SHA-256 of bearer tokens, and counts of login attempts. These are written through the same
 //! `apply`, so an account and its password, or an API key and its token, land together.
 
 mod dynamodb;
@@ -110,6 +110,15 @@ pub enum Write {
     },
 }
 
+/// What [`ItemStore::count_attempt`] did, with the start of the window it looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The attempt is counted; it may go ahead.
+    Counted { since: DateTime<Utc> },
+    /// The limit was reached already; nothing was counted.
+    Refused { since: DateTime<Utc> },
+}
+
 /// What [`ItemStore::begin_job`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobClaim {
@@ -189,23 +198,23 @@ pub trait ItemStore: Send + Sync + 'static {
     /// The account's password hash.
     async fn password(&self, org: &str, account: Uuid) -> Result<Option<String>, StoreError>;
 
-    /// Counts a failed login under `key` and returns the failures counted since the window
-    /// began and when it began; a window older than `window_start` starts again at one.
-    async fn add_failure(
+    /// Counts one login attempt under `key`, in one atomic step, unless `limit` attempts are
+    /// counted already in the window that is open; a window that began before `window_start`
+    /// is over, and counting begins again at one (a window opened now begins at `now`).
+    async fn count_attempt(
         &self,
         key: &str,
+        limit: i64,
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
-    ) -> Result<(i64, DateTime<Utc>), StoreError>;
+    ) -> Result<Attempt, StoreError>;
 
-    /// The failures counted under `key` in a window that began after `window_start`.
-    async fn failures(
-        &self,
-        key: &str,
-        window_start: DateTime<Utc>,
-    ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError>;
+    /// Takes back one attempt counted under `key` in the window that began at `since` (a
+    /// login that succeeded, or was not checked); nothing if that window is over.
+    async fn uncount_attempt(&self, key: &str, since: DateTime<Utc>) -> Result<(), StoreError>;
 
-    async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
+    /// Forgets the attempts counted under `key`.
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError>;
 
     /// Claims the job key `key` of `org` until `lease_until`, unless a run holds it (`Busy`)
     /// or it finished (`Done`); a finished record counts until `expires`, after which the key
@@ -233,7 +242,7 @@ pub trait ItemStore: Send + Sync + 'static {
     /// The orgs that have been set up (those with an `Org` item), in name order.
     async fn orgs(&self) -> Result<Vec<String>, StoreError>;
 
-    /// Deletes what has expired by `now`: tokens, job records, and failed-login windows that
+    /// Deletes what has expired by `now`: tokens, job records, and login-attempt windows that
     /// began before `failures_before`. `None` when the store expires them itself (DynamoDB's
     /// TTL); expired records are never honoured either way.
     async fn purge_expired(

@@ -26,7 +26,9 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 use super::sql::{self, Dialect, Param};
-use super::{ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write};
+use super::{
+    Attempt, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write,
+};
 use crate::item::Item;
 use crate::query::ItemQuery;
 
@@ -582,46 +584,45 @@ impl ItemStore for PostgresStore {
         Ok(row.map(|r| r.get(0)))
     }
 
-    async fn add_failure(
+    async fn count_attempt(
         &self,
         key: &str,
+        limit: i64,
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
-    ) -> Result<(i64, DateTime<Utc>), StoreError> {
+    ) -> Result<Attempt, StoreError> {
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(&st().add_failure)
+            .prepare_cached(&st().count_attempt)
             .await
             .map_err(backend)?;
-        let row = client
-            .query_one(&stmt, &[&key, &now, &window_start, &window_start])
+        let params = sql::count_attempt_params(key, limit, now, window_start);
+        if let Some(row) = client
+            .query_opt(&stmt, &refs(&params))
             .await
-            .map_err(backend)?;
-        Ok((row.get(0), row.get(1)))
-    }
-
-    async fn failures(
-        &self,
-        key: &str,
-        window_start: DateTime<Utc>,
-    ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError> {
-        let client = self.client().await?;
+            .map_err(backend)?
+        {
+            return Ok(Attempt::Counted { since: row.get(0) });
+        }
         let stmt = client
-            .prepare_cached(&st().failures)
+            .prepare_cached(&st().attempt_window)
             .await
             .map_err(backend)?;
-        let row = client
-            .query_opt(&stmt, &[&key, &window_start])
-            .await
-            .map_err(backend)?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        let row = client.query_one(&stmt, &[&key]).await.map_err(backend)?;
+        Ok(Attempt::Refused { since: row.get(0) })
     }
 
-    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+    async fn uncount_attempt(&self, key: &str, since: DateTime<Utc>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let params = [Param::Text(key.to_string()), Param::Time(since)];
+        execute(&client, &st().uncount_attempt, &params).await
+    }
+
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError> {
         let client = self.client().await?;
         execute(
             &client,
-            &st().clear_failures,
+            &st().clear_attempts,
             &[Param::Text(key.to_string())],
         )
         .await

@@ -295,9 +295,10 @@ pub(crate) struct Statements {
     pub set_password: String,
     pub delete_password: String,
     pub password: String,
-    pub add_failure: String,
-    pub failures: String,
-    pub clear_failures: String,
+    pub count_attempt: String,
+    pub attempt_window: String,
+    pub uncount_attempt: String,
+    pub clear_attempts: String,
     pub begin_job: String,
     pub job_state: String,
     pub finish_job: String,
@@ -329,9 +330,10 @@ impl Statements {
             set_password: numbered(d, SET_PASSWORD),
             delete_password: numbered(d, DELETE_PASSWORD),
             password: numbered(d, PASSWORD),
-            add_failure: numbered(d, ADD_FAILURE),
-            failures: numbered(d, FAILURES),
-            clear_failures: numbered(d, CLEAR_FAILURES),
+            count_attempt: numbered(d, COUNT_ATTEMPT),
+            attempt_window: numbered(d, ATTEMPT_WINDOW),
+            uncount_attempt: numbered(d, UNCOUNT_ATTEMPT),
+            clear_attempts: numbered(d, CLEAR_ATTEMPTS),
             begin_job: numbered(d, BEGIN_JOB),
             job_state: numbered(d, JOB_STATE),
             finish_job: numbered(d, FINISH_JOB),
@@ -406,12 +408,18 @@ const DELETE_PASSWORD: &str = "DELETE FROM passwords WHERE org = {} AND account 
 
 const PASSWORD: &str = "SELECT hash FROM passwords WHERE org = {} AND account = {}";
 
-/// A window that began before the given start is over: counting begins again at one.
-const ADD_FAILURE: &str = "INSERT INTO login_failures (key, count, since) VALUES ({}, 1, {}) ON CONFLICT (key) DO UPDATE SET count = CASE WHEN login_failures.since < {} THEN 1 ELSE login_failures.count + 1 END, since = CASE WHEN login_failures.since < {} THEN excluded.since ELSE login_failures.since END RETURNING count, since";
+/// Counts an attempt unless the open window holds the limit already: one upsert, so that
+/// concurrent attempts cannot all pass. A window that began before the given start is over and
+/// counting begins again at one. Returns a row only when it counted. Parameters: key, now,
+/// window start (three times), limit.
+const COUNT_ATTEMPT: &str = "INSERT INTO login_failures (key, count, since) VALUES ({}, 1, {}) ON CONFLICT (key) DO UPDATE SET count = CASE WHEN login_failures.since < {} THEN 1 ELSE login_failures.count + 1 END, since = CASE WHEN login_failures.since < {} THEN excluded.since ELSE login_failures.since END WHERE login_failures.since < {} OR login_failures.count < {} RETURNING since";
 
-const FAILURES: &str = "SELECT count, since FROM login_failures WHERE key = {} AND since >= {}";
+const ATTEMPT_WINDOW: &str = "SELECT since FROM login_failures WHERE key = {}";
 
-const CLEAR_FAILURES: &str = "DELETE FROM login_failures WHERE key = {}";
+const UNCOUNT_ATTEMPT: &str =
+    "UPDATE login_failures SET count = count - 1 WHERE key = {} AND since = {} AND count > 0";
+
+const CLEAR_ATTEMPTS: &str = "DELETE FROM login_failures WHERE key = {}";
 
 /// Takes a key that is new, whose run's lease ran out, or whose record expired; returns a row
 /// only when it did.
@@ -452,6 +460,23 @@ pub(crate) fn username_taken(item: &crate::item::Item) -> super::StoreError {
         "the username {username:?} is taken in org {:?}",
         item.org
     ))
+}
+
+/// The parameters of [`COUNT_ATTEMPT`].
+pub(crate) fn count_attempt_params(
+    key: &str,
+    limit: i64,
+    now: chrono::DateTime<chrono::Utc>,
+    window_start: chrono::DateTime<chrono::Utc>,
+) -> Vec<Param> {
+    vec![
+        Param::Text(key.to_string()),
+        Param::Time(now),
+        Param::Time(window_start),
+        Param::Time(window_start),
+        Param::Time(window_start),
+        Param::Int(limit),
+    ]
 }
 
 pub(crate) const COUNTS: &str =

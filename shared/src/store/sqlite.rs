@@ -12,7 +12,9 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params_from_iter};
 use uuid::Uuid;
 
 use super::sql::{self, Dialect, Param};
-use super::{ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write};
+use super::{
+    Attempt, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write,
+};
 use crate::item::Item;
 use crate::query::ItemQuery;
 use crate::types::value::format_datetime;
@@ -373,10 +375,6 @@ fn unique_or_backend(e: rusqlite::Error, item: &Item) -> StoreError {
     }
 }
 
-fn failure_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, DateTime<Utc>)> {
-    Ok((r.get(0)?, parse_time(r.get(1)?)?))
-}
-
 fn missing_or_stale(conn: &Connection, org: &str, id: Uuid, expected: i64) -> StoreError {
     let version = conn
         .query_row(
@@ -521,46 +519,45 @@ impl ItemStore for SqliteStore {
         .await
     }
 
-    async fn add_failure(
+    async fn count_attempt(
         &self,
         key: &str,
+        limit: i64,
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
-    ) -> Result<(i64, DateTime<Utc>), StoreError> {
-        let params = [
-            Param::Text(key.to_string()),
-            Param::Time(now),
-            Param::Time(window_start),
-            Param::Time(window_start),
-        ];
+    ) -> Result<Attempt, StoreError> {
+        let params = sql::count_attempt_params(key, limit, now, window_start);
+        let key = [Param::Text(key.to_string())];
         self.run(move |conn| {
-            conn.prepare_cached(&st().add_failure)
+            let since_of = |r: &rusqlite::Row<'_>| parse_time(r.get(0)?);
+            let counted = conn
+                .prepare_cached(&st().count_attempt)
                 .map_err(backend)?
-                .query_row(params_from_iter(params.iter()), failure_row)
-                .map_err(backend)
-        })
-        .await
-    }
-
-    async fn failures(
-        &self,
-        key: &str,
-        window_start: DateTime<Utc>,
-    ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError> {
-        let params = [Param::Text(key.to_string()), Param::Time(window_start)];
-        self.run(move |conn| {
-            conn.prepare_cached(&st().failures)
-                .map_err(backend)?
-                .query_row(params_from_iter(params.iter()), failure_row)
+                .query_row(params_from_iter(params.iter()), since_of)
                 .optional()
-                .map_err(backend)
+                .map_err(backend)?;
+            if let Some(since) = counted {
+                return Ok(Attempt::Counted { since });
+            }
+            let since = conn
+                .prepare_cached(&st().attempt_window)
+                .map_err(backend)?
+                .query_row(params_from_iter(key.iter()), since_of)
+                .map_err(backend)?;
+            Ok(Attempt::Refused { since })
         })
         .await
     }
 
-    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+    async fn uncount_attempt(&self, key: &str, since: DateTime<Utc>) -> Result<(), StoreError> {
+        let params = [Param::Text(key.to_string()), Param::Time(since)];
+        self.run(move |conn| execute(conn, &st().uncount_attempt, &params))
+            .await
+    }
+
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError> {
         let params = [Param::Text(key.to_string())];
-        self.run(move |conn| execute(conn, &st().clear_failures, &params))
+        self.run(move |conn| execute(conn, &st().clear_attempts, &params))
             .await
     }
 
