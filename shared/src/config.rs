@@ -48,9 +48,12 @@ pub struct AuthConfig {
     /// How long a container keeps a resolved principal and an org's rules; revocations made
     /// elsewhere take effect within it.
     pub cache_ttl: Duration,
-    /// The authorizer claim holding the account's username.
-    pub username_claim: String,
-    /// The authorizer claim holding the org; without one, the default org.
+    /// The authorizer claims holding the identity provider's issuer and its subject, which
+    /// an account's `idp_issuer` and `idp_subject` link to it.
+    pub issuer_claim: String,
+    pub subject_claim: String,
+    /// An authorizer claim holding the org, which must agree with the linked account's org;
+    /// it must be one users cannot change.
     pub org_claim: Option<String>,
     /// The first admin's password; generated when unset.
     pub admin_password: Option<Secret>,
@@ -284,6 +287,12 @@ impl Config {
                 "must be from one minute to a year",
             ));
         }
+        if get("REALNET_AUTH_USERNAME_CLAIM").is_some() {
+            return Err(bad(
+                "REALNET_AUTH_USERNAME_CLAIM",
+                "is no longer read: a username claim is one a user may pick. Accounts are linked to the identity provider's issuer and subject (REALNET_AUTH_ISSUER_CLAIM, REALNET_AUTH_SUBJECT_CLAIM): set idp_issuer and idp_subject on each Account (realnet account link), then unset this variable",
+            ));
+        }
         let cache_ttl = duration("REALNET_AUTH_CACHE_TTL", Duration::from_secs(30))?;
         if cache_ttl > Duration::from_secs(3600) {
             return Err(bad("REALNET_AUTH_CACHE_TTL", "must be an hour at most"));
@@ -334,8 +343,8 @@ impl Config {
             mode,
             token_ttl,
             cache_ttl,
-            username_claim: get("REALNET_AUTH_USERNAME_CLAIM")
-                .unwrap_or_else(|| "username".to_string()),
+            issuer_claim: get("REALNET_AUTH_ISSUER_CLAIM").unwrap_or_else(|| "iss".to_string()),
+            subject_claim: get("REALNET_AUTH_SUBJECT_CLAIM").unwrap_or_else(|| "sub".to_string()),
             org_claim: get("REALNET_AUTH_ORG_CLAIM"),
             admin_password,
             login_window,
@@ -466,6 +475,7 @@ mod tests {
             ("REALNET_DEBUG", "maybe"),
             ("REALNET_BODY_LIMIT", "12"),
             ("REALNET_AUTH_MODE", "jwt"),
+            ("REALNET_AUTH_USERNAME_CLAIM", "cognito:username"),
             ("REALNET_TOKEN_TTL", "forever"),
             ("REALNET_TOKEN_TTL", "5s"),
             ("REALNET_AUTH_CACHE_TTL", "2d"),

@@ -722,6 +722,88 @@ pub async fn passwords_are_set_replaced_and_removed(store: &dyn ItemStore) {
     assert_eq!(store.password(ORG, alice).await.expect("read"), None);
 }
 
+/// An identity-provider subject is linked to one account in the whole installation, found
+/// from any org, written all or nothing with the rest of a transaction, and removed only by
+/// the account that holds it.
+pub async fn identity_links_are_unique_across_orgs(store: &dyn ItemStore) {
+    use realnet::store::IdentityLink;
+    let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let issuer = "https://idp.example.com/pool-1";
+    let link = |account| Write::LinkIdentity {
+        issuer: issuer.into(),
+        subject: "sub-1".into(),
+        account,
+    };
+    let unlink = |account| Write::UnlinkIdentity {
+        issuer: issuer.into(),
+        subject: "sub-1".into(),
+        account,
+    };
+    let alices = Some(IdentityLink {
+        org: ORG.into(),
+        account: alice,
+    });
+    store.apply(ORG, &[link(alice)]).await.expect("link");
+    assert_eq!(
+        store.identity_link(issuer, "sub-1").await.expect("read"),
+        alices
+    );
+    store
+        .apply(ORG, &[link(alice)])
+        .await
+        .expect("linking again keeps it");
+    assert_eq!(
+        store.identity_link(issuer, "sub-2").await.expect("read"),
+        None
+    );
+    assert_eq!(
+        store
+            .identity_link("https://other.example.com", "sub-1")
+            .await
+            .expect("read"),
+        None
+    );
+
+    // Another account, in another org or the same, cannot take it; nothing of its
+    // transaction is written.
+    let company = item("Company", "bob's", None, json!({}));
+    for org in [OTHER, ORG] {
+        let taken = store
+            .apply(org, &[Write::Create(company.clone()), link(bob)])
+            .await;
+        assert!(
+            matches!(taken, Err(StoreError::Taken(_))),
+            "{org}: {taken:?}"
+        );
+        assert_eq!(store.get(org, company.id).await.expect("read"), None);
+        assert_eq!(
+            store.identity_link(issuer, "sub-1").await.expect("read"),
+            alices
+        );
+    }
+    // Nor remove it.
+    store.apply(OTHER, &[unlink(alice)]).await.expect("no-op");
+    store.apply(ORG, &[unlink(bob)]).await.expect("no-op");
+    assert_eq!(
+        store.identity_link(issuer, "sub-1").await.expect("read"),
+        alices
+    );
+
+    store.apply(ORG, &[unlink(alice)]).await.expect("unlink");
+    assert_eq!(
+        store.identity_link(issuer, "sub-1").await.expect("read"),
+        None
+    );
+    store.apply(OTHER, &[link(bob)]).await.expect("free again");
+    assert_eq!(
+        store.identity_link(issuer, "sub-1").await.expect("read"),
+        Some(IdentityLink {
+            org: OTHER.into(),
+            account: bob,
+        })
+    );
+}
+
 /// Login attempts are counted up to a limit in one step, taken back, cleared, and counted
 /// again once their window is over; concurrent attempts never pass the limit together.
 pub async fn attempts_count_up_to_a_limit_within_a_window(store: &dyn ItemStore) {

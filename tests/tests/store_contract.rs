@@ -30,6 +30,7 @@ contract_tests!(
     tokens_are_found_by_hash_and_revoked,
     passwords_are_set_replaced_and_removed,
     attempts_count_up_to_a_limit_within_a_window,
+    identity_links_are_unique_across_orgs,
     queries_return_only_readable_items,
     job_runs_are_claimed_once,
     orgs_are_the_ones_set_up,

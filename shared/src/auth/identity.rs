@@ -1,8 +1,10 @@
 //! What writing an identity item also does. Accounts, groups, API keys and access rules are
 //! ordinary items, but an account's password is write-only (hashed into the store, never an
 //! attribute), an API key's token is shown once when it is created, disabling an account or
-//! changing its password revokes its login tokens, and deleting an account or an API key
-//! revokes what it held. The item operations call in here so that each of these lands in the
+//! changing its password revokes its login tokens, an account's identity-provider issuer and
+//! subject (`idp_issuer`, `idp_subject`) are linked to it in the store, unique across the
+//! installation, for authorizer mode, and deleting an account or an API key revokes what it
+//! held. The item operations call in here so that each of these lands in the
 //! same transaction as the item.
 
 use chrono::{DateTime, Utc};
@@ -49,6 +51,38 @@ pub fn groups_of(account: &Item) -> Vec<Uuid> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The attributes that link an account to a subject of an identity provider.
+pub const IDP_ISSUER: &str = "idp_issuer";
+pub const IDP_SUBJECT: &str = "idp_subject";
+
+/// The identity provider's issuer and subject an account is linked to, when it names both.
+pub fn idp_link(account: &Item) -> Option<(&str, &str)> {
+    let a = &account.attributes;
+    match (
+        a.get(IDP_ISSUER).and_then(Value::as_str),
+        a.get(IDP_SUBJECT).and_then(Value::as_str),
+    ) {
+        (Some(issuer), Some(subject)) => Some((issuer, subject)),
+        _ => None,
+    }
+}
+
+fn link_write(account: &Item) -> Option<Write> {
+    idp_link(account).map(|(issuer, subject)| Write::LinkIdentity {
+        issuer: issuer.to_string(),
+        subject: subject.to_string(),
+        account: account.id,
+    })
+}
+
+fn unlink_write(account: &Item) -> Option<Write> {
+    idp_link(account).map(|(issuer, subject)| Write::UnlinkIdentity {
+        issuer: issuer.to_string(),
+        subject: subject.to_string(),
+        account: account.id,
+    })
 }
 
 pub fn api_key_account(key: &Item) -> Option<Uuid> {
@@ -111,6 +145,17 @@ pub async fn check(
             }
         }
         Some(_) => errors.add(PASSWORD, "must be a string"),
+    }
+    if type_name == "Account" {
+        let named = |f: &str| attributes.get(f).is_some_and(|v| !v.is_null());
+        for (field, other) in [(IDP_ISSUER, IDP_SUBJECT), (IDP_SUBJECT, IDP_ISSUER)] {
+            if named(field) && !named(other) {
+                errors.add(
+                    field,
+                    format!("needs {other} too: an account is linked by issuer and subject"),
+                );
+            }
+        }
     }
     if type_name == "Account"
         && let Some(groups) = attributes.get("groups")
@@ -191,6 +236,10 @@ pub async fn on_update(
             });
         }
         writes.extend(new_password);
+        if idp_link(before) != idp_link(after) {
+            writes.extend(unlink_write(before));
+            writes.extend(link_write(after));
+        }
     }
     Ok(writes)
 }
@@ -198,7 +247,7 @@ pub async fn on_update(
 /// The writes that go with deleting `item`.
 pub fn on_delete(item: &Item) -> Vec<Write> {
     match item.type_name.as_str() {
-        "Account" => vec![
+        "Account" => [
             Write::DeleteTokensOf {
                 account: item.id,
                 api_keys: true,
@@ -207,7 +256,10 @@ pub fn on_delete(item: &Item) -> Vec<Write> {
                 account: item.id,
                 hash: None,
             },
-        ],
+        ]
+        .into_iter()
+        .chain(unlink_write(item))
+        .collect(),
         "ApiKey" => vec![Write::DeleteApiKeyToken { api_key: item.id }],
         _ => Vec::new(),
     }

@@ -9,6 +9,8 @@
 //!   `SETTING#<key>`; job records `JOB#<org>#<key>`. Tokens, job records and login-attempt
 //!   windows carry `ttl` (epoch seconds), and the table's TTL on that attribute deletes them
 //!   once expired (expired ones are refused before then).
+//! - An identity-provider subject linked to an account is `pk = IDP#<issuer>\n<subject>`,
+//!   written with a condition (free, or this account's) in the account's transaction.
 //! - An org that has been set up (its `Org` item) is listed under `pk = ORGS`, `sk = <org>`,
 //!   for the scheduler.
 //!
@@ -38,7 +40,8 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::{
-    Attempt, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write,
+    Attempt, IdentityLink, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount,
+    Write,
 };
 use crate::item::Item;
 use crate::query::{ItemQuery, ParentFilter, Readable};
@@ -81,6 +84,11 @@ const ORGS: &str = "ORGS";
 
 fn key(pk: impl Into<String>, sk: impl Into<String>) -> Record {
     HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+/// The key of an identity-provider subject's link (an issuer holds no line break).
+fn link_pk(issuer: &str, subject: &str) -> String {
+    format!("IDP#{issuer}\n{subject}")
 }
 
 fn item_sk(id: Uuid) -> String {
@@ -220,6 +228,8 @@ enum OnFail {
     Missing(Uuid),
     Taken(Box<Item>),
     Recorded(String),
+    /// An identity-provider subject another account holds: issuer and subject.
+    Linked(String, String),
 }
 
 /// A transaction being built.
@@ -414,6 +424,7 @@ impl DynamoStore {
                 OnFail::Missing(id) => StoreError::NotFound(*id),
                 OnFail::Taken(item) => super::sql::username_taken(item),
                 OnFail::Recorded(key) => StoreError::JobRecorded(key.clone()),
+                OnFail::Linked(issuer, subject) => super::sql::identity_taken(issuer, subject),
                 // The actual version is read by `apply`, outside the transaction.
                 OnFail::Stale { id, expected } => StoreError::VersionConflict {
                     id: *id,
@@ -650,6 +661,41 @@ impl DynamoStore {
                     Some(("attribute_not_exists(pk) OR expires_at < :now", values)),
                     OnFail::Recorded(job_key.clone()),
                 )?;
+            }
+            Write::LinkIdentity {
+                issuer,
+                subject,
+                account,
+            } => {
+                let mut link = key(link_pk(issuer, subject), "IDP");
+                link.insert("link_org".into(), s(org));
+                link.insert("link_account".into(), s(account.to_string()));
+                let values = HashMap::from([
+                    (":o".to_string(), s(org)),
+                    (":a".to_string(), s(account.to_string())),
+                ]);
+                tx.put(
+                    table,
+                    link,
+                    Some((
+                        "attribute_not_exists(pk) OR (link_org = :o AND link_account = :a)",
+                        values,
+                    )),
+                    OnFail::Linked(issuer.clone(), subject.clone()),
+                )?;
+            }
+            Write::UnlinkIdentity {
+                issuer,
+                subject,
+                account,
+            } => {
+                if self
+                    .identity_link(issuer, subject)
+                    .await?
+                    .is_some_and(|l| l.org == org && l.account == *account)
+                {
+                    tx.delete(table, key(link_pk(issuer, subject), "IDP"), None)?;
+                }
             }
             Write::SetPassword { account, hash } => match hash {
                 Some(h) => {
@@ -1017,6 +1063,24 @@ impl ItemStore for DynamoStore {
             account: get_uuid(&r, "account")?.ok_or_else(|| backend("token has no account"))?,
             api_key: get_uuid(&r, "api_key")?,
             expires: get_time(&r, "expires")?,
+        }))
+    }
+
+    async fn identity_link(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<IdentityLink>, StoreError> {
+        let Some(r) = self
+            .get_record(link_pk(issuer, subject), "IDP".into())
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(IdentityLink {
+            org: get_s(&r, "link_org").unwrap_or_default().to_string(),
+            account: get_uuid(&r, "link_account")?
+                .ok_or_else(|| backend("an identity link has no account"))?,
         }))
     }
 

@@ -4,8 +4,9 @@
 //! which runs a list of writes in one transaction, so batches need no second write path.
 //!
 //! Beside items, a store keeps what must never be shown as an item: password hashes, the
-//! SHA-256 of bearer tokens, and counts of login attempts. These are written through the same
-//! `apply`, so an account and its password, or an API key and its token, land together.
+//! SHA-256 of bearer tokens, the links of identity-provider subjects to accounts (looked up
+//! across orgs), and counts of login attempts. These are written through the same `apply`, so
+//! an account and its password or link, or an API key and its token, land together.
 
 mod dynamodb;
 mod postgres;
@@ -93,6 +94,20 @@ pub enum Write {
         account: Uuid,
         hash: Option<String>,
     },
+    /// Links the identity provider's `subject` at `issuer` to `account` (of the org the writes
+    /// apply to), for authorizer mode. A link is unique in the whole installation: refused
+    /// ([`StoreError::Taken`], and so the whole transaction) while another account holds it.
+    LinkIdentity {
+        issuer: String,
+        subject: String,
+        account: Uuid,
+    },
+    /// Removes the link of `issuer` and `subject`, if `account` of this org holds it.
+    UnlinkIdentity {
+        issuer: String,
+        subject: String,
+        account: Uuid,
+    },
     /// Records the outcome of the job run under `key` (see [`ItemStore::begin_job`]); written
     /// in the same transaction as the job's effects, so that both happen or neither.
     FinishJob {
@@ -137,6 +152,13 @@ pub struct StoredToken {
     pub account: Uuid,
     pub api_key: Option<Uuid>,
     pub expires: Option<DateTime<Utc>>,
+}
+
+/// The account an identity provider's issuer and subject are linked to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityLink {
+    pub org: String,
+    pub account: Uuid,
 }
 
 /// A page of a query: the items and, if there are more, where the next page starts.
@@ -194,6 +216,13 @@ pub trait ItemStore: Send + Sync + 'static {
 
     /// The token whose SHA-256 (hex) is `hash`, in any org.
     async fn token(&self, hash: &str) -> Result<Option<StoredToken>, StoreError>;
+
+    /// The account linked to the identity provider's `subject` at `issuer`, in any org.
+    async fn identity_link(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<IdentityLink>, StoreError>;
 
     /// The account's password hash.
     async fn password(&self, org: &str, account: Uuid) -> Result<Option<String>, StoreError>;

@@ -27,7 +27,8 @@ use uuid::Uuid;
 
 use super::sql::{self, Dialect, Param};
 use super::{
-    Attempt, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write,
+    Attempt, IdentityLink, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount,
+    Write,
 };
 use crate::item::Item;
 use crate::query::ItemQuery;
@@ -90,6 +91,14 @@ const SCHEMA: &[&str] = &[
     CREATE INDEX job_runs_expires ON job_runs (expires_at);"#,
     // 4: the orgs set up (their Org items), for the scheduler.
     r#"CREATE INDEX items_orgs ON items (org) WHERE type = 'Org';"#,
+    // 5: identity-provider subjects linked to accounts, unique in the installation.
+    r#"CREATE TABLE identity_links (
+        issuer text NOT NULL,
+        subject text NOT NULL,
+        org text NOT NULL,
+        account uuid NOT NULL,
+        PRIMARY KEY (issuer, subject)
+    );"#,
 ];
 
 pub struct PostgresStore {
@@ -429,6 +438,28 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
                 return Err(StoreError::JobRecorded(key.clone()));
             }
         }
+        Write::LinkIdentity {
+            issuer,
+            subject,
+            account,
+        } => {
+            let params = link_params(issuer, subject, org, *account);
+            let stmt = tx
+                .prepare_cached(&st().link_identity)
+                .await
+                .map_err(backend)?;
+            if tx.execute(&stmt, &refs(&params)).await.map_err(backend)? == 0 {
+                return Err(sql::identity_taken(issuer, subject));
+            }
+        }
+        Write::UnlinkIdentity {
+            issuer,
+            subject,
+            account,
+        } => {
+            let params = link_params(issuer, subject, org, *account);
+            execute(tx, &st().unlink_identity, &params).await?
+        }
         Write::SetPassword { account, hash } => {
             let (org, account) = (Param::Text(org.to_string()), Param::Uuid(*account));
             match hash {
@@ -445,6 +476,15 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
         }
     }
     Ok(())
+}
+
+fn link_params(issuer: &str, subject: &str, org: &str, account: Uuid) -> [Param; 4] {
+    [
+        Param::Text(issuer.to_string()),
+        Param::Text(subject.to_string()),
+        Param::Text(org.to_string()),
+        Param::Uuid(account),
+    ]
 }
 
 fn st() -> &'static sql::Statements {
@@ -568,6 +608,26 @@ impl ItemStore for PostgresStore {
             account: r.get(1),
             api_key: r.get(2),
             expires: r.get(3),
+        }))
+    }
+
+    async fn identity_link(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<IdentityLink>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&st().identity_link)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&stmt, &[&issuer, &subject])
+            .await
+            .map_err(backend)?;
+        Ok(row.map(|r| IdentityLink {
+            org: r.get(0),
+            account: r.get(1),
         }))
     }
 

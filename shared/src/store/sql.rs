@@ -295,6 +295,9 @@ pub(crate) struct Statements {
     pub set_password: String,
     pub delete_password: String,
     pub password: String,
+    pub link_identity: String,
+    pub unlink_identity: String,
+    pub identity_link: String,
     pub count_attempt: String,
     pub attempt_window: String,
     pub uncount_attempt: String,
@@ -330,6 +333,9 @@ impl Statements {
             set_password: numbered(d, SET_PASSWORD),
             delete_password: numbered(d, DELETE_PASSWORD),
             password: numbered(d, PASSWORD),
+            link_identity: numbered(d, LINK_IDENTITY),
+            unlink_identity: numbered(d, UNLINK_IDENTITY),
+            identity_link: numbered(d, IDENTITY_LINK),
             count_attempt: numbered(d, COUNT_ATTEMPT),
             attempt_window: numbered(d, ATTEMPT_WINDOW),
             uncount_attempt: numbered(d, UNCOUNT_ATTEMPT),
@@ -407,6 +413,23 @@ const SET_PASSWORD: &str = "INSERT INTO passwords (org, account, hash) VALUES ({
 const DELETE_PASSWORD: &str = "DELETE FROM passwords WHERE org = {} AND account = {}";
 
 const PASSWORD: &str = "SELECT hash FROM passwords WHERE org = {} AND account = {}";
+
+/// Links an issuer and subject to an account, or keeps the link it has; changes no row when
+/// another account holds it. Parameters: issuer, subject, org, account.
+const LINK_IDENTITY: &str = "INSERT INTO identity_links (issuer, subject, org, account) VALUES ({}, {}, {}, {}) ON CONFLICT (issuer, subject) DO UPDATE SET org = excluded.org WHERE identity_links.org = excluded.org AND identity_links.account = excluded.account";
+
+const UNLINK_IDENTITY: &str =
+    "DELETE FROM identity_links WHERE issuer = {} AND subject = {} AND org = {} AND account = {}";
+
+const IDENTITY_LINK: &str =
+    "SELECT org, account FROM identity_links WHERE issuer = {} AND subject = {}";
+
+/// The refusal of a link another account holds (which org's, it does not say).
+pub(crate) fn identity_taken(issuer: &str, subject: &str) -> super::StoreError {
+    super::StoreError::Taken(format!(
+        "the identity {subject:?} of issuer {issuer:?} is linked to another account"
+    ))
+}
 
 /// Counts an attempt unless the open window holds the limit already: one upsert, so that
 /// concurrent attempts cannot all pass. A window that began before the given start is over and

@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::sql::{self, Dialect, Param};
 use super::{
-    Attempt, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write,
+    Attempt, IdentityLink, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount,
+    Write,
 };
 use crate::item::Item;
 use crate::query::ItemQuery;
@@ -73,6 +74,14 @@ const SCHEMA: &[&str] = &[
     CREATE INDEX job_runs_expires ON job_runs (expires_at);",
     // 4: the orgs set up (their Org items), for the scheduler.
     "CREATE INDEX items_orgs ON items (org) WHERE type = 'Org';",
+    // 5: identity-provider subjects linked to accounts, unique in the installation.
+    "CREATE TABLE identity_links (
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        org TEXT NOT NULL,
+        account TEXT NOT NULL,
+        PRIMARY KEY (issuer, subject)
+    );",
 ];
 
 #[derive(Clone)]
@@ -336,6 +345,30 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
                 return Err(StoreError::JobRecorded(key.clone()));
             }
         }
+        Write::LinkIdentity {
+            issuer,
+            subject,
+            account,
+        } => {
+            let params = link_params(issuer, subject, org, *account);
+            let changed = tx
+                .prepare_cached(&st().link_identity)
+                .map_err(backend)?
+                .execute(params_from_iter(params.iter()))
+                .map_err(backend)?;
+            if changed == 0 {
+                return Err(sql::identity_taken(issuer, subject));
+            }
+        }
+        Write::UnlinkIdentity {
+            issuer,
+            subject,
+            account,
+        } => execute(
+            tx,
+            &st().unlink_identity,
+            &link_params(issuer, subject, org, *account),
+        )?,
         Write::SetPassword { account, hash } => {
             let key = [Param::Text(org.to_string()), Param::Uuid(*account)];
             match hash {
@@ -349,6 +382,15 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
         }
     }
     Ok(())
+}
+
+fn link_params(issuer: &str, subject: &str, org: &str, account: Uuid) -> [Param; 4] {
+    [
+        Param::Text(issuer.to_string()),
+        Param::Text(subject.to_string()),
+        Param::Text(org.to_string()),
+        Param::Uuid(account),
+    ]
 }
 
 fn st() -> &'static sql::Statements {
@@ -499,6 +541,30 @@ impl ItemStore for SqliteStore {
                         account: parse_uuid(r.get(1)?)?,
                         api_key: r.get::<_, Option<String>>(2)?.map(parse_uuid).transpose()?,
                         expires: r.get::<_, Option<String>>(3)?.map(parse_time).transpose()?,
+                    })
+                })
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn identity_link(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<IdentityLink>, StoreError> {
+        let params = [
+            Param::Text(issuer.to_string()),
+            Param::Text(subject.to_string()),
+        ];
+        self.run(move |conn| {
+            conn.prepare_cached(&st().identity_link)
+                .map_err(backend)?
+                .query_row(params_from_iter(params.iter()), |r| {
+                    Ok(IdentityLink {
+                        org: r.get(0)?,
+                        account: parse_uuid(r.get(1)?)?,
                     })
                 })
                 .optional()
