@@ -209,3 +209,19 @@ pub async fn logout(rn: &Realnet, org: &str, hash: &str) -> Result<(), StoreErro
     rn.forget_principals();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_counted_by_ipv4_address_or_ipv6_prefix() {
+        let key = |ip: &str| address_key(Some(ClientAddr(ip.parse().expect("an address"))));
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7", "IPv4-mapped");
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:1:2:3"), key("2001:db8:1:2::9"));
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(address_key(None), "unknown");
+    }
+}

@@ -112,7 +112,11 @@ impl Pool {
             out
         })
         .await
-        .map_err(|_| Busy)
+        .map_err(|e| {
+            // Only a panic in Argon2 or a runtime shutting down: no hash came of it.
+            tracing::error!(error = %e, "a password hash did not finish");
+            Busy
+        })
     }
 }
 
