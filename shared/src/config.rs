@@ -450,6 +450,18 @@ mod tests {
         assert_eq!(c.auth.mode, AuthMode::Token);
         assert_eq!(c.auth.token_ttl, Duration::from_secs(12 * 3600));
         assert_eq!(c.auth.cache_ttl, Duration::from_secs(30));
+        assert_eq!(
+            (c.auth.issuer_claim.as_str(), c.auth.subject_claim.as_str()),
+            ("iss", "sub")
+        );
+        assert_eq!(
+            (
+                c.auth.max_failures,
+                c.auth.max_failures_per_address,
+                c.auth.max_failures_per_username
+            ),
+            (5, 20, 50)
+        );
     }
 
     #[test]
