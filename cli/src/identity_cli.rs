@@ -86,6 +86,29 @@ pub async fn account(rn: &Realnet, command: AccountCommand) -> anyhow::Result<()
             println!("disabled account {username} in org {org}; its login tokens are revoked");
             Ok(())
         }
+        AccountCommand::Link {
+            username,
+            org,
+            issuer,
+            subject,
+        } => {
+            let org = org_or_default(rn, org);
+            let account = account_named(rn, &org, &username).await?;
+            let change = Change::Patch {
+                name: None,
+                parent: None,
+                attributes: Some(attributes(json!({
+                    identity::IDP_ISSUER: issuer,
+                    identity::IDP_SUBJECT: subject,
+                }))),
+            };
+            let admin = Principal::org_admin(&org);
+            ops::update(rn, &admin, account.id, change, None, None).await?;
+            println!(
+                "linked account {username} in org {org} to subject {subject:?} of issuer {issuer:?}"
+            );
+            Ok(())
+        }
     }
 }
 

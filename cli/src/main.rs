@@ -123,6 +123,17 @@ enum AccountCommand {
         #[arg(long)]
         org: Option<String>,
     },
+    /// Link an account to an identity provider's issuer and subject (the claims `iss` and
+    /// `sub` of its tokens), so that REALNET_AUTH_MODE=authorizer acts as it
+    Link {
+        username: String,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        subject: String,
+    },
 }
 
 #[derive(Subcommand)]

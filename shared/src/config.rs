@@ -48,18 +48,24 @@ pub struct AuthConfig {
     /// How long a container keeps a resolved principal and an org's rules; revocations made
     /// elsewhere take effect within it.
     pub cache_ttl: Duration,
-    /// The authorizer claim holding the account's username.
-    pub username_claim: String,
-    /// The authorizer claim holding the org; without one, the default org.
+    /// The authorizer claims holding the identity provider's issuer and its subject, which
+    /// an account's `idp_issuer` and `idp_subject` link to it.
+    pub issuer_claim: String,
+    pub subject_claim: String,
+    /// An authorizer claim holding the org, which must agree with the linked account's org;
+    /// it must be one users cannot change.
     pub org_claim: Option<String>,
     /// The first admin's password; generated when unset.
     pub admin_password: Option<Secret>,
-    /// Failed logins are counted over this window...
+    /// Login attempts are counted over this window, before their passwords are checked
+    /// (a success takes its own back)...
     pub login_window: Duration,
-    /// ... and refused once a username has this many...
-    pub max_failures_per_username: i64,
-    /// ... or a client address this many.
+    /// ... and refused once a username has this many from one client address...
+    pub max_failures: i64,
+    /// ... or a client address this many, across usernames...
     pub max_failures_per_address: i64,
+    /// ... or a username this many, across addresses (at least `max_failures`).
+    pub max_failures_per_username: i64,
 }
 
 /// Where items are stored.
@@ -281,6 +287,12 @@ impl Config {
                 "must be from one minute to a year",
             ));
         }
+        if get("REALNET_AUTH_USERNAME_CLAIM").is_some() {
+            return Err(bad(
+                "REALNET_AUTH_USERNAME_CLAIM",
+                "is no longer read: a username claim is one a user may pick. Accounts are linked to the identity provider's issuer and subject (REALNET_AUTH_ISSUER_CLAIM, REALNET_AUTH_SUBJECT_CLAIM): set idp_issuer and idp_subject on each Account (realnet account link), then unset this variable",
+            ));
+        }
         let cache_ttl = duration("REALNET_AUTH_CACHE_TTL", Duration::from_secs(30))?;
         if cache_ttl > Duration::from_secs(3600) {
             return Err(bad("REALNET_AUTH_CACHE_TTL", "must be an hour at most"));
@@ -299,6 +311,28 @@ impl Config {
             }
             Ok(n as i64)
         };
+        let max_failures = failures("REALNET_LOGIN_MAX_FAILURES", 5)?;
+        let max_failures_per_address = failures("REALNET_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)?;
+        let max_failures_per_username = failures("REALNET_LOGIN_MAX_FAILURES_PER_USERNAME", 50)?;
+        for (var, ceiling) in [
+            (
+                "REALNET_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                max_failures_per_address,
+            ),
+            (
+                "REALNET_LOGIN_MAX_FAILURES_PER_USERNAME",
+                max_failures_per_username,
+            ),
+        ] {
+            if ceiling < max_failures {
+                return Err(bad(
+                    var,
+                    format!(
+                        "must be at least REALNET_LOGIN_MAX_FAILURES ({max_failures}): it counts the failures of every address, or of every username"
+                    ),
+                ));
+            }
+        }
         let admin_password = get("REALNET_ADMIN_PASSWORD").map(Secret);
         if let Some(Secret(p)) = &admin_password
             && let Err(m) = crate::auth::password::check_strength(p)
@@ -309,13 +343,14 @@ impl Config {
             mode,
             token_ttl,
             cache_ttl,
-            username_claim: get("REALNET_AUTH_USERNAME_CLAIM")
-                .unwrap_or_else(|| "username".to_string()),
+            issuer_claim: get("REALNET_AUTH_ISSUER_CLAIM").unwrap_or_else(|| "iss".to_string()),
+            subject_claim: get("REALNET_AUTH_SUBJECT_CLAIM").unwrap_or_else(|| "sub".to_string()),
             org_claim: get("REALNET_AUTH_ORG_CLAIM"),
             admin_password,
             login_window,
-            max_failures_per_username: failures("REALNET_LOGIN_MAX_FAILURES", 5)?,
-            max_failures_per_address: failures("REALNET_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)?,
+            max_failures,
+            max_failures_per_address,
+            max_failures_per_username,
         };
         let storage = match get("REALNET_STORAGE_TYPE").as_deref() {
             None | Some("local") => StorageConfig::Local {
@@ -415,6 +450,18 @@ mod tests {
         assert_eq!(c.auth.mode, AuthMode::Token);
         assert_eq!(c.auth.token_ttl, Duration::from_secs(12 * 3600));
         assert_eq!(c.auth.cache_ttl, Duration::from_secs(30));
+        assert_eq!(
+            (c.auth.issuer_claim.as_str(), c.auth.subject_claim.as_str()),
+            ("iss", "sub")
+        );
+        assert_eq!(
+            (
+                c.auth.max_failures,
+                c.auth.max_failures_per_address,
+                c.auth.max_failures_per_username
+            ),
+            (5, 20, 50)
+        );
     }
 
     #[test]
@@ -440,10 +487,13 @@ mod tests {
             ("REALNET_DEBUG", "maybe"),
             ("REALNET_BODY_LIMIT", "12"),
             ("REALNET_AUTH_MODE", "jwt"),
+            ("REALNET_AUTH_USERNAME_CLAIM", "cognito:username"),
             ("REALNET_TOKEN_TTL", "forever"),
             ("REALNET_TOKEN_TTL", "5s"),
             ("REALNET_AUTH_CACHE_TTL", "2d"),
             ("REALNET_LOGIN_MAX_FAILURES", "0"),
+            ("REALNET_LOGIN_MAX_FAILURES_PER_ADDRESS", "4"),
+            ("REALNET_LOGIN_MAX_FAILURES_PER_USERNAME", "10001"),
             ("REALNET_ADMIN_PASSWORD", "short"),
             ("REALNET_STORAGE_TYPE", "ftp"),
             ("REALNET_FILE_MAX_SIZE", "0"),

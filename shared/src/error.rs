@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::auth::AuthError;
 use crate::auth::login::LoginError;
+use crate::auth::{AuthError, password};
 use crate::item::attributes::ValidationErrors;
 use crate::item::ops::ItemError;
 use crate::query::QueryError;
@@ -167,7 +167,22 @@ impl From<ItemError> for ApiError {
             ItemError::Unauthenticated(_) => ApiError::unauthorized(e.to_string()),
             ItemError::Forbidden(m) => ApiError::forbidden(m),
             ItemError::Store(s) => s.into(),
+            ItemError::Busy(b) => b.into(),
         }
+    }
+}
+
+/// A `503` with `Retry-After`: every password hash of this process is running or waiting.
+impl From<password::Busy> for ApiError {
+    fn from(e: password::Busy) -> Self {
+        let mut err = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        );
+        err.headers
+            .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        err
     }
 }
 
@@ -191,6 +206,7 @@ impl From<LoginError> for ApiError {
                     .push((header::RETRY_AFTER, HeaderValue::from(retry_after)));
                 err
             }
+            LoginError::Busy(b) => b.into(),
             LoginError::Store(s) => s.into(),
         }
     }

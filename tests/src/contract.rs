@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 use realnet::item::{Item, now};
-use realnet::store::{ItemStore, StoreError, Write};
+use realnet::store::{Attempt, ItemStore, StoreError, Write};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -713,48 +713,157 @@ pub async fn passwords_are_set_replaced_and_removed(store: &dyn ItemStore) {
     assert_eq!(store.password(ORG, alice).await.expect("read"), None);
 }
 
-pub async fn failures_count_within_a_window(store: &dyn ItemStore) {
+/// An identity-provider subject is linked to one account in the whole installation, found
+/// from any org, written all or nothing with the rest of a transaction, and removed only by
+/// the account that holds it.
+pub async fn identity_links_are_unique_across_orgs(store: &dyn ItemStore) {
+    use realnet::store::IdentityLink;
+    let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let issuer = "https://idp.example.com/pool-1";
+    let link = |account| Write::LinkIdentity {
+        issuer: issuer.into(),
+        subject: "sub-1".into(),
+        account,
+    };
+    let unlink = |account| Write::UnlinkIdentity {
+        issuer: issuer.into(),
+        subject: "sub-1".into(),
+        account,
+    };
+    let alices = Some(IdentityLink {
+        org: ORG.into(),
+        account: alice,
+    });
+    store.apply(ORG, &[link(alice)]).await.expect("link");
+    assert_eq!(
+        store.identity_link(issuer, "sub-1").await.expect("read"),
+        alices
+    );
+    store
+        .apply(ORG, &[link(alice)])
+        .await
+        .expect("linking again keeps it");
+    assert_eq!(
+        store.identity_link(issuer, "sub-2").await.expect("read"),
+        None
+    );
+    assert_eq!(
+        store
+            .identity_link("https://other.example.com", "sub-1")
+            .await
+            .expect("read"),
+        None
+    );
+
+    // Another account, in another org or the same, cannot take it; nothing of its
+    // transaction is written.
+    let company = item("Company", "bob's", None, json!({}));
+    for org in [OTHER, ORG] {
+        let taken = store
+            .apply(org, &[Write::Create(company.clone()), link(bob)])
+            .await;
+        assert!(
+            matches!(taken, Err(StoreError::Taken(_))),
+            "{org}: {taken:?}"
+        );
+        assert_eq!(store.get(org, company.id).await.expect("read"), None);
+        assert_eq!(
+            store.identity_link(issuer, "sub-1").await.expect("read"),
+            alices
+        );
+    }
+    // Nor remove it.
+    store.apply(OTHER, &[unlink(alice)]).await.expect("no-op");
+    store.apply(ORG, &[unlink(bob)]).await.expect("no-op");
+    assert_eq!(
+        store.identity_link(issuer, "sub-1").await.expect("read"),
+        alices
+    );
+
+    store.apply(ORG, &[unlink(alice)]).await.expect("unlink");
+    assert_eq!(
+        store.identity_link(issuer, "sub-1").await.expect("read"),
+        None
+    );
+    store.apply(OTHER, &[link(bob)]).await.expect("free again");
+    assert_eq!(
+        store.identity_link(issuer, "sub-1").await.expect("read"),
+        Some(IdentityLink {
+            org: OTHER.into(),
+            account: bob,
+        })
+    );
+}
+
+/// Login attempts are counted up to a limit in one step, taken back, cleared, and counted
+/// again once their window is over; concurrent attempts never pass the limit together.
+pub async fn attempts_count_up_to_a_limit_within_a_window(store: &dyn ItemStore) {
+    let key = "user-addr\nacme\nalice\n192.0.2.1";
     let t0 = now();
     let window = Duration::minutes(15);
-    for expected in 1..=3 {
-        let (count, since) = store
-            .add_failure("user\nacme\nalice", t0, t0 - window)
-            .await
-            .expect("count");
-        assert_eq!((count, since), (expected, t0));
+    let count = |at: DateTime<Utc>| store.count_attempt(key, 3, at, at - window);
+    for _ in 0..3 {
+        assert_eq!(
+            count(t0).await.expect("count"),
+            Attempt::Counted { since: t0 }
+        );
     }
+    let soon = t0 + Duration::seconds(1);
     assert_eq!(
-        store
-            .failures("user\nacme\nalice", t0 - window)
-            .await
-            .expect("read"),
-        Some((3, t0))
+        count(soon).await.expect("count"),
+        Attempt::Refused { since: t0 }
     );
-    // Once the window is over, the count starts again.
-    let later = t0 + Duration::minutes(20);
-    assert_eq!(
-        store
-            .failures("user\nacme\nalice", later - window)
-            .await
-            .expect("read"),
-        None
-    );
-    let (count, since) = store
-        .add_failure("user\nacme\nalice", later, later - window)
-        .await
-        .expect("count");
-    assert_eq!((count, since), (1, later));
+    // Taking one back makes room for one; taking back from another window does nothing.
+    store.uncount_attempt(key, t0).await.expect("uncount");
     store
-        .clear_failures("user\nacme\nalice")
+        .uncount_attempt(key, t0 - Duration::hours(1))
         .await
-        .expect("clear");
+        .expect("uncount");
+    assert_eq!(
+        count(soon).await.expect("count"),
+        Attempt::Counted { since: t0 }
+    );
+    assert!(matches!(
+        count(soon).await.expect("count"),
+        Attempt::Refused { .. }
+    ));
+    // Other keys count apart.
     assert_eq!(
         store
-            .failures("user\nacme\nalice", t0 - window)
+            .count_attempt("addr\n192.0.2.1", 3, soon, soon - window)
             .await
-            .expect("read"),
-        None
+            .expect("count"),
+        Attempt::Counted { since: soon }
     );
+    // Once the window is over, counting begins again at one.
+    let later = t0 + Duration::minutes(20);
+    for _ in 0..3 {
+        assert_eq!(
+            count(later).await.expect("count"),
+            Attempt::Counted { since: later }
+        );
+    }
+    assert!(matches!(
+        count(later).await.expect("count"),
+        Attempt::Refused { .. }
+    ));
+    store.clear_attempts(key).await.expect("clear");
+    assert_eq!(
+        count(later).await.expect("count"),
+        Attempt::Counted { since: later }
+    );
+
+    // Eight at once against a limit of three: three are counted.
+    let fresh = "user\nacme\nbob";
+    let c = || store.count_attempt(fresh, 3, t0, t0 - window);
+    let all = tokio::join!(c(), c(), c(), c(), c(), c(), c(), c());
+    let all = [all.0, all.1, all.2, all.3, all.4, all.5, all.6, all.7];
+    let counted = all
+        .into_iter()
+        .map(|a| a.expect("count"))
+        .filter(|a| matches!(a, Attempt::Counted { .. }))
+        .count();
+    assert_eq!(counted, 3);
 }
 
 /// Access filters are applied inside the query: pages are full and cursors exact.

@@ -16,6 +16,15 @@ async fn login(app: &TestApp, body: Value) -> Answer {
 
 /// A login from the client address `ip`.
 async fn login_from(app: &TestApp, ip: [u8; 4], username: &str, password: &str) -> Answer {
+    login_from_ip(app, std::net::IpAddr::from(ip), username, password).await
+}
+
+async fn login_from_ip(
+    app: &TestApp,
+    ip: std::net::IpAddr,
+    username: &str,
+    password: &str,
+) -> Answer {
     let mut request = Request::builder()
         .method(Method::POST)
         .uri("/api/auth")
@@ -24,9 +33,7 @@ async fn login_from(app: &TestApp, ip: [u8; 4], username: &str, password: &str) 
             json!({"username": username, "password": password}).to_string(),
         ))
         .expect("request");
-    request
-        .extensions_mut()
-        .insert(ClientAddr(std::net::IpAddr::from(ip)));
+    request.extensions_mut().insert(ClientAddr(ip));
     app.dispatch(request).await
 }
 
@@ -117,44 +124,154 @@ async fn every_failed_login_looks_the_same(kind: StoreKind) {
     }
 }
 
-/// After the configured number of failures a username is refused with 429 and Retry-After,
-/// even with the right password, until the window is over.
+/// The answer's `Retry-After`, which a `429` must carry.
+fn retry_after(a: &Answer) -> u64 {
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+    assert_eq!(a.code(), "rate_limited", "{}", a.text);
+    a.header("retry-after").parse().expect("Retry-After")
+}
+
+/// After the configured number of failures from one address, that address is refused with 429
+/// and Retry-After for that username, even with the right password, until the window is over;
+/// another address still logs in.
 async fn failed_logins_are_throttled_then_released(kind: StoreKind) {
     let app = TestApp::with_config(kind, |c| {
         c.auth.login_window = Duration::from_secs(2);
-        c.auth.max_failures_per_username = 3;
-        c.auth.max_failures_per_address = 5;
+        c.auth.max_failures = 3;
+    })
+    .await;
+    let a = [192, 0, 2, 1];
+    for _ in 0..3 {
+        let r = login_from(&app, a, "admin", "wrong password").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
+    let throttled = login_from(&app, a, "admin", ADMIN_PASSWORD).await;
+    assert!((1..=2).contains(&retry_after(&throttled)));
+    let elsewhere = login_from(&app, [192, 0, 2, 2], "admin", ADMIN_PASSWORD).await;
+    assert_eq!(elsewhere.status, StatusCode::OK, "{}", elsewhere.text);
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let released = login_from(&app, a, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.text);
+}
+
+/// Forty wrong passwords at once, from one address: at most the limit are checked (answered
+/// `401`); the rest are refused with `429` before any Argon2 work (or `503` when every hashing
+/// thread is taken, also unchecked). The account still logs in from another address.
+async fn concurrent_wrong_passwords_are_checked_at_most_the_limit(kind: StoreKind) {
+    const LIMIT: i64 = 5;
+    let app = std::sync::Arc::new(
+        TestApp::with_config(kind, |c| {
+            c.auth.max_failures = LIMIT;
+        })
+        .await,
+    );
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let app = app.clone();
+        flood.spawn(
+            async move { login_from(&app, [198, 51, 100, 7], "admin", "a wrong guess").await },
+        );
+    }
+    let (mut checked, mut throttled, mut busy) = (0, 0, 0);
+    while let Some(a) = flood.join_next().await {
+        let a = a.expect("a login task");
+        match a.status {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                retry_after(&a);
+                throttled += 1
+            }
+            StatusCode::SERVICE_UNAVAILABLE => busy += 1,
+            other => panic!("{other}: {}", a.text),
+        }
+    }
+    assert!(
+        checked <= LIMIT,
+        "{checked} passwords were checked, limit {LIMIT}"
+    );
+    // The first LIMIT attempts are always counted; a `503` gave its attempt back unchecked.
+    assert!(checked + busy >= LIMIT, "{checked} / {throttled} / {busy}");
+    // Whatever raced, the address has used up the limit for this username ...
+    let a = login_from(&app, [198, 51, 100, 7], "admin", ADMIN_PASSWORD).await;
+    if checked == LIMIT {
+        retry_after(&a);
+    }
+    // ... and only there.
+    let b = login_from(&app, [198, 51, 100, 8], "admin", ADMIN_PASSWORD).await;
+    assert_eq!(b.status, StatusCode::OK, "{}", b.text);
+}
+
+/// Failures of one username from many addresses reach its ceiling (higher than the limit from
+/// one address), which refuses even the right password from a new address.
+async fn a_username_has_a_ceiling_across_addresses(kind: StoreKind) {
+    let app = TestApp::with_config(kind, |c| {
+        c.auth.max_failures = 3;
+        c.auth.max_failures_per_username = 6;
     })
     .await;
     for _ in 0..3 {
-        let a = login_from(&app, [192, 0, 2, 1], "admin", "wrong password").await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        let r = login_from(&app, [203, 0, 113, 1], "admin", "wrong password").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     }
-    let throttled = login_from(&app, [192, 0, 2, 2], "admin", ADMIN_PASSWORD).await;
-    assert_eq!(
-        throttled.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        throttled.text
-    );
-    assert_eq!(throttled.code(), "rate_limited");
-    let retry: u64 = throttled
-        .header("retry-after")
-        .parse()
-        .expect("Retry-After");
-    assert!((1..=2).contains(&retry), "{retry}");
-
-    // The address that failed is also counted, whatever username it tries.
-    for n in 0..2 {
-        let a = login_from(&app, [192, 0, 2, 1], &format!("user{n}"), "wrong password").await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    // A success from another address does not count against the ceiling.
+    let ok = login_from(&app, [203, 0, 113, 2], "admin", ADMIN_PASSWORD).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    for n in 3..6 {
+        let r = login_from(&app, [203, 0, 113, 10 + n], "admin", "wrong password").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     }
-    let by_address = login_from(&app, [192, 0, 2, 1], "someone", "x").await;
-    assert_eq!(by_address.status, StatusCode::TOO_MANY_REQUESTS);
+    let refused = login_from(&app, [203, 0, 113, 99], "admin", ADMIN_PASSWORD).await;
+    retry_after(&refused);
+    // Other usernames are not affected.
+    let (_, _) = app.account("default", "grace", false).await;
+    set_password(&app, "grace", "grace's password").await;
+    let grace = login_from(&app, [203, 0, 113, 99], "grace", "grace's password").await;
+    assert_eq!(grace.status, StatusCode::OK, "{}", grace.text);
+}
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let released = login_from(&app, [192, 0, 2, 1], "admin", ADMIN_PASSWORD).await;
-    assert_eq!(released.status, StatusCode::OK, "{}", released.text);
+/// One address trying many usernames reaches the address's ceiling, which refuses even a
+/// right password there; other addresses are not affected.
+async fn an_address_has_a_ceiling_across_usernames(kind: StoreKind) {
+    let app = TestApp::with_config(kind, |c| {
+        c.auth.max_failures = 3;
+        c.auth.max_failures_per_address = 4;
+    })
+    .await;
+    let a = [192, 0, 2, 50];
+    for n in 0..4 {
+        let r = login_from(&app, a, &format!("user{n}"), "wrong password").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
+    let refused = login_from(&app, a, "admin", ADMIN_PASSWORD).await;
+    retry_after(&refused);
+    let other = login_from(&app, [192, 0, 2, 51], "admin", ADMIN_PASSWORD).await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.text);
+    // IPv6 addresses are counted by their /64: a client cannot step around the ceiling.
+    for n in 0..4u16 {
+        let ip = std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, n + 1);
+        let r = login_from_ip(&app, ip.into(), &format!("user{n}"), "wrong password").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
+    let ip = std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0xffff, 0, 0, 9);
+    retry_after(&login_from_ip(&app, ip.into(), "admin", ADMIN_PASSWORD).await);
+}
+
+/// Sets the password of `username` (of the default org) as the admin.
+async fn set_password(app: &TestApp, username: &str, password: &str) {
+    let account = realnet::auth::identity::find_account(&app.rn, "default", username)
+        .await
+        .expect("query")
+        .expect("the account");
+    let set = app
+        .call(
+            Method::PATCH,
+            &format!("/api/items/{}", account.id),
+            Some(json!({"attributes": {"password": password}})),
+            &[],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text);
 }
 
 async fn api_keys_are_shown_once_and_revocable(kind: StoreKind) {
@@ -286,6 +403,9 @@ on_every_store!(
     login_logout_and_who_am_i,
     every_failed_login_looks_the_same,
     failed_logins_are_throttled_then_released,
+    concurrent_wrong_passwords_are_checked_at_most_the_limit,
+    a_username_has_a_ceiling_across_addresses,
+    an_address_has_a_ceiling_across_usernames,
     api_keys_are_shown_once_and_revocable,
     passwords_and_tokens_are_stored_only_as_hashes,
 );

@@ -1,8 +1,9 @@
 //! The `api` binary under a Lambda Runtime API: it answers the sample events in `events/api/`
 //! (API Gateway HTTP API v2 and REST API v1) as `cargo lambda invoke api --data-file ...`
 //! would show, and refuses to start on an invalid initialization folder. The create and query
-//! events carry the claims of an API Gateway authorizer for the account `admin`, so the
-//! function runs with `REALNET_AUTH_MODE=both` on a store that `realnet init` set up.
+//! events carry the claims of an API Gateway authorizer (issuer and subject) that the account
+//! `admin` is linked to, so the function runs with `REALNET_AUTH_MODE=both` on a store that
+//! `realnet init` set up and `realnet account link` linked.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +23,34 @@ fn body(response: &Value) -> Value {
     serde_json::from_str(response["body"].as_str().unwrap_or_default()).unwrap_or(Value::Null)
 }
 
+/// Links `admin` to the issuer and subject the sample events' claims carry, as `realnet
+/// account link` does.
+async fn link_the_sample_identity(rn: &realnet::Realnet) {
+    let claims = &event("create-item.json")["requestContext"]["authorizer"]["jwt"]["claims"];
+    let org = rn.config.default_org.clone();
+    let admin = realnet::auth::identity::find_account(rn, &org, "admin")
+        .await
+        .expect("query")
+        .expect("the first admin");
+    let change = realnet::item::ops::Change::Patch {
+        name: None,
+        parent: None,
+        attributes: serde_json::json!({"idp_issuer": claims["iss"], "idp_subject": claims["sub"]})
+            .as_object()
+            .cloned(),
+    };
+    realnet::item::ops::update(
+        rn,
+        &realnet::auth::Principal::org_admin(&org),
+        admin.id,
+        change,
+        None,
+        None,
+    )
+    .await
+    .expect("link");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_the_sample_events() {
     let data = tempfile::tempdir().expect("temp dir");
@@ -30,11 +59,9 @@ async fn answers_the_sample_events() {
         (k == "REALNET_DATA_DIR").then(|| dir.to_string())
     })
     .expect("config");
-    realnet::Realnet::from_config(config)
-        .expect("store")
-        .init()
-        .await
-        .expect("init");
+    let rn = realnet::Realnet::from_config(config).expect("store");
+    rn.init().await.expect("init");
+    link_the_sample_identity(&rn).await;
     let runtime = RuntimeApi::start().await;
     let mut function = runtime.spawn_function(
         std::path::Path::new(env!("CARGO_BIN_EXE_api")),

@@ -61,7 +61,8 @@ pub struct Me {
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "A field cannot be a username, password or org", body = ErrorBody),
-        (status = 429, description = "Too many failed logins; see Retry-After", body = ErrorBody)))]
+        (status = 429, description = "Too many failed logins; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Too many logins at once; see Retry-After", body = ErrorBody)))]
 pub async fn login(
     State(rn): State<Arc<Realnet>>,
     client: Option<ClientAddr>,

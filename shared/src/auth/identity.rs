@@ -5,8 +5,10 @@
 //! API keys only for itself and write only rules whose permissions it holds. An account's
 //! password is write-only (hashed into the store, never an attribute), an API key's token is
 //! shown once when it is created, disabling an account or changing its password revokes its
-//! login tokens, and deleting an account or an API key revokes what it held: each lands in the
-//! same transaction as the item. `Org` items are made only by setting an org up.
+//! login tokens, an account's identity-provider issuer and subject (`idp_issuer`,
+//! `idp_subject`) are linked to it in the store, unique across the installation, for
+//! authorizer mode, and deleting an account or an API key revokes what it held: each lands in
+//! the same transaction as the item. `Org` items are made only by setting an org up.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -33,6 +35,39 @@ pub fn is_disabled(account: &Item) -> bool {
         .get("disabled")
         .and_then(Value::as_bool)
         .unwrap_or(false)
+}
+
+/// The attributes that link an account to a subject of an identity provider (authorizer
+/// mode): unique across the installation, kept in the store beside the account.
+pub const IDP_ISSUER: &str = "idp_issuer";
+pub const IDP_SUBJECT: &str = "idp_subject";
+
+/// The identity provider's issuer and subject an account is linked to, when it names both.
+pub fn idp_link(account: &Item) -> Option<(&str, &str)> {
+    let a = &account.attributes;
+    match (
+        a.get(IDP_ISSUER).and_then(Value::as_str),
+        a.get(IDP_SUBJECT).and_then(Value::as_str),
+    ) {
+        (Some(issuer), Some(subject)) => Some((issuer, subject)),
+        _ => None,
+    }
+}
+
+fn link_write(account: &Item) -> Option<Write> {
+    idp_link(account).map(|(issuer, subject)| Write::LinkIdentity {
+        issuer: issuer.to_string(),
+        subject: subject.to_string(),
+        account: account.id,
+    })
+}
+
+fn unlink_write(account: &Item) -> Option<Write> {
+    idp_link(account).map(|(issuer, subject)| Write::UnlinkIdentity {
+        issuer: issuer.to_string(),
+        subject: subject.to_string(),
+        account: account.id,
+    })
 }
 
 /// The groups an account is a member of (its `groups` attribute).
@@ -153,6 +188,15 @@ impl TypeBehaviour for AccountItems {
             }
             Some(_) => errors.add(PASSWORD, "must be a string"),
         }
+        let named = |f: &str| w.item.attributes.get(f).is_some_and(|v| !v.is_null());
+        for (field, other) in [(IDP_ISSUER, IDP_SUBJECT), (IDP_SUBJECT, IDP_ISSUER)] {
+            if named(field) && !named(other) {
+                errors.add(
+                    field,
+                    format!("needs {other} too: an account is linked by issuer and subject"),
+                );
+            }
+        }
         if let Some(groups) = w.changed("groups") {
             match groups.as_array() {
                 Some(ids) if ids.len() <= 100 => {
@@ -180,7 +224,7 @@ impl TypeBehaviour for AccountItems {
         let new_password = match w.write_only.get(PASSWORD) {
             Some(Value::String(p)) => Some(Write::SetPassword {
                 account: w.item.id,
-                hash: Some(password::hash(p.clone()).await),
+                hash: Some(password::hash(p.clone()).await?),
             }),
             _ => None,
         };
@@ -193,6 +237,14 @@ impl TypeBehaviour for AccountItems {
             });
         }
         effects.writes.extend(new_password);
+        match w.before {
+            None => effects.writes.extend(link_write(w.item)),
+            Some(before) if idp_link(before) != idp_link(w.item) => {
+                effects.writes.extend(unlink_write(before));
+                effects.writes.extend(link_write(w.item));
+            }
+            Some(_) => {}
+        }
         Ok(effects)
     }
 
@@ -207,6 +259,9 @@ impl TypeBehaviour for AccountItems {
                 hash: None,
             },
         ]
+        .into_iter()
+        .chain(unlink_write(item))
+        .collect()
     }
 
     fn after_commit(&self, rn: &Realnet, _org: &str) {

@@ -1,7 +1,7 @@
 //! Who is calling. Every handler that acts for someone takes a [`Principal`], and its extractor
 //! is the one place that decides who a request acts as: the account behind a bearer token (a
-//! login token or an API key), the account an API Gateway JWT authorizer vouched for, or the
-//! public. A credential that is present but bad is a `401`, never a silent fall-back to the
+//! login token or an API key), the account linked to the identity-provider subject an API
+//! Gateway authorizer vouched for, or the public. A credential that is present but bad is a `401`, never a silent fall-back to the
 //! public. Resolved principals are cached per container for `REALNET_AUTH_CACHE_TTL`.
 
 pub mod identity;
@@ -22,7 +22,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::config::AuthMode;
-use crate::context::Realnet;
+use crate::context::{Realnet, check_org_name};
 use crate::error::ApiError;
 use crate::item::Item;
 use crate::store::StoreError;
@@ -186,39 +186,59 @@ impl Realnet {
         Ok(principal)
     }
 
-    /// The principal an API Gateway authorizer vouched for: the account with the username in
-    /// the configured claim, in the org of the org claim (or the default org).
+    /// The principal an API Gateway authorizer vouched for: the enabled account linked to the
+    /// identity provider's issuer and subject (the configured claims), in that account's org.
+    /// An org claim, where one is configured, is checked like an org name and must agree.
+    /// No claim a user may pick (a username, an email) chooses the account.
     pub async fn principal_for_claims(
         &self,
         claims: &AuthorizerClaims,
     ) -> Result<Principal, AuthError> {
         let auth = &self.config.auth;
-        let username = claims.0.get(&auth.username_claim).ok_or_else(|| {
-            unauthorized(format!(
-                "the authorizer's claims have no {:?} (REALNET_AUTH_USERNAME_CLAIM)",
-                auth.username_claim
-            ))
-        })?;
-        let org = match &auth.org_claim {
-            Some(c) => claims.0.get(c).ok_or_else(|| {
-                unauthorized(format!(
-                    "the authorizer's claims have no {c:?} (REALNET_AUTH_ORG_CLAIM)"
-                ))
-            })?,
-            None => &self.config.default_org,
+        let claim = |name: &str, var: &str| {
+            claims.0.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+                unauthorized(format!("the authorizer's claims have no {name:?} ({var})"))
+            })
         };
-        let key = format!("authorizer\n{org}\n{username}");
+        let issuer = claim(&auth.issuer_claim, "REALNET_AUTH_ISSUER_CLAIM")?;
+        let subject = claim(&auth.subject_claim, "REALNET_AUTH_SUBJECT_CLAIM")?;
+        let org = match &auth.org_claim {
+            Some(c) => {
+                let org = claim(c, "REALNET_AUTH_ORG_CLAIM")?;
+                check_org_name(org)
+                    .map_err(|m| unauthorized(format!("the authorizer's org claim {c:?}: {m}")))?;
+                Some(org.as_str())
+            }
+            None => None,
+        };
+        let key = format!(
+            "authorizer\n{issuer}\n{subject}\n{}",
+            org.unwrap_or_default()
+        );
         if let Some(p) = self.cached_principal(&key) {
             return Ok(p);
         }
-        let account = identity::find_account(self, org, username)
+        let unlinked = || {
+            unauthorized(format!(
+                "no enabled account is linked to subject {subject:?} of issuer {issuer:?}: an org admin sets idp_issuer and idp_subject on the Account"
+            ))
+        };
+        let link = self
+            .store
+            .identity_link(issuer, subject)
             .await?
+            .ok_or_else(unlinked)?;
+        if org.is_some_and(|o| o != link.org) {
+            return Err(unlinked());
+        }
+        let account = self
+            .store
+            .get(&link.org, link.account)
+            .await?
+            // The link is written with the account's attributes; both must still say it.
+            .filter(|a| identity::idp_link(a) == Some((issuer.as_str(), subject.as_str())))
             .filter(|a| !identity::is_disabled(a))
-            .ok_or_else(|| {
-                unauthorized(format!(
-                    "no enabled account {username:?} in org {org:?} for the authorizer's identity"
-                ))
-            })?;
+            .ok_or_else(unlinked)?;
         let principal = self.principal_of(&account, Credential::Authorizer).await?;
         self.cache_principal(key, &principal, None);
         Ok(principal)

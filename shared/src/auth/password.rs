@@ -1,9 +1,15 @@
 //! Password hashing: Argon2id with OWASP's minimum parameters (19 MiB of memory, 2 passes,
 //! 1 lane), which cost a few tens of milliseconds on one Lambda vCPU and fit the smallest
 //! function size. The parameters are recorded in each hash (a PHC string), so raising them
-//! later re-hashes nothing that is already stored. Hashing runs on tokio's blocking pool.
+//! later re-hashes nothing that is already stored.
+//!
+//! Hashing and checking run on tokio's blocking pool, at most one per core at a time (each
+//! holds 19 MiB while it runs), with a short queue behind them. When the queue is full a
+//! caller is refused at once with [`Busy`] rather than queued: a flood of logins costs bounded
+//! memory and gets fast `503`s, and the work already admitted finishes in good time.
 
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -11,6 +17,9 @@ use argon2::{Algorithm, Argon2, Params, Version};
 pub const MEMORY_KIB: u32 = 19 * 1024;
 pub const PASSES: u32 = 2;
 pub const LANES: u32 = 1;
+
+/// How many may wait, per core, for a hash to finish; more are refused with [`Busy`].
+pub const WAITING_PER_THREAD: usize = 16;
 
 pub const MIN_LENGTH: usize = 10;
 pub const MAX_LENGTH: usize = 256;
@@ -35,11 +44,100 @@ pub fn check_strength(password: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The PHC string of `password` with a fresh random salt.
-pub async fn hash(password: String) -> String {
-    tokio::task::spawn_blocking(move || hash_now(&password))
+/// Every hash and check of this process is running or waiting already: try again shortly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the server is busy checking passwords; try again in a second")]
+pub struct Busy;
+
+/// A bounded number of hashes at a time, and of callers waiting for one.
+struct Pool {
+    permits: Arc<tokio::sync::Semaphore>,
+    threads: usize,
+    max_waiting: usize,
+    waiting: AtomicUsize,
+    running: Arc<AtomicUsize>,
+    most_running: Arc<AtomicUsize>,
+}
+
+/// Counts a caller as waiting until it is dropped (also when its request is abandoned).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Pool {
+    fn new(threads: usize, max_waiting: usize) -> Pool {
+        Pool {
+            permits: Arc::new(tokio::sync::Semaphore::new(threads)),
+            threads,
+            max_waiting,
+            waiting: AtomicUsize::new(0),
+            running: Arc::new(AtomicUsize::new(0)),
+            most_running: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Runs `work` on the blocking pool when a thread of this pool is free, or refuses at once
+    /// if too many wait already. The permit goes with the work, so an abandoned request frees
+    /// it only when its hash is done.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(Busy);
+                }
+                let _waiting = Waiting(&self.waiting);
+                self.permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed")
+            }
+        };
+        let (running, most) = (self.running.clone(), self.most_running.clone());
+        tokio::task::spawn_blocking(move || {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            let out = work();
+            running.fetch_sub(1, Ordering::SeqCst);
+            drop(permit);
+            out
+        })
         .await
-        .expect("password hashing does not panic")
+        .map_err(|e| {
+            // Only a panic in Argon2 or a runtime shutting down: no hash came of it.
+            tracing::error!(error = %e, "a password hash did not finish");
+            Busy
+        })
+    }
+}
+
+static POOL: LazyLock<Pool> = LazyLock::new(|| {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Pool::new(threads, threads * WAITING_PER_THREAD)
+});
+
+/// How many hashes this process runs at once: one per core.
+pub fn threads() -> usize {
+    POOL.threads
+}
+
+/// The most hashes this process has run at once (never more than [`threads`]).
+pub fn most_at_once() -> usize {
+    POOL.most_running.load(Ordering::SeqCst)
+}
+
+/// The PHC string of `password` with a fresh random salt.
+pub async fn hash(password: String) -> Result<String, Busy> {
+    POOL.run(move || hash_now(&password)).await
 }
 
 fn hash_now(password: &str) -> String {
@@ -53,8 +151,8 @@ fn hash_now(password: &str) -> String {
 
 /// Whether `password` matches `stored`. Without a stored hash (no such account), a hash of
 /// the same cost is checked anyway, so that the answer takes the same time either way.
-pub async fn verify(password: String, stored: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
+pub async fn verify(password: String, stored: Option<String>) -> Result<bool, Busy> {
+    POOL.run(move || {
         static DECOY: LazyLock<String> = LazyLock::new(|| hash_now("no account has this password"));
         let (phc, real) = match &stored {
             Some(s) => (s.as_str(), true),
@@ -66,7 +164,6 @@ pub async fn verify(password: String, stored: Option<String>) -> bool {
         ok && real
     })
     .await
-    .unwrap_or(false)
 }
 
 /// A password for a new installation's first admin: 24 characters from 62, about 143 bits.
@@ -84,15 +181,57 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn hashes_verify_and_are_salted_argon2id() {
-        let a = hash("correct horse battery".into()).await;
-        let b = hash("correct horse battery".into()).await;
+    async fn hashes_verify_and_are_salted_argon2id() -> Result<(), Busy> {
+        let a = hash("correct horse battery".into()).await?;
+        let b = hash("correct horse battery".into()).await?;
         assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
         assert_ne!(a, b);
-        assert!(verify("correct horse battery".into(), Some(a.clone())).await);
-        assert!(!verify("correct horse battery!".into(), Some(a)).await);
-        assert!(!verify("no account has this password".into(), None).await);
-        assert!(!verify("x".into(), Some("not a hash".into())).await);
+        assert!(verify("correct horse battery".into(), Some(a.clone())).await?);
+        assert!(!verify("correct horse battery!".into(), Some(a)).await?);
+        assert!(!verify("no account has this password".into(), None).await?);
+        assert!(!verify("x".into(), Some("not a hash".into())).await?);
+        Ok(())
+    }
+
+    /// One running, two waiting: the fourth caller is refused at once, and once the work is
+    /// done the pool takes callers again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_pool_refuses_at_once() {
+        let pool = Arc::new(Pool::new(1, 2));
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Arc::new(std::sync::Mutex::new(gate));
+        let blocked = {
+            let (pool, gate) = (pool.clone(), gate.clone());
+            tokio::spawn(async move {
+                pool.run(move || gate.lock().map(|g| g.recv().is_ok()).unwrap_or(false))
+                    .await
+            })
+        };
+        while pool.running.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.run(|| true).await })
+            })
+            .collect();
+        while pool.waiting.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            pool.run(|| true).await,
+            Err(Busy),
+            "refused without waiting"
+        );
+        release.send(()).expect("the blocked work listens");
+        assert_eq!(blocked.await.expect("joined"), Ok(true));
+        for w in waiters {
+            assert_eq!(w.await.expect("joined"), Ok(true));
+        }
+        assert_eq!(pool.waiting.load(Ordering::SeqCst), 0);
+        assert_eq!(pool.most_running.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.run(|| true).await, Ok(true));
     }
 
     #[test]

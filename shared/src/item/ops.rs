@@ -45,6 +45,9 @@ pub enum ItemError {
     Forbidden(String),
     #[error(transparent)]
     Store(StoreError),
+    /// Too many passwords are being hashed: try again shortly.
+    #[error(transparent)]
+    Busy(#[from] crate::auth::password::Busy),
 }
 
 /// The refusal of `action` to `p`: log in first, or not allowed.

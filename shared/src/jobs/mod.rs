@@ -74,6 +74,7 @@ impl From<ItemError> for JobFailure {
             }
             ItemError::Store(StoreError::Backend(m)) => JobFailure::Retry(m),
             ItemError::Store(StoreError::JobRecorded(_)) => JobFailure::AlreadyRan,
+            ItemError::Busy(b) => JobFailure::Retry(b.to_string()),
             other => JobFailure::Permanent(other.to_string()),
         }
     }

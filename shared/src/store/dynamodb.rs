@@ -5,10 +5,12 @@
 //! - A username is claimed by `pk = <org>`, `sk = U#<username>`, written with
 //!   `attribute_not_exists` in the same transaction as its account, so usernames stay unique.
 //! - A token is `pk = TOKEN#<sha256>`, indexed under its org by account (`TA#`) and API key
-//!   (`TK#`); a password hash is `PW#<account>`; failed logins `FAIL#<key>`; settings
-//!   `SETTING#<key>`; job records `JOB#<org>#<key>`. Tokens, job records and failed-login
+//!   (`TK#`); a password hash is `PW#<account>`; counts of login attempts `FAIL#<key>`; settings
+//!   `SETTING#<key>`; job records `JOB#<org>#<key>`. Tokens, job records and login-attempt
 //!   windows carry `ttl` (epoch seconds), and the table's TTL on that attribute deletes them
 //!   once expired (expired ones are refused before then).
+//! - An identity-provider subject linked to an account is `pk = IDP#<issuer>\n<subject>`,
+//!   written with a condition (free, or this account's) in the account's transaction.
 //! - An org that has been set up (its `Org` item) is listed under `pk = ORGS`, `sk = <org>`,
 //!   for the scheduler.
 //!
@@ -37,7 +39,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use super::{ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write};
+use super::{
+    Attempt, IdentityLink, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount,
+    Write,
+};
 use crate::item::Item;
 use crate::query::{ItemQuery, ParentFilter, Readable};
 use crate::types::value::format_datetime;
@@ -79,6 +84,11 @@ const ORGS: &str = "ORGS";
 
 fn key(pk: impl Into<String>, sk: impl Into<String>) -> Record {
     HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+/// The key of an identity-provider subject's link (an issuer holds no line break).
+fn link_pk(issuer: &str, subject: &str) -> String {
+    format!("IDP#{issuer}\n{subject}")
 }
 
 fn item_sk(id: Uuid) -> String {
@@ -218,6 +228,8 @@ enum OnFail {
     Missing(Uuid),
     Taken(Box<Item>),
     Recorded(String),
+    /// An identity-provider subject another account holds: issuer and subject.
+    Linked(String, String),
 }
 
 /// A transaction being built.
@@ -412,6 +424,7 @@ impl DynamoStore {
                 OnFail::Missing(id) => StoreError::NotFound(*id),
                 OnFail::Taken(item) => super::sql::username_taken(item),
                 OnFail::Recorded(key) => StoreError::JobRecorded(key.clone()),
+                OnFail::Linked(issuer, subject) => super::sql::identity_taken(issuer, subject),
                 // The actual version is read by `apply`, outside the transaction.
                 OnFail::Stale { id, expected } => StoreError::VersionConflict {
                     id: *id,
@@ -642,6 +655,41 @@ impl DynamoStore {
                     Some(("attribute_not_exists(pk) OR expires_at < :now", values)),
                     OnFail::Recorded(job_key.clone()),
                 )?;
+            }
+            Write::LinkIdentity {
+                issuer,
+                subject,
+                account,
+            } => {
+                let mut link = key(link_pk(issuer, subject), "IDP");
+                link.insert("link_org".into(), s(org));
+                link.insert("link_account".into(), s(account.to_string()));
+                let values = HashMap::from([
+                    (":o".to_string(), s(org)),
+                    (":a".to_string(), s(account.to_string())),
+                ]);
+                tx.put(
+                    table,
+                    link,
+                    Some((
+                        "attribute_not_exists(pk) OR (link_org = :o AND link_account = :a)",
+                        values,
+                    )),
+                    OnFail::Linked(issuer.clone(), subject.clone()),
+                )?;
+            }
+            Write::UnlinkIdentity {
+                issuer,
+                subject,
+                account,
+            } => {
+                if self
+                    .identity_link(issuer, subject)
+                    .await?
+                    .is_some_and(|l| l.org == org && l.account == *account)
+                {
+                    tx.delete(table, key(link_pk(issuer, subject), "IDP"), None)?;
+                }
             }
             Write::SetPassword { account, hash } => match hash {
                 Some(h) => {
@@ -1013,6 +1061,24 @@ impl ItemStore for DynamoStore {
         }))
     }
 
+    async fn identity_link(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<IdentityLink>, StoreError> {
+        let Some(r) = self
+            .get_record(link_pk(issuer, subject), "IDP".into())
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(IdentityLink {
+            org: get_s(&r, "link_org").unwrap_or_default().to_string(),
+            account: get_uuid(&r, "link_account")?
+                .ok_or_else(|| backend("an identity link has no account"))?,
+        }))
+    }
+
     async fn password(&self, org: &str, account: Uuid) -> Result<Option<String>, StoreError> {
         let r = self
             .get_record(org.to_string(), format!("PW#{account}"))
@@ -1022,15 +1088,18 @@ impl ItemStore for DynamoStore {
             .map(str::to_string))
     }
 
-    async fn add_failure(
+    async fn count_attempt(
         &self,
         name: &str,
+        limit: i64,
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
-    ) -> Result<(i64, DateTime<Utc>), StoreError> {
+    ) -> Result<Attempt, StoreError> {
         let pk = format!("FAIL#{name}");
-        // Count on in a window still open; otherwise start one. A race between two first
-        // failures is settled by the conditions, and the loser counts on.
+        let ws = s(format_datetime(window_start));
+        // Count on in a window still open, below the limit (or open one where there is none);
+        // else start a new window over one that is over; else the limit is reached. A race
+        // between two of these is settled by the conditions, and the loser tries again.
         for _ in 0..5 {
             let counted = self
                 .client()
@@ -1038,18 +1107,23 @@ impl ItemStore for DynamoStore {
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key(pk.clone(), "FAIL")))
-                .update_expression("SET #c = #c + :one")
-                .condition_expression("since >= :ws")
+                .update_expression("ADD #c :one SET since = if_not_exists(since, :now), #t = if_not_exists(#t, :ttl)")
+                .condition_expression("attribute_not_exists(pk) OR (since >= :ws AND #c < :limit)")
                 .expression_attribute_names("#c", "count")
+                .expression_attribute_names("#t", TTL)
                 .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":ws", s(format_datetime(window_start)))
+                .expression_attribute_values(":now", s(format_datetime(now)))
+                .expression_attribute_values(":ttl", ttl(now + (now - window_start)))
+                .expression_attribute_values(":ws", ws.clone())
+                .expression_attribute_values(":limit", n(limit))
                 .return_values(ReturnValue::AllNew)
                 .send()
                 .await;
             match counted {
                 Ok(out) => {
                     let r = out.attributes.unwrap_or_default();
-                    return Ok((get_n(&r, "count")?, get_time(&r, "since")?.unwrap_or(now)));
+                    let since = get_time(&r, "since")?.ok_or_else(|| backend("no since"))?;
+                    return Ok(Attempt::Counted { since });
                 }
                 Err(e)
                     if e.as_service_error()
@@ -1067,39 +1141,55 @@ impl ItemStore for DynamoStore {
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(fresh))
-                .condition_expression("attribute_not_exists(pk) OR since < :ws")
-                .expression_attribute_values(":ws", s(format_datetime(window_start)))
+                .condition_expression("since < :ws")
+                .expression_attribute_values(":ws", ws.clone())
                 .send()
                 .await;
             match started {
-                Ok(_) => return Ok((1, now)),
+                Ok(_) => return Ok(Attempt::Counted { since: now }),
                 Err(e)
                     if e.as_service_error()
                         .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
                 Err(e) => return Err(sdk(e)),
             }
+            if let Some(r) = self.get_record(pk.clone(), "FAIL".into()).await?
+                && let Some(since) = get_time(&r, "since")?
+                && since >= window_start
+                && get_n(&r, "count")? >= limit
+            {
+                return Ok(Attempt::Refused { since });
+            }
         }
         Err(StoreError::Unavailable(
-            "failed-login counter is contended".into(),
+            "the login-attempt counter is contended".into(),
         ))
     }
 
-    async fn failures(
-        &self,
-        name: &str,
-        window_start: DateTime<Utc>,
-    ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError> {
-        let Some(r) = self
-            .get_record(format!("FAIL#{name}"), "FAIL".into())
-            .await?
-        else {
-            return Ok(None);
-        };
-        let since = get_time(&r, "since")?.ok_or_else(|| backend("no since"))?;
-        if since < window_start {
-            return Ok(None);
+    async fn uncount_attempt(&self, name: &str, since: DateTime<Utc>) -> Result<(), StoreError> {
+        let taken = self
+            .client()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("FAIL#{name}"), "FAIL")))
+            .update_expression("ADD #c :minus")
+            .condition_expression("since = :since AND #c > :zero")
+            .expression_attribute_names("#c", "count")
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":since", s(format_datetime(since)))
+            .send()
+            .await;
+        match taken {
+            Err(e)
+                if !e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(sdk(e))
+            }
+            _ => Ok(()),
         }
-        Ok(Some((get_n(&r, "count")?, since)))
     }
 
     async fn begin_job(
@@ -1168,7 +1258,7 @@ impl ItemStore for DynamoStore {
         }
     }
 
-    async fn clear_failures(&self, name: &str) -> Result<(), StoreError> {
+    async fn clear_attempts(&self, name: &str) -> Result<(), StoreError> {
         self.client()
             .await
             .delete_item()

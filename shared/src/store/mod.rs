@@ -4,8 +4,9 @@
 //! which runs a list of writes in one transaction, so batches need no second write path.
 //!
 //! Beside items, a store keeps what must never be shown as an item: password hashes, the
-//! SHA-256 of bearer tokens, and counts of failed logins. These are written through the same
-//! `apply`, so an account and its password, or an API key and its token, land together.
+//! SHA-256 of bearer tokens, the links of identity-provider subjects to accounts (looked up
+//! across orgs), and counts of login attempts. These are written through the same `apply`, so
+//! an account and its password or link, or an API key and its token, land together.
 
 mod dynamodb;
 mod postgres;
@@ -92,6 +93,20 @@ pub enum Write {
         account: Uuid,
         hash: Option<String>,
     },
+    /// Links the identity provider's `subject` at `issuer` to `account` (of the org the writes
+    /// apply to), for authorizer mode. A link is unique in the whole installation: refused
+    /// ([`StoreError::Taken`], and so the whole transaction) while another account holds it.
+    LinkIdentity {
+        issuer: String,
+        subject: String,
+        account: Uuid,
+    },
+    /// Removes the link of `issuer` and `subject`, if `account` of this org holds it.
+    UnlinkIdentity {
+        issuer: String,
+        subject: String,
+        account: Uuid,
+    },
     /// Records the outcome of the job run under `key` (see [`ItemStore::begin_job`]); written
     /// in the same transaction as the job's effects, so that both happen or neither.
     FinishJob {
@@ -107,6 +122,15 @@ pub enum Write {
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
     },
+}
+
+/// What [`ItemStore::count_attempt`] did, with the start of the window it looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The attempt is counted; it may go ahead.
+    Counted { since: DateTime<Utc> },
+    /// The limit was reached already; nothing was counted.
+    Refused { since: DateTime<Utc> },
 }
 
 /// What [`ItemStore::begin_job`] found.
@@ -127,6 +151,13 @@ pub struct StoredToken {
     pub account: Uuid,
     pub api_key: Option<Uuid>,
     pub expires: Option<DateTime<Utc>>,
+}
+
+/// The account an identity provider's issuer and subject are linked to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityLink {
+    pub org: String,
+    pub account: Uuid,
 }
 
 /// A page of a query: the items and, if there are more, where the next page starts.
@@ -185,26 +216,33 @@ pub trait ItemStore: Send + Sync + 'static {
     /// The token whose SHA-256 (hex) is `hash`, in any org.
     async fn token(&self, hash: &str) -> Result<Option<StoredToken>, StoreError>;
 
+    /// The account linked to the identity provider's `subject` at `issuer`, in any org.
+    async fn identity_link(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<IdentityLink>, StoreError>;
+
     /// The account's password hash.
     async fn password(&self, org: &str, account: Uuid) -> Result<Option<String>, StoreError>;
 
-    /// Counts a failed login under `key` and returns the failures counted since the window
-    /// began and when it began; a window older than `window_start` starts again at one.
-    async fn add_failure(
+    /// Counts one login attempt under `key`, in one atomic step, unless `limit` attempts are
+    /// counted already in the window that is open; a window that began before `window_start`
+    /// is over, and counting begins again at one (a window opened now begins at `now`).
+    async fn count_attempt(
         &self,
         key: &str,
+        limit: i64,
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
-    ) -> Result<(i64, DateTime<Utc>), StoreError>;
+    ) -> Result<Attempt, StoreError>;
 
-    /// The failures counted under `key` in a window that began after `window_start`.
-    async fn failures(
-        &self,
-        key: &str,
-        window_start: DateTime<Utc>,
-    ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError>;
+    /// Takes back one attempt counted under `key` in the window that began at `since` (a
+    /// login that succeeded, or was not checked); nothing if that window is over.
+    async fn uncount_attempt(&self, key: &str, since: DateTime<Utc>) -> Result<(), StoreError>;
 
-    async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
+    /// Forgets the attempts counted under `key`.
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError>;
 
     /// Claims the job key `key` of `org` until `lease_until`, unless a run holds it (`Busy`)
     /// or it finished (`Done`); a finished record counts until `expires`, after which the key
@@ -232,7 +270,7 @@ pub trait ItemStore: Send + Sync + 'static {
     /// The orgs that have been set up (those with an `Org` item), in name order.
     async fn orgs(&self) -> Result<Vec<String>, StoreError>;
 
-    /// Deletes what has expired by `now`: tokens, job records, and failed-login windows that
+    /// Deletes what has expired by `now`: tokens, job records, and login-attempt windows that
     /// began before `failures_before`. `None` when the store expires them itself (DynamoDB's
     /// TTL); expired records are never honoured either way.
     async fn purge_expired(

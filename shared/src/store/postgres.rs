@@ -26,7 +26,10 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 use super::sql::{self, Dialect, Param};
-use super::{ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write};
+use super::{
+    Attempt, IdentityLink, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount,
+    Write,
+};
 use crate::item::Item;
 use crate::query::ItemQuery;
 
@@ -88,6 +91,14 @@ const SCHEMA: &[&str] = &[
     CREATE INDEX job_runs_expires ON job_runs (expires_at);"#,
     // 4: the orgs set up (their Org items), for the scheduler.
     r#"CREATE INDEX items_orgs ON items (org) WHERE type = 'Org';"#,
+    // 5: identity-provider subjects linked to accounts, unique in the installation.
+    r#"CREATE TABLE identity_links (
+        issuer text NOT NULL,
+        subject text NOT NULL,
+        org text NOT NULL,
+        account uuid NOT NULL,
+        PRIMARY KEY (issuer, subject)
+    );"#,
 ];
 
 pub struct PostgresStore {
@@ -423,6 +434,28 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
                 return Err(StoreError::JobRecorded(key.clone()));
             }
         }
+        Write::LinkIdentity {
+            issuer,
+            subject,
+            account,
+        } => {
+            let params = link_params(issuer, subject, org, *account);
+            let stmt = tx
+                .prepare_cached(&st().link_identity)
+                .await
+                .map_err(backend)?;
+            if tx.execute(&stmt, &refs(&params)).await.map_err(backend)? == 0 {
+                return Err(sql::identity_taken(issuer, subject));
+            }
+        }
+        Write::UnlinkIdentity {
+            issuer,
+            subject,
+            account,
+        } => {
+            let params = link_params(issuer, subject, org, *account);
+            execute(tx, &st().unlink_identity, &params).await?
+        }
         Write::SetPassword { account, hash } => {
             let (org, account) = (Param::Text(org.to_string()), Param::Uuid(*account));
             match hash {
@@ -439,6 +472,15 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
         }
     }
     Ok(())
+}
+
+fn link_params(issuer: &str, subject: &str, org: &str, account: Uuid) -> [Param; 4] {
+    [
+        Param::Text(issuer.to_string()),
+        Param::Text(subject.to_string()),
+        Param::Text(org.to_string()),
+        Param::Uuid(account),
+    ]
 }
 
 fn st() -> &'static sql::Statements {
@@ -565,6 +607,26 @@ impl ItemStore for PostgresStore {
         }))
     }
 
+    async fn identity_link(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<IdentityLink>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&st().identity_link)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&stmt, &[&issuer, &subject])
+            .await
+            .map_err(backend)?;
+        Ok(row.map(|r| IdentityLink {
+            org: r.get(0),
+            account: r.get(1),
+        }))
+    }
+
     async fn password(&self, org: &str, account: Uuid) -> Result<Option<String>, StoreError> {
         let client = self.client().await?;
         let stmt = client
@@ -578,46 +640,45 @@ impl ItemStore for PostgresStore {
         Ok(row.map(|r| r.get(0)))
     }
 
-    async fn add_failure(
+    async fn count_attempt(
         &self,
         key: &str,
+        limit: i64,
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
-    ) -> Result<(i64, DateTime<Utc>), StoreError> {
+    ) -> Result<Attempt, StoreError> {
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(&st().add_failure)
+            .prepare_cached(&st().count_attempt)
             .await
             .map_err(backend)?;
-        let row = client
-            .query_one(&stmt, &[&key, &now, &window_start, &window_start])
+        let params = sql::count_attempt_params(key, limit, now, window_start);
+        if let Some(row) = client
+            .query_opt(&stmt, &refs(&params))
             .await
-            .map_err(backend)?;
-        Ok((row.get(0), row.get(1)))
-    }
-
-    async fn failures(
-        &self,
-        key: &str,
-        window_start: DateTime<Utc>,
-    ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError> {
-        let client = self.client().await?;
+            .map_err(backend)?
+        {
+            return Ok(Attempt::Counted { since: row.get(0) });
+        }
         let stmt = client
-            .prepare_cached(&st().failures)
+            .prepare_cached(&st().attempt_window)
             .await
             .map_err(backend)?;
-        let row = client
-            .query_opt(&stmt, &[&key, &window_start])
-            .await
-            .map_err(backend)?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        let row = client.query_one(&stmt, &[&key]).await.map_err(backend)?;
+        Ok(Attempt::Refused { since: row.get(0) })
     }
 
-    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+    async fn uncount_attempt(&self, key: &str, since: DateTime<Utc>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let params = [Param::Text(key.to_string()), Param::Time(since)];
+        execute(&client, &st().uncount_attempt, &params).await
+    }
+
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError> {
         let client = self.client().await?;
         execute(
             &client,
-            &st().clear_failures,
+            &st().clear_attempts,
             &[Param::Text(key.to_string())],
         )
         .await

@@ -294,9 +294,13 @@ pub(crate) struct Statements {
     pub set_password: String,
     pub delete_password: String,
     pub password: String,
-    pub add_failure: String,
-    pub failures: String,
-    pub clear_failures: String,
+    pub link_identity: String,
+    pub unlink_identity: String,
+    pub identity_link: String,
+    pub count_attempt: String,
+    pub attempt_window: String,
+    pub uncount_attempt: String,
+    pub clear_attempts: String,
     pub begin_job: String,
     pub job_state: String,
     pub finish_job: String,
@@ -327,9 +331,13 @@ impl Statements {
             set_password: numbered(d, SET_PASSWORD),
             delete_password: numbered(d, DELETE_PASSWORD),
             password: numbered(d, PASSWORD),
-            add_failure: numbered(d, ADD_FAILURE),
-            failures: numbered(d, FAILURES),
-            clear_failures: numbered(d, CLEAR_FAILURES),
+            link_identity: numbered(d, LINK_IDENTITY),
+            unlink_identity: numbered(d, UNLINK_IDENTITY),
+            identity_link: numbered(d, IDENTITY_LINK),
+            count_attempt: numbered(d, COUNT_ATTEMPT),
+            attempt_window: numbered(d, ATTEMPT_WINDOW),
+            uncount_attempt: numbered(d, UNCOUNT_ATTEMPT),
+            clear_attempts: numbered(d, CLEAR_ATTEMPTS),
             begin_job: numbered(d, BEGIN_JOB),
             job_state: numbered(d, JOB_STATE),
             finish_job: numbered(d, FINISH_JOB),
@@ -402,12 +410,35 @@ const DELETE_PASSWORD: &str = "DELETE FROM passwords WHERE org = {} AND account 
 
 const PASSWORD: &str = "SELECT hash FROM passwords WHERE org = {} AND account = {}";
 
-/// A window that began before the given start is over: counting begins again at one.
-const ADD_FAILURE: &str = "INSERT INTO login_failures (key, count, since) VALUES ({}, 1, {}) ON CONFLICT (key) DO UPDATE SET count = CASE WHEN login_failures.since < {} THEN 1 ELSE login_failures.count + 1 END, since = CASE WHEN login_failures.since < {} THEN excluded.since ELSE login_failures.since END RETURNING count, since";
+/// Links an issuer and subject to an account, or keeps the link it has; changes no row when
+/// another account holds it. Parameters: issuer, subject, org, account.
+const LINK_IDENTITY: &str = "INSERT INTO identity_links (issuer, subject, org, account) VALUES ({}, {}, {}, {}) ON CONFLICT (issuer, subject) DO UPDATE SET org = excluded.org WHERE identity_links.org = excluded.org AND identity_links.account = excluded.account";
 
-const FAILURES: &str = "SELECT count, since FROM login_failures WHERE key = {} AND since >= {}";
+const UNLINK_IDENTITY: &str =
+    "DELETE FROM identity_links WHERE issuer = {} AND subject = {} AND org = {} AND account = {}";
 
-const CLEAR_FAILURES: &str = "DELETE FROM login_failures WHERE key = {}";
+const IDENTITY_LINK: &str =
+    "SELECT org, account FROM identity_links WHERE issuer = {} AND subject = {}";
+
+/// The refusal of a link another account holds (which org's, it does not say).
+pub(crate) fn identity_taken(issuer: &str, subject: &str) -> super::StoreError {
+    super::StoreError::Taken(format!(
+        "the identity {subject:?} of issuer {issuer:?} is linked to another account"
+    ))
+}
+
+/// Counts an attempt unless the open window holds the limit already: one upsert, so that
+/// concurrent attempts cannot all pass. A window that began before the given start is over and
+/// counting begins again at one. Returns a row only when it counted. Parameters: key, now,
+/// window start (three times), limit.
+const COUNT_ATTEMPT: &str = "INSERT INTO login_failures (key, count, since) VALUES ({}, 1, {}) ON CONFLICT (key) DO UPDATE SET count = CASE WHEN login_failures.since < {} THEN 1 ELSE login_failures.count + 1 END, since = CASE WHEN login_failures.since < {} THEN excluded.since ELSE login_failures.since END WHERE login_failures.since < {} OR login_failures.count < {} RETURNING since";
+
+const ATTEMPT_WINDOW: &str = "SELECT since FROM login_failures WHERE key = {}";
+
+const UNCOUNT_ATTEMPT: &str =
+    "UPDATE login_failures SET count = count - 1 WHERE key = {} AND since = {} AND count > 0";
+
+const CLEAR_ATTEMPTS: &str = "DELETE FROM login_failures WHERE key = {}";
 
 /// Takes a key that is new, whose run's lease ran out, or whose record expired; returns a row
 /// only when it did.
@@ -448,6 +479,23 @@ pub(crate) fn username_taken(item: &crate::item::Item) -> super::StoreError {
         "the username {username:?} is taken in org {:?}",
         item.org
     ))
+}
+
+/// The parameters of [`COUNT_ATTEMPT`].
+pub(crate) fn count_attempt_params(
+    key: &str,
+    limit: i64,
+    now: chrono::DateTime<chrono::Utc>,
+    window_start: chrono::DateTime<chrono::Utc>,
+) -> Vec<Param> {
+    vec![
+        Param::Text(key.to_string()),
+        Param::Time(now),
+        Param::Time(window_start),
+        Param::Time(window_start),
+        Param::Time(window_start),
+        Param::Int(limit),
+    ]
 }
 
 pub(crate) const COUNTS: &str =

@@ -12,7 +12,10 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params_from_iter};
 use uuid::Uuid;
 
 use super::sql::{self, Dialect, Param};
-use super::{ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount, Write};
+use super::{
+    Attempt, IdentityLink, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount,
+    Write,
+};
 use crate::item::Item;
 use crate::query::ItemQuery;
 use crate::types::value::format_datetime;
@@ -71,6 +74,14 @@ const SCHEMA: &[&str] = &[
     CREATE INDEX job_runs_expires ON job_runs (expires_at);",
     // 4: the orgs set up (their Org items), for the scheduler.
     "CREATE INDEX items_orgs ON items (org) WHERE type = 'Org';",
+    // 5: identity-provider subjects linked to accounts, unique in the installation.
+    "CREATE TABLE identity_links (
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        org TEXT NOT NULL,
+        account TEXT NOT NULL,
+        PRIMARY KEY (issuer, subject)
+    );",
 ];
 
 #[derive(Clone)]
@@ -330,6 +341,30 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
                 return Err(StoreError::JobRecorded(key.clone()));
             }
         }
+        Write::LinkIdentity {
+            issuer,
+            subject,
+            account,
+        } => {
+            let params = link_params(issuer, subject, org, *account);
+            let changed = tx
+                .prepare_cached(&st().link_identity)
+                .map_err(backend)?
+                .execute(params_from_iter(params.iter()))
+                .map_err(backend)?;
+            if changed == 0 {
+                return Err(sql::identity_taken(issuer, subject));
+            }
+        }
+        Write::UnlinkIdentity {
+            issuer,
+            subject,
+            account,
+        } => execute(
+            tx,
+            &st().unlink_identity,
+            &link_params(issuer, subject, org, *account),
+        )?,
         Write::SetPassword { account, hash } => {
             let key = [Param::Text(org.to_string()), Param::Uuid(*account)];
             match hash {
@@ -343,6 +378,15 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result
         }
     }
     Ok(())
+}
+
+fn link_params(issuer: &str, subject: &str, org: &str, account: Uuid) -> [Param; 4] {
+    [
+        Param::Text(issuer.to_string()),
+        Param::Text(subject.to_string()),
+        Param::Text(org.to_string()),
+        Param::Uuid(account),
+    ]
 }
 
 fn st() -> &'static sql::Statements {
@@ -367,10 +411,6 @@ fn unique_or_backend(e: rusqlite::Error, item: &Item) -> StoreError {
         }
         e => backend(e),
     }
-}
-
-fn failure_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, DateTime<Utc>)> {
-    Ok((r.get(0)?, parse_time(r.get(1)?)?))
 }
 
 fn missing_or_stale(conn: &Connection, org: &str, id: Uuid, expected: i64) -> StoreError {
@@ -505,6 +545,30 @@ impl ItemStore for SqliteStore {
         .await
     }
 
+    async fn identity_link(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<IdentityLink>, StoreError> {
+        let params = [
+            Param::Text(issuer.to_string()),
+            Param::Text(subject.to_string()),
+        ];
+        self.run(move |conn| {
+            conn.prepare_cached(&st().identity_link)
+                .map_err(backend)?
+                .query_row(params_from_iter(params.iter()), |r| {
+                    Ok(IdentityLink {
+                        org: r.get(0)?,
+                        account: parse_uuid(r.get(1)?)?,
+                    })
+                })
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
     async fn password(&self, org: &str, account: Uuid) -> Result<Option<String>, StoreError> {
         let org = org.to_string();
         self.run(move |conn| {
@@ -517,46 +581,45 @@ impl ItemStore for SqliteStore {
         .await
     }
 
-    async fn add_failure(
+    async fn count_attempt(
         &self,
         key: &str,
+        limit: i64,
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
-    ) -> Result<(i64, DateTime<Utc>), StoreError> {
-        let params = [
-            Param::Text(key.to_string()),
-            Param::Time(now),
-            Param::Time(window_start),
-            Param::Time(window_start),
-        ];
+    ) -> Result<Attempt, StoreError> {
+        let params = sql::count_attempt_params(key, limit, now, window_start);
+        let key = [Param::Text(key.to_string())];
         self.run(move |conn| {
-            conn.prepare_cached(&st().add_failure)
+            let since_of = |r: &rusqlite::Row<'_>| parse_time(r.get(0)?);
+            let counted = conn
+                .prepare_cached(&st().count_attempt)
                 .map_err(backend)?
-                .query_row(params_from_iter(params.iter()), failure_row)
-                .map_err(backend)
-        })
-        .await
-    }
-
-    async fn failures(
-        &self,
-        key: &str,
-        window_start: DateTime<Utc>,
-    ) -> Result<Option<(i64, DateTime<Utc>)>, StoreError> {
-        let params = [Param::Text(key.to_string()), Param::Time(window_start)];
-        self.run(move |conn| {
-            conn.prepare_cached(&st().failures)
-                .map_err(backend)?
-                .query_row(params_from_iter(params.iter()), failure_row)
+                .query_row(params_from_iter(params.iter()), since_of)
                 .optional()
-                .map_err(backend)
+                .map_err(backend)?;
+            if let Some(since) = counted {
+                return Ok(Attempt::Counted { since });
+            }
+            let since = conn
+                .prepare_cached(&st().attempt_window)
+                .map_err(backend)?
+                .query_row(params_from_iter(key.iter()), since_of)
+                .map_err(backend)?;
+            Ok(Attempt::Refused { since })
         })
         .await
     }
 
-    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+    async fn uncount_attempt(&self, key: &str, since: DateTime<Utc>) -> Result<(), StoreError> {
+        let params = [Param::Text(key.to_string()), Param::Time(since)];
+        self.run(move |conn| execute(conn, &st().uncount_attempt, &params))
+            .await
+    }
+
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError> {
         let params = [Param::Text(key.to_string())];
-        self.run(move |conn| execute(conn, &st().clear_failures, &params))
+        self.run(move |conn| execute(conn, &st().clear_attempts, &params))
             .await
     }
 
