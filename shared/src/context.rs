@@ -281,7 +281,7 @@ impl Realnet {
         }
         let mut accounts =
             ItemQuery::parse(&self.types, &[], None).expect("an empty query always parses");
-        accounts.types = vec!["Account".to_string()];
+        accounts.types = self.types.subtypes("Account").to_vec();
         accounts.limit = 1;
         accounts.readable = Readable::All;
         if self.store.query(org, &accounts).await?.items.is_empty() {

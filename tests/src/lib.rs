@@ -197,6 +197,15 @@ impl TestApp {
 
     /// A test app whose configuration `adjust` changes first.
     pub async fn with_config(kind: StoreKind, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::with_types(kind, registry(), adjust).await
+    }
+
+    /// A test app over the type definitions `types`.
+    pub async fn with_types(
+        kind: StoreKind,
+        types: TypeRegistry,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let store = store(kind).await;
         let files = tempfile::tempdir().expect("temp dir");
         let mut config = config(store.db.clone());
@@ -204,7 +213,7 @@ impl TestApp {
             root: files.path().to_path_buf(),
         };
         adjust(&mut config);
-        let rn = Arc::new(Realnet::new(config, registry(), store.store.clone()));
+        let rn = Arc::new(Realnet::new(config, types, store.store.clone()));
         let default_org = rn.config.default_org.clone();
         for org in [default_org.as_str(), OTHER_ORG] {
             rn.init_org(org, Some(ADMIN_PASSWORD.to_string()))
@@ -412,6 +421,28 @@ macro_rules! on_every_store {
                async fn $name() { super::$name($crate::StoreKind::Dynamodb).await } )*
         }
     };
+}
+
+/// A copy of the shipped initialization folder with one more definition file, `extra.json`
+/// (resource layer), holding `types`: a deployment's own types.
+pub fn init_dir_with(types: Value) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../initialization");
+    for entry in std::fs::read_dir(&shipped).expect("initialization/") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("file name");
+        std::fs::copy(&path, dir.path().join(name)).expect("copy a definition file");
+    }
+    let manifest = dir.path().join("manifest.json");
+    let mut m: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).expect("manifest")).expect("json");
+    let files = m["files"].as_array_mut().expect("files");
+    let at = files.iter().position(|f| f["layer"] != "core").unwrap_or(files.len());
+    files.insert(at, serde_json::json!({"file": "extra.json", "layer": "resource"}));
+    std::fs::write(&manifest, m.to_string()).expect("write manifest");
+    std::fs::write(dir.path().join("extra.json"), serde_json::json!({"types": types}).to_string())
+        .expect("write extra.json");
+    dir
 }
 
 /// An initialization folder with one error in each of two files, as a deployment might get

@@ -662,7 +662,42 @@ async fn schedules_run_as_the_account_that_set_their_job(kind: StoreKind) {
     assert_eq!(taken.body["attributes"]["run_as"], json!(admin.id));
 }
 
+/// A type a deployment derives from a core type gets the core type's behaviour and cannot
+/// escape it: an `Employee` (an `Account`) has a write-only, hashed password, is written only
+/// by admins, keeps usernames unique and logs in; an `Invoice` (a `File`) is not made through
+/// the item API and its status stays the server's.
+async fn subtypes_keep_their_base_behaviour(kind: StoreKind) {
+    let dir = realnet_tests::init_dir_with(json!([
+        {"name": "Employee", "base": "Account", "fields": [{"name": "department", "kind": "string"}]},
+        {"name": "Invoice", "base": "File"}
+    ]));
+    let types = realnet::types::TypeRegistry::from_dir(dir.path()).expect("the folder loads");
+    let app = TestApp::with_types(kind, types, |_| {}).await;
+    let (_, alice) = app.account("default", "alice", false).await;
+    let made = app.create(json!({"type": "Employee", "name": "erin", "attributes": {
+        "username": "erin", "department": "sales", "password": "erin's long password"}})).await;
+    assert!(made["attributes"].get("password").is_none(), "{made}");
+    let login = app.call_as(None, Method::POST, "/api/auth", Some(json!({"username": "erin",
+        "password": "erin's long password"})), &[]).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+
+    let before = app.snapshot().await;
+    let a = as_(&app, &alice, Method::POST, "/api/items", Some(json!({"type": "Employee",
+        "name": "mallory", "attributes": {"username": "mallory", "admin": true}}))).await;
+    refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
+    let a = app.post("/api/items", json!({"type": "Employee", "name": "alice 2",
+        "attributes": {"username": "alice"}})).await;
+    refused(&app, &before, &a, StatusCode::CONFLICT).await;
+    let a = app.post("/api/items", json!({"type": "Invoice", "name": "i.pdf",
+        "attributes": {"status": "ready"}})).await;
+    refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let a = app.post("/api/jobs", json!({"kind": "items.create", "payload": {"items": [{"type": "Employee",
+        "name": "e", "attributes": {"username": "e", "password": "a long enough password"}}]}})).await;
+    refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+}
+
 on_every_store!(
+    subtypes_keep_their_base_behaviour,
     recursive_delete_checks_every_item,
     a_recursive_delete_runs_each_items_behaviour,
     admin_is_org_wide,

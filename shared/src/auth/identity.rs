@@ -99,14 +99,14 @@ pub fn api_key_expiry(key: &Item) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// The account of `org` with this username.
+/// The account of `org` with this username (an `Account` or an item of a subtype of it).
 pub async fn find_account(
     rn: &Realnet,
     org: &str,
     username: &str,
 ) -> Result<Option<Item>, StoreError> {
     let mut query = ItemQuery::parse(&rn.types, &[], None).expect("an empty query always parses");
-    query.types = vec!["Account".to_string()];
+    query.types = rn.types.subtypes("Account").to_vec();
     query.attrs = vec![AttrFilter {
         field: "username".to_string(),
         kind: FieldKind::String,
@@ -196,6 +196,16 @@ impl TypeBehaviour for AccountItems {
                     format!("needs {other} too: an account is linked by issuer and subject"),
                 );
             }
+        }
+        // The stores keep the usernames of `Account` items unique; this covers its subtypes.
+        if let Some(username) = w.changed("username").and_then(Value::as_str)
+            && let Some(other) = find_account(w.rn, &w.principal.org, username).await?
+            && other.id != w.item.id
+        {
+            return Err(ItemError::Store(StoreError::Taken(format!(
+                "the username {username:?} is taken in org {:?}",
+                w.principal.org
+            ))));
         }
         if let Some(groups) = w.changed("groups") {
             match groups.as_array() {

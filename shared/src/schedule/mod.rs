@@ -315,7 +315,7 @@ async fn send(rn: &Realnet, schedule: &Item, run: &str) -> Result<uuid::Uuid, No
         None => None,
     };
     let account = owner
-        .filter(|a| a.type_name == "Account" && !identity::is_disabled(a))
+        .filter(|a| rn.types.is_a(&a.type_name, "Account") && !identity::is_disabled(a))
         .ok_or_else(|| {
             NotSent::Never(
                 "the account that set the schedule's job is not an enabled account: the runs act as it".into(),
