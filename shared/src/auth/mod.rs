@@ -88,6 +88,12 @@ impl Principal {
         Principal::of_account(account, Credential::Job)
     }
 
+    /// An account acting through the command line (`realnet create --as`): its rights, and
+    /// it owns what it makes.
+    pub fn for_command(account: &Item) -> Principal {
+        Principal::of_account(account, Credential::Installation)
+    }
+
     /// The principal of an account item (which must not be disabled).
     fn of_account(account: &Item, credential: Credential) -> Principal {
         let a = &account.attributes;
