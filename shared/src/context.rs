@@ -1,6 +1,8 @@
 //! The per-process context every runner builds once (at cold start on Lambda) and shares:
 //! configuration, the type registry and the store. Building it reads no files when the
-//! compiled-in definitions are used and opens no network connection.
+//! compiled-in definitions are used and opens no network connection. It also sets up orgs
+//! (`realnet init`, `realnet org create`): an org exists once it has its `Org` item, and gets
+//! each seed item of the definitions once.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -304,9 +306,16 @@ impl Realnet {
             attributes: Map::new(),
             children: Vec::new(),
         };
-        // The org's mark, not a seed: it is there whenever the org is.
-        self.seed(&principal, &org_item, None, None, &mut report)
-            .await?;
+        // The org's mark, not a seed (its record is thrown away): there whenever the org is.
+        self.seed(
+            &principal,
+            &org_item,
+            None,
+            "",
+            &mut BTreeSet::new(),
+            &mut report,
+        )
+        .await?;
         let record = format!("{SEEDED}{org}");
         let stored = self.store.setting(&record, "[]").await?;
         let mut seeded: BTreeSet<String> = serde_json::from_str(&stored).map_err(|e| {
@@ -318,7 +327,7 @@ impl Realnet {
         let mut outcome = Ok(());
         for seed in self.types.seeds() {
             outcome = self
-                .seed(&principal, seed, None, Some(("", &mut seeded)), &mut report)
+                .seed(&principal, seed, None, "", &mut seeded, &mut report)
                 .await;
             if outcome.is_err() {
                 break;
@@ -369,21 +378,19 @@ impl Realnet {
         Ok(report)
     }
 
-    /// Creates `seed` under `parent` unless it exists (same type, parent and name), then its
-    /// children. With `seeded` (the key of the parent seed, and the seed keys the org has had),
-    /// a seed the org had is not created again, and one created or found is recorded.
+    /// Creates `seed` under `parent` (whose seed key is `above`) unless it exists (same type,
+    /// parent and name) or is in `seeded`, the keys of the seed items the org has had; then
+    /// its children. Each seed created or found is added to `seeded`.
     async fn seed(
         &self,
         principal: &Principal,
         seed: &SeedItem,
         parent: Option<uuid::Uuid>,
-        mut seeded: Option<(&str, &mut BTreeSet<String>)>,
+        above: &str,
+        seeded: &mut BTreeSet<String>,
         report: &mut InitReport,
     ) -> Result<(), ItemError> {
-        let key = seeded
-            .as_ref()
-            .map(|(above, _)| seed_key(above, seed))
-            .unwrap_or_default();
+        let key = seed_key(above, seed);
         // Built by hand: a seed's name is matched exactly, even if it ends in `*`.
         let mut query =
             ItemQuery::parse(&self.types, &[], None).expect("an empty query always parses");
@@ -392,13 +399,12 @@ impl Realnet {
         query.name = Some(NameFilter::Exact(seed.name.clone()));
         query.limit = 1;
         let existing = self.store.query(&principal.org, &query).await?;
-        let had = seeded.as_ref().is_some_and(|(_, s)| s.contains(&key));
         let id = match existing.items.first() {
             Some(item) => {
                 report.existing += 1;
                 item.id
             }
-            None if had => {
+            None if seeded.contains(&key) => {
                 // Deleted since it was made: so are its children.
                 report.kept_deleted += 1;
                 return Ok(());
@@ -420,12 +426,9 @@ impl Realnet {
                 item.id
             }
         };
-        if let Some((_, set)) = seeded.as_mut() {
-            set.insert(key.clone());
-        }
+        seeded.insert(key.clone());
         for child in &seed.children {
-            let below = seeded.as_mut().map(|(_, set)| (key.as_str(), &mut **set));
-            Box::pin(self.seed(principal, child, Some(id), below, report)).await?;
+            Box::pin(self.seed(principal, child, Some(id), &key, seeded, report)).await?;
         }
         Ok(())
     }
@@ -444,5 +447,33 @@ fn seed_key(above: &str, seed: &SeedItem) -> String {
         own
     } else {
         format!("{above}/{own}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(type_name: &str, name: &str) -> SeedItem {
+        SeedItem {
+            type_name: type_name.into(),
+            name: name.into(),
+            attributes: Map::new(),
+            children: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn seed_keys_name_the_path_down_to_a_seed_unambiguously() {
+        let top = seed_key("", &seed("Folder", "Apps"));
+        assert_eq!(top, "Folder:Apps");
+        assert_eq!(
+            seed_key(&top, &seed("Folder", "a/b%")),
+            "Folder:Apps/Folder:a%2Fb%25"
+        );
+        assert_ne!(
+            seed_key("", &seed("Folder", "a/Folder:b")),
+            seed_key(&seed_key("", &seed("Folder", "a")), &seed("Folder", "b"))
+        );
     }
 }
