@@ -17,7 +17,11 @@ use crate::{AccountCommand, ApikeyCommand, TokenCommand, org_named};
 async fn account_named(rn: &Realnet, org: &str, username: &str) -> anyhow::Result<Item> {
     identity::find_account(rn, org, username)
         .await?
-        .with_context(|| format!("no account {username:?} in org {org:?}"))
+        .with_context(|| {
+            format!(
+                "no account {username:?} in org {org:?}: check the username, or create it with `realnet account create {username} --org {org}`"
+            )
+        })
 }
 
 fn attributes(value: Value) -> Map<String, Value> {
@@ -134,7 +138,7 @@ pub async fn token(rn: &Realnet, command: TokenCommand) -> anyhow::Result<()> {
             let org = org_named(rn, org).await?;
             let account = account_named(rn, &org, &username).await?;
             if identity::is_disabled(&account) {
-                bail!("account {username:?} is disabled");
+                bail!("account {username:?} is disabled: it cannot log in");
             }
             let session = login::issue(rn, &account).await?;
             println!("{}", session.token);
@@ -185,7 +189,8 @@ pub async fn apikey(rn: &Realnet, command: ApikeyCommand) -> anyhow::Result<()> 
         }
         ApikeyCommand::Revoke { id, org } => {
             let org = org_named(rn, org).await?;
-            let id = uuid::Uuid::parse_str(&id).with_context(|| format!("{id:?} is not an id"))?;
+            let id = uuid::Uuid::parse_str(&id)
+                .with_context(|| format!("{id:?} is not an id: give the API key's item id"))?;
             ops::delete(
                 rn,
                 &Principal::org_admin(&org),

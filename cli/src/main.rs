@@ -377,9 +377,9 @@ fn parse_attrs(
     type_name: &str,
     attrs: &[String],
 ) -> anyhow::Result<Map<String, Value>> {
-    let t = types
-        .get(type_name)
-        .with_context(|| format!("unknown type {type_name:?}"))?;
+    let t = types.get(type_name).with_context(|| {
+        format!("unknown type {type_name:?}: `realnet info` says where the types come from")
+    })?;
     let mut out = Map::new();
     for a in attrs {
         let Some((k, v)) = a.split_once('=') else {

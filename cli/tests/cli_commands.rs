@@ -663,6 +663,13 @@ async fn a_misspelled_org_is_refused_and_nothing_is_written() {
         "{}",
         stderr(&bad_name)
     );
+    let nobody = realnet(dir, &["group", "add", "sales", "nobody"], &env);
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(
+        stderr(&nobody).contains("realnet account create nobody"),
+        "{}",
+        stderr(&nobody)
+    );
     assert_eq!(everything(dir).await, before, "nothing written");
     assert_eq!(
         open(dir).store.orgs().await.expect("orgs"),

@@ -111,6 +111,13 @@ async fn an_org_never_set_up_has_no_account_to_log_in_to_or_act_as(kind: StoreKi
         matches!(outcome, realnet::jobs::worker::RecordOutcome::Failed(_)),
         "{outcome:?}"
     );
+    let recorded = app
+        .rn
+        .store
+        .job_outcome("ghost", "message:ghost-job", Utc::now())
+        .await
+        .expect("read");
+    assert_eq!(recorded, None, "not even the failure is recorded there");
     assert_eq!(items_of(&app.rn, "ghost").await, planted, "nothing written");
     assert_eq!(app.snapshot().await, before, "nothing written elsewhere");
     assert_eq!(
