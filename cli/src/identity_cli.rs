@@ -12,12 +12,16 @@ use realnet::query::{ItemQuery, NameFilter};
 use realnet::store::Write;
 use serde_json::{Map, Value, json};
 
-use crate::{AccountCommand, ApikeyCommand, TokenCommand, org_or_default};
+use crate::{AccountCommand, ApikeyCommand, TokenCommand, org_named};
 
 async fn account_named(rn: &Realnet, org: &str, username: &str) -> anyhow::Result<Item> {
     identity::find_account(rn, org, username)
         .await?
-        .with_context(|| format!("no account {username:?} in org {org:?}"))
+        .with_context(|| {
+            format!(
+                "no account {username:?} in org {org:?}: check the username, or create it with `realnet account create {username} --org {org}`"
+            )
+        })
 }
 
 fn attributes(value: Value) -> Map<String, Value> {
@@ -36,7 +40,7 @@ pub async fn account(rn: &Realnet, command: AccountCommand) -> anyhow::Result<()
             admin,
             password_stdin,
         } => {
-            let org = org_or_default(rn, org);
+            let org = org_named(rn, org).await?;
             let (password, generated) = if password_stdin {
                 let mut line = String::new();
                 std::io::stdin()
@@ -67,7 +71,7 @@ pub async fn account(rn: &Realnet, command: AccountCommand) -> anyhow::Result<()
             Ok(())
         }
         AccountCommand::Disable { username, org } => {
-            let org = org_or_default(rn, org);
+            let org = org_named(rn, org).await?;
             let account = account_named(rn, &org, &username).await?;
             let change = Change::Patch {
                 name: None,
@@ -92,7 +96,7 @@ pub async fn account(rn: &Realnet, command: AccountCommand) -> anyhow::Result<()
             issuer,
             subject,
         } => {
-            let org = org_or_default(rn, org);
+            let org = org_named(rn, org).await?;
             let account = account_named(rn, &org, &username).await?;
             let change = Change::Patch {
                 name: None,
@@ -154,10 +158,10 @@ pub async fn group_add(rn: &Realnet, org: &str, group: &str, username: &str) -> 
 pub async fn token(rn: &Realnet, command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create { username, org } => {
-            let org = org_or_default(rn, org);
+            let org = org_named(rn, org).await?;
             let account = account_named(rn, &org, &username).await?;
             if identity::is_disabled(&account) {
-                bail!("account {username:?} is disabled");
+                bail!("account {username:?} is disabled: it cannot log in");
             }
             let session = login::issue(rn, &account).await?;
             println!("{}", session.token);
@@ -165,7 +169,7 @@ pub async fn token(rn: &Realnet, command: TokenCommand) -> anyhow::Result<()> {
             Ok(())
         }
         TokenCommand::Revoke { username, org } => {
-            let org = org_or_default(rn, org);
+            let org = org_named(rn, org).await?;
             let account = account_named(rn, &org, &username).await?;
             let revoke = Write::DeleteTokensOf {
                 account: account.id,
@@ -186,7 +190,7 @@ pub async fn apikey(rn: &Realnet, command: ApikeyCommand) -> anyhow::Result<()> 
             expires,
             org,
         } => {
-            let org = org_or_default(rn, org);
+            let org = org_named(rn, org).await?;
             let owner = account_named(rn, &org, &account).await?;
             let mut attrs = attributes(json!({"account": owner.id.to_string()}));
             if let Some(e) = expires {
@@ -207,8 +211,9 @@ pub async fn apikey(rn: &Realnet, command: ApikeyCommand) -> anyhow::Result<()> 
             Ok(())
         }
         ApikeyCommand::Revoke { id, org } => {
-            let org = org_or_default(rn, org);
-            let id = uuid::Uuid::parse_str(&id).with_context(|| format!("{id:?} is not an id"))?;
+            let org = org_named(rn, org).await?;
+            let id = uuid::Uuid::parse_str(&id)
+                .with_context(|| format!("{id:?} is not an id: give the API key's item id"))?;
             ops::delete(
                 rn,
                 &Principal::org_admin(&org),

@@ -9,14 +9,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use realnet::auth::Principal;
+use realnet::auth::{Credential, Principal, identity};
 use realnet::config::{Config, DbConfig};
-use realnet::context::InitReport;
+use realnet::context::{FIRST_ADMIN, InitReport, check_org_name};
 use realnet::item::ops::{self, NewItem};
 use realnet::query::ItemQuery;
 use realnet::types::{FieldKind, TypeRegistry};
 use realnet::{Realnet, api};
 
+mod first_admin;
 mod identity_cli;
 use serde_json::{Map, Value};
 
@@ -31,7 +32,9 @@ struct Cli {
 enum Command {
     /// Run the HTTP API locally (SQLite in ./.realnet/ and 127.0.0.1:8080 by default)
     Serve,
-    /// Migrate the configured store and create the seed items
+    /// Migrate the configured store and set up the default org (seed items, once each, and
+    /// an admin account whose generated password is shown on a terminal, or else written to
+    /// initial-admin-password in the data folder)
     Init,
     /// Show the version, the store, the types and how many items there are
     Info,
@@ -47,6 +50,8 @@ enum Command {
         type_name: String,
         /// An item id
         id: Option<String>,
+        #[arg(long)]
+        org: Option<String>,
     },
     /// Orgs (tenants)
     Org {
@@ -90,13 +95,19 @@ enum Command {
         /// An attribute, as field=value (repeatable); values of non-text fields are JSON
         #[arg(long = "attr", value_name = "FIELD=VALUE")]
         attrs: Vec<String>,
+        #[arg(long)]
+        org: Option<String>,
+        /// The account that creates (and owns) the item, with its rights; default: the
+        /// org's first admin
+        #[arg(long = "as", value_name = "USERNAME")]
+        as_user: Option<String>,
     },
 }
 
 #[derive(Subcommand)]
 enum OrgCommand {
-    /// Create an org with its seed items, default access rules and an admin account
-    /// (password from REALNET_ADMIN_PASSWORD, else generated and printed once)
+    /// Set up an org: its seed items, default access rules and an admin account (password
+    /// from REALNET_ADMIN_PASSWORD, else generated and shown once, see `realnet init`)
     Create { name: String },
 }
 
@@ -234,19 +245,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     realnet::telemetry::init(false, config.debug);
     let rn = Arc::new(Realnet::from_config(config)?);
-    let admin = Principal::org_admin(&rn.config.default_org);
     match cli.command {
         Command::Serve => serve(rn).await,
         Command::Init => {
             let report = rn.init().await?;
             println!(
-                "initialized {} store: {} seed items created, {} already present",
+                "initialized {} store: {} seed items created, {} already present{}",
                 rn.store.kind(),
                 report.created,
-                report.existing
+                report.existing,
+                kept_deleted(&report)
             );
-            print_admin(&report, &base_url(&rn));
-            Ok(())
+            announce_admin(&rn, &report, &base_url(&rn))
         }
         Command::Org {
             command: OrgCommand::Create { name },
@@ -255,11 +265,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = rn.config.auth.admin_password.as_ref().map(|s| s.0.clone());
             let report = rn.init_org(&name, password).await?;
             println!(
-                "org {name}: {} items created, {} already present",
-                report.created, report.existing
+                "org {name}: {} items created, {} already present{}",
+                report.created,
+                report.existing,
+                kept_deleted(&report)
             );
-            print_admin(&report, &base_url(&rn));
-            Ok(())
+            announce_admin(&rn, &report, &base_url(&rn))
         }
         Command::Account { command } => {
             rn.store.migrate().await?;
@@ -274,7 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => {
             rn.store.migrate().await?;
-            identity_cli::group_add(&rn, &org_or_default(&rn, org), &group, &username).await
+            identity_cli::group_add(&rn, &org_named(&rn, org).await?, &group, &username).await
         }
         Command::Token { command } => {
             rn.store.migrate().await?;
@@ -299,8 +310,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             identity_cli::apikey(&rn, command).await
         }
         Command::Info => info(&rn).await,
-        Command::Get { type_name, id } => {
+        Command::Get { type_name, id, org } => {
             rn.store.migrate().await?;
+            let admin = Principal::org_admin(&org_named(&rn, org).await?);
             let value = match id {
                 Some(id) => {
                     let id = uuid::Uuid::parse_str(&id)
@@ -321,9 +333,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             parent,
             attrs,
+            org,
+            as_user,
         } => {
             rn.store.migrate().await?;
+            let org = org_named(&rn, org).await?;
             let attributes = parse_attrs(&rn.types, &type_name, &attrs)?;
+            for (server_made, how) in [
+                ("Org", "set up orgs with `realnet org create NAME`"),
+                ("Job", "send jobs with POST /api/jobs"),
+            ] {
+                if rn.types.is_a(&type_name, server_made) {
+                    bail!("{type_name} items are made by the server alone: {how}");
+                }
+            }
+            let creator = creator(&rn, &org, as_user).await?;
             let parent = parent
                 .map(|p| {
                     uuid::Uuid::parse_str(&p).with_context(|| format!("{p:?} is not an item id"))
@@ -335,7 +359,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 parent,
                 attributes,
             };
-            let (item, _) = ops::create(&rn, &admin, input, None).await?;
+            let (item, _) = ops::create(&rn, &creator, input, None).await?;
             println!("{}", serde_json::to_string_pretty(&item)?);
             Ok(())
         }
@@ -364,9 +388,9 @@ fn parse_attrs(
     type_name: &str,
     attrs: &[String],
 ) -> anyhow::Result<Map<String, Value>> {
-    let t = types
-        .get(type_name)
-        .with_context(|| format!("unknown type {type_name:?}"))?;
+    let t = types.get(type_name).with_context(|| {
+        format!("unknown type {type_name:?}: `realnet info` says where the types come from")
+    })?;
     let mut out = Map::new();
     for a in attrs {
         let Some((k, v)) = a.split_once('=') else {
@@ -442,33 +466,63 @@ fn base_url(rn: &Realnet) -> String {
     )
 }
 
-fn org_or_default(rn: &Realnet, org: Option<String>) -> String {
-    org.unwrap_or_else(|| rn.config.default_org.clone())
+/// The org `--org` names (default: the default org), if it has been set up.
+async fn org_named(rn: &Realnet, org: Option<String>) -> anyhow::Result<String> {
+    let org = org.unwrap_or_else(|| rn.config.default_org.clone());
+    check_org_name(&org).map_err(anyhow::Error::msg)?;
+    if rn.org_exists(&org).await? {
+        return Ok(org);
+    }
+    if org == rn.config.default_org {
+        bail!("the default org {org:?} is not set up yet: run `realnet init` first");
+    }
+    let orgs = rn.store.orgs().await?;
+    if orgs.is_empty() {
+        bail!(
+            "there is no org {org:?}, nor any other yet: run `realnet init` to set up the default org, or `realnet org create {org}` to set up this one"
+        );
+    }
+    bail!(
+        "there is no org {org:?} (orgs set up: {}): check the name, or set it up with `realnet org create {org}`",
+        orgs.join(", ")
+    )
 }
 
-/// Tells how to log in as a new org's first admin; a generated password is printed here once
-/// (to the terminal, never to the log).
-fn print_admin(report: &InitReport, base: &str) {
-    let Some(admin) = &report.admin else { return };
-    println!();
-    println!("Created the admin account of org {:?}.", admin.org);
-    match &admin.generated_password {
-        Some(p) => {
-            println!("  username: {}", admin.username);
-            println!("  password: {p}");
-            println!("This password is shown only now; keep it somewhere safe.");
-        }
-        None => println!(
-            "  username: {} (password from REALNET_ADMIN_PASSWORD)",
-            admin.username
+/// Who `realnet create` acts as: the account `--as` names, or the org's first admin.
+async fn creator(rn: &Realnet, org: &str, as_user: Option<String>) -> anyhow::Result<Principal> {
+    let username = as_user.as_deref().unwrap_or(FIRST_ADMIN);
+    let account = identity::find_account(rn, org, username)
+        .await?
+        .filter(|a| !identity::is_disabled(a));
+    match (account, as_user.is_some()) {
+        (Some(a), _) => Ok(rn.principal_of(&a, Credential::Installation).await?),
+        (None, true) => bail!(
+            "no enabled account {username:?} in org {org:?}: give --as an account of the org (see `realnet account create`)"
+        ),
+        (None, false) => bail!(
+            "org {org:?} has no enabled account {FIRST_ADMIN:?} to create items as: give --as USERNAME"
         ),
     }
-    println!("Log in with:");
-    println!(
-        "  curl -s -X POST {base}/api/auth -H 'content-type: application/json' -d '{{\"username\": \"{}\", \"password\": \"...\", \"org\": \"{}\"}}'",
-        admin.username, admin.org
-    );
-    println!();
+}
+
+/// `", N deleted since (not made again)"`, if seed items were.
+fn kept_deleted(report: &InitReport) -> String {
+    match report.kept_deleted {
+        0 => String::new(),
+        n => format!(", {n} deleted since and not made again"),
+    }
+}
+
+/// Tells how to log in as a new org's first admin (see [`first_admin`]).
+fn announce_admin(rn: &Realnet, report: &InitReport, base: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let Some(admin) = &report.admin else {
+        return Ok(());
+    };
+    let file = first_admin::password_file(&rn.config.data_dir, &admin.org, &rn.config.default_org);
+    let stdout = std::io::stdout();
+    let terminal = stdout.is_terminal();
+    first_admin::announce(report, base, &mut stdout.lock(), terminal, &file)
 }
 
 async fn serve(rn: Arc<Realnet>) -> anyhow::Result<()> {
@@ -493,7 +547,7 @@ async fn serve(rn: Arc<Realnet>) -> anyhow::Result<()> {
         DbConfig::Postgres { .. } => "postgresql".to_string(),
         DbConfig::Dynamodb { table } => format!("dynamodb {table}"),
     };
-    print_admin(&report, &format!("http://{addr}"));
+    announce_admin(&rn, &report, &format!("http://{addr}"))?;
     println!(
         "Realnet {} listening on http://{addr} (store: {store})",
         env!("CARGO_PKG_VERSION")

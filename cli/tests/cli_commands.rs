@@ -2,7 +2,7 @@
 //! reading items, managing orgs, accounts, groups, tokens and API keys, serving over real TCP
 //! (first run included), and refusing to start on bad configuration.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -57,6 +57,43 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The first admin's generated password, from the file a run whose output was not a terminal
+/// wrote it to, after checking that only its owner can read that file.
+fn password_file(file: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{} is private", file.display());
+    let text = std::fs::read_to_string(file).expect("read the password file");
+    let password = text.trim_end().to_string();
+    assert!(password.len() >= 10, "a password: {text:?}");
+    password
+}
+
+/// The context the commands work on in `dir`, opened by the test.
+fn open(dir: &Path) -> realnet::Realnet {
+    let config = realnet::config::Config::from_lookup(|k| {
+        (k == "REALNET_DATA_DIR").then(|| dir.to_str().expect("utf-8").to_string())
+    })
+    .expect("config");
+    realnet::Realnet::from_config(config).expect("open")
+}
+
+/// Whether `password` is the password of `username` in `org`.
+async fn logs_in(dir: &Path, org: &str, username: &str, password: &str) -> bool {
+    let rn = open(dir);
+    let account = realnet::auth::identity::find_account(&rn, org, username)
+        .await
+        .expect("query")
+        .expect("the account");
+    let stored = rn.store.password(org, account.id).await.expect("read");
+    realnet::auth::password::verify(password.to_string(), stored)
+        .await
+        .expect("a password check, not a busy pool")
 }
 
 #[test]
@@ -124,8 +161,8 @@ fn bad_configuration_names_the_variable() {
     }
 }
 
-#[test]
-fn init_create_get_and_info() {
+#[tokio::test]
+async fn init_create_get_and_info() {
     let data = tempfile::tempdir().expect("temp dir");
     let first = realnet(data.path(), &["init"], &[]);
     assert!(first.status.success(), "{}", stderr(&first));
@@ -135,7 +172,18 @@ fn init_create_get_and_info() {
         "{}",
         stdout(&first)
     );
-    assert!(stdout(&first).contains("password: "), "{}", stdout(&first));
+    // Not on a terminal: the password goes to a private file, and only its path is shown.
+    let file = data.path().join("initial-admin-password");
+    let password = password_file(&file);
+    assert!(
+        stdout(&first).contains(&format!("password: in {}", file.display())),
+        "{}",
+        stdout(&first)
+    );
+    for text in [stdout(&first), stderr(&first)] {
+        assert!(!text.contains(&password), "the password is shown: {text}");
+    }
+    assert!(logs_in(data.path(), "default", "admin", &password).await);
     let again = realnet(data.path(), &["init"], &[]);
     assert!(
         stdout(&again).contains("0 seed items created, 8 already present"),
@@ -200,31 +248,47 @@ fn free_port() -> String {
         .to_string()
 }
 
-/// The first run of `realnet serve` on an empty data folder creates the admin, prints its
-/// generated password once, and that password logs in over TCP.
+/// Collects what a child writes to `stream`, until it closes.
+fn collect(stream: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut BufReader::new(stream), &mut text).ok();
+        text
+    })
+}
+
+async fn wait_for_ping(base: &str) {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{base}/ping")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "serve did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The first run of `realnet serve` on an empty data folder, its output going to a log,
+/// creates the admin and writes its generated password to a private file in the data folder
+/// (never to the log), and that password logs in over TCP.
 #[tokio::test]
-async fn first_serve_prints_the_admin_password_which_logs_in() {
+async fn first_serve_keeps_the_admin_password_out_of_the_log_and_it_logs_in() {
     let data = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let mut child = command(data.path(), &["serve"], &[("REALNET_SERVER_PORT", &port)])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start realnet serve");
-    let out = child.stdout.take().expect("stdout");
-    let _server = Server(child);
-    let mut password = None;
-    for line in BufReader::new(out).lines() {
-        let line = line.expect("read stdout");
-        if let Some(p) = line.trim().strip_prefix("password: ") {
-            password = Some(p.to_string());
-        }
-        if line.contains("listening on") {
-            break;
-        }
-    }
-    let password = password.expect("the first run prints the admin password");
+    let (out, err) = (
+        collect(child.stdout.take().expect("stdout")),
+        collect(child.stderr.take().expect("stderr")),
+    );
+    let server = Server(child);
     let base = format!("http://127.0.0.1:{port}");
+    wait_for_ping(&base).await;
+    let password = password_file(&data.path().join("initial-admin-password"));
     let client = reqwest::Client::new();
     let login = |password: String| {
         client
@@ -239,7 +303,7 @@ async fn first_serve_prints_the_admin_password_which_logs_in() {
             .status(),
         401
     );
-    let answer = login(password).await.expect("login");
+    let answer = login(password.clone()).await.expect("login");
     assert_eq!(answer.status(), 200);
     let session: serde_json::Value = answer.json().await.expect("JSON");
     let token = session["token"].as_str().expect("token");
@@ -266,6 +330,48 @@ async fn first_serve_prints_the_admin_password_which_logs_in() {
         .filter_map(|i| i["name"].as_str())
         .collect();
     assert_eq!(names, vec!["CRM", "Files"], "seed items from apps.json");
+    drop(server);
+    let log = format!(
+        "{}{}",
+        out.join().expect("stdout"),
+        err.join().expect("stderr")
+    );
+    assert!(log.contains("initial-admin-password"), "{log}");
+    assert!(
+        !log.contains(&password),
+        "the password is in the log:\n{log}"
+    );
+}
+
+/// On a terminal, `realnet init` shows the generated password and writes no file.
+#[test]
+fn init_on_a_terminal_shows_the_password() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let binary = env!("CARGO_BIN_EXE_realnet");
+    // `script` runs the command on a pseudo-terminal and copies what it shows.
+    let shown = Command::new("script")
+        .args(["-qefc", &format!("'{binary}' init"), "/dev/null"])
+        .env("REALNET_DATA_DIR", data.path())
+        .env_remove("REALNET_INIT_DIR")
+        .env_remove("REALNET_DB_TYPE")
+        .env_remove("REALNET_ADMIN_PASSWORD")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run realnet init under script (util-linux)");
+    assert!(
+        shown.status.success(),
+        "{}{}",
+        stdout(&shown),
+        stderr(&shown)
+    );
+    let text = stdout(&shown);
+    let password = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap_or_else(|| panic!("no password shown: {text}"));
+    assert!(text.contains("shown only now"), "{text}");
+    assert!(!data.path().join("initial-admin-password").exists());
+    assert!(password.len() >= 10, "{password:?}");
 }
 
 #[tokio::test]
@@ -326,6 +432,9 @@ async fn org_account_group_token_and_apikey_commands() {
         "{}",
         stdout(&org)
     );
+    let acme_admin = password_file(&dir.join("initial-admin-password-acme"));
+    assert!(!stdout(&org).contains(&acme_admin), "{}", stdout(&org));
+    assert!(logs_in(dir, "acme", "admin", &acme_admin).await);
     let bad = realnet(dir, &["org", "create", "Not An Org"], &[]);
     assert_eq!(bad.status.code(), Some(1));
 
@@ -357,9 +466,17 @@ async fn org_account_group_token_and_apikey_commands() {
     assert!(stderr(&taken).contains("taken"), "{}", stderr(&taken));
     let weak = realnet_with_input(
         dir,
-        &["account", "create", "dave", "--password-stdin"],
+        &[
+            "account",
+            "create",
+            "dave",
+            "--org",
+            "acme",
+            "--password-stdin",
+        ],
         "pw\n",
     );
+    assert_eq!(weak.status.code(), Some(1));
     assert!(stderr(&weak).contains("password"), "{}", stderr(&weak));
 
     let group = realnet(
@@ -391,11 +508,7 @@ async fn org_account_group_token_and_apikey_commands() {
         "{key} {token}"
     );
 
-    let config = realnet::config::Config::from_lookup(|k| {
-        (k == "REALNET_DATA_DIR").then(|| dir.to_str().expect("utf-8").to_string())
-    })
-    .expect("config");
-    let open = || realnet::Realnet::from_config(config.clone()).expect("open");
+    let open = || open(dir);
     let rn = open();
     let carol = rn
         .principal_for_token(&token)
@@ -456,6 +569,233 @@ async fn org_account_group_token_and_apikey_commands() {
     );
     let refused = realnet(dir, &["token", "create", "carol", "--org", "acme"], &[]);
     assert_eq!(refused.status.code(), Some(1));
+}
+
+/// Every item of every org the store in `dir` holds.
+async fn everything(dir: &Path) -> Vec<realnet::item::Item> {
+    let rn = open(dir);
+    let mut all = Vec::new();
+    for org in ["default", "nope", "acme"] {
+        let mut query = realnet_tests::query(&[("limit", "200")]);
+        loop {
+            let page = rn.store.query(org, &query).await.expect("query");
+            all.extend(page.items);
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+    }
+    all
+}
+
+/// Every command that names an org refuses one that was never set up, saying how to set it
+/// up, and writes nothing: `account create eve --admin --org nope` makes no tenant.
+#[tokio::test]
+async fn a_misspelled_org_is_refused_and_nothing_is_written() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path();
+    let env = [("REALNET_ADMIN_PASSWORD", "the admin's own password")];
+    // Before `realnet init`, even the default org is refused.
+    let early = realnet_with_input(
+        dir,
+        &["account", "create", "eve", "--admin", "--password-stdin"],
+        "eve's long password\n",
+    );
+    assert_eq!(early.status.code(), Some(1));
+    assert!(
+        stderr(&early).contains("realnet init"),
+        "{}",
+        stderr(&early)
+    );
+    assert!(everything(dir).await.is_empty());
+
+    assert!(realnet(dir, &["init"], &env).status.success());
+    let before = everything(dir).await;
+    let id = uuid::Uuid::now_v7().to_string();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["account", "create", "eve", "--admin", "--org", "nope"],
+        vec!["account", "disable", "admin", "--org", "nope"],
+        vec!["group", "add", "sales", "admin", "--org", "nope"],
+        vec!["token", "create", "admin", "--org", "nope"],
+        vec!["token", "revoke", "admin", "--org", "nope"],
+        vec![
+            "apikey",
+            "create",
+            "sync",
+            "--account",
+            "admin",
+            "--org",
+            "nope",
+        ],
+        vec!["apikey", "revoke", &id, "--org", "nope"],
+        vec!["create", "Company", "--name", "Acme", "--org", "nope"],
+        vec!["get", "Company", "--org", "nope"],
+    ];
+    for args in &commands {
+        let out = realnet(dir, args, &env);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let message = stderr(&out);
+        assert!(
+            message.contains("no org \"nope\"")
+                && message.contains("realnet org create nope")
+                && message.contains("default"),
+            "{args:?}: {message}"
+        );
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+    }
+    let with_password = realnet_with_input(
+        dir,
+        &[
+            "account",
+            "create",
+            "eve",
+            "--admin",
+            "--org",
+            "nope",
+            "--password-stdin",
+        ],
+        "eve's long password\n",
+    );
+    assert_eq!(with_password.status.code(), Some(1));
+    let bad_name = realnet(dir, &["token", "create", "admin", "--org", "No Pe"], &env);
+    assert_eq!(bad_name.status.code(), Some(1));
+    assert!(
+        stderr(&bad_name).contains("not an org name"),
+        "{}",
+        stderr(&bad_name)
+    );
+    let nobody = realnet(dir, &["group", "add", "sales", "nobody"], &env);
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(
+        stderr(&nobody).contains("realnet account create nobody"),
+        "{}",
+        stderr(&nobody)
+    );
+    assert_eq!(everything(dir).await, before, "nothing written");
+    assert_eq!(
+        open(dir).store.orgs().await.expect("orgs"),
+        vec!["default".to_string()]
+    );
+    assert!(!dir.join("initial-admin-password-nope").exists());
+
+    // Set up with `realnet org create`, the org takes accounts.
+    assert!(
+        realnet(dir, &["org", "create", "nope"], &env)
+            .status
+            .success()
+    );
+    let eve = realnet_with_input(
+        dir,
+        &[
+            "account",
+            "create",
+            "eve",
+            "--org",
+            "nope",
+            "--password-stdin",
+        ],
+        "eve's long password\n",
+    );
+    assert!(eve.status.success(), "{}", stderr(&eve));
+    assert!(logs_in(dir, "nope", "eve", "eve's long password").await);
+}
+
+/// `realnet create` acts as an account of the org, which owns the item: the org's first admin
+/// by default, or `--as USERNAME` with that account's rights. A `Schedule` made so runs.
+#[tokio::test]
+async fn create_acts_as_an_account_that_owns_the_item() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path();
+    let env = [("REALNET_ADMIN_PASSWORD", "the admin's own password")];
+    assert!(realnet(dir, &["init"], &env).status.success());
+    let carol = realnet_with_input(
+        dir,
+        &["account", "create", "carol", "--password-stdin"],
+        "carol's long password\n",
+    );
+    assert!(carol.status.success(), "{}", stderr(&carol));
+    let rn = open(dir);
+    let id_of = |username: &'static str| {
+        let rn = &rn;
+        async move {
+            realnet::auth::identity::find_account(rn, "default", username)
+                .await
+                .expect("query")
+                .expect("account")
+                .id
+                .to_string()
+        }
+    };
+    let (admin, carol) = (id_of("admin").await, id_of("carol").await);
+    let created = |args: &[&str]| {
+        let out = realnet(dir, args, &env);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON item")
+    };
+    let by_admin = created(&["create", "Company", "--name", "Acme"]);
+    assert_eq!(by_admin["owner"], admin.as_str());
+    let by_carol = created(&["create", "Company", "--name", "Beta", "--as", "carol"]);
+    assert_eq!(by_carol["owner"], carol.as_str());
+
+    let before = everything(dir).await;
+    for (args, says) in [
+        (
+            vec!["create", "Company", "--name", "X", "--as", "nobody"],
+            "no enabled account \"nobody\"",
+        ),
+        // Carol's rights: members may not create access rules.
+        (
+            vec![
+                "create",
+                "Acl",
+                "--name",
+                "mine",
+                "--as",
+                "carol",
+                "--attr",
+                "principal=members",
+                "--attr",
+                "permissions=[\"read\"]",
+                "--attr",
+                "target_type=Item",
+            ],
+            "may not create Acl",
+        ),
+        (
+            vec!["create", "Org", "--name", "sneaky"],
+            "realnet org create",
+        ),
+        (vec!["create", "Job", "--name", "stuck"], "POST /api/jobs"),
+    ] {
+        let out = realnet(dir, &args, &env);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(everything(dir).await, before, "nothing written");
+
+    let job = r#"{"kind": "items.create", "payload": {"items": [{"type": "Folder", "name": "Nightly"}]}}"#;
+    let schedule = created(&[
+        "create",
+        "Schedule",
+        "--name",
+        "nightly",
+        "--attr",
+        "cron=* * * * *",
+        "--attr",
+        &format!("job={job}"),
+    ]);
+    assert_eq!(schedule["owner"], admin.as_str());
+    let rn = std::sync::Arc::new(open(dir));
+    let local = rn.use_local_queue().expect("an in-process queue");
+    let _jobs = local.take_receiver().await;
+    let at = schedule["updated_at"]
+        .as_str()
+        .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+        .expect("updated_at")
+        + chrono::Duration::minutes(1);
+    let report = realnet::schedule::tick(&rn, at).await.expect("tick");
+    assert_eq!((report.sent, report.failed), (1, 0), "{report:?}");
 }
 
 /// With every log line on (`RUST_LOG=trace`), no password, login token or API key reaches the

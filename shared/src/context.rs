@@ -1,7 +1,10 @@
 //! The per-process context every runner builds once (at cold start on Lambda) and shares:
 //! configuration, the type registry and the store. Building it reads no files when the
-//! compiled-in definitions are used and opens no network connection.
+//! compiled-in definitions are used and opens no network connection. It also sets up orgs
+//! (`realnet init`, `realnet org create`): an org exists once it has its `Org` item, and gets
+//! each seed item of the definitions once.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -64,6 +67,8 @@ pub struct Realnet {
     pub(crate) principals: Cache<String, Arc<CachedPrincipal>>,
     /// Access rules by org.
     rules: Cache<String, Arc<AccessRules>>,
+    /// Orgs known to be set up (never those that are not, so a new org is seen at once).
+    orgs: Cache<String, ()>,
 }
 
 impl std::fmt::Debug for Realnet {
@@ -79,6 +84,8 @@ impl std::fmt::Debug for Realnet {
 pub struct InitReport {
     pub created: usize,
     pub existing: usize,
+    /// Seed items the org had that were deleted since, and are not made again.
+    pub kept_deleted: usize,
     /// The first admin, if this run created it.
     pub admin: Option<NewAdmin>,
 }
@@ -178,6 +185,10 @@ impl Realnet {
                 .max_capacity(1_000)
                 .time_to_live(ttl)
                 .build(),
+            orgs: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ttl)
+                .build(),
         }
     }
 
@@ -251,10 +262,33 @@ impl Realnet {
         self.init_org(&self.config.default_org, password).await
     }
 
+    /// Whether `org` has been set up (it has its `Org` item): every path that takes an org
+    /// from its input refuses one that has not, so a misspelled org name never makes a tenant.
+    pub async fn org_exists(&self, org: &str) -> Result<bool, StoreError> {
+        let cache = !self.config.auth.cache_ttl.is_zero();
+        if cache && self.orgs.contains_key(&org.to_string()) {
+            return Ok(true);
+        }
+        if check_org_name(org).is_err() {
+            return Ok(false);
+        }
+        let mut query =
+            ItemQuery::parse(&self.types, &[], None).expect("an empty query always parses");
+        query.types = vec!["Org".to_string()];
+        query.readable = Readable::All;
+        query.limit = 1;
+        let exists = !self.store.query(org, &query).await?.items.is_empty();
+        if exists && cache {
+            self.orgs.insert(org.to_string(), ());
+        }
+        Ok(exists)
+    }
+
     /// Sets up `org`: its `Org` item, the seed items of the definitions (including the default
-    /// access rules of `access.json`), skipping those that exist (same type, parent and name),
-    /// and, if the org has no account yet, an admin account named `admin` with `password` or
-    /// a generated one. Safe to run again.
+    /// access rules of `access.json`) and, if the org has no account yet, an admin account
+    /// named `admin` with `password` or a generated one. Safe to run again: each seed item is
+    /// created once per org (see [`SEEDED`]), so one an admin deleted stays deleted, and the
+    /// seed items a newer definition adds are created the next time.
     pub async fn init_org(
         &self,
         org: &str,
@@ -267,6 +301,7 @@ impl Realnet {
         let mut report = InitReport {
             created: 0,
             existing: 0,
+            kept_deleted: 0,
             admin: None,
         };
         let org_item = SeedItem {
@@ -275,10 +310,39 @@ impl Realnet {
             attributes: Map::new(),
             children: Vec::new(),
         };
-        self.seed(&principal, &org_item, None, &mut report).await?;
+        // The org's mark, not a seed (its record is thrown away): there whenever the org is.
+        self.seed(
+            &principal,
+            &org_item,
+            None,
+            "",
+            &mut BTreeSet::new(),
+            &mut report,
+        )
+        .await?;
+        let record = format!("{SEEDED}{org}");
+        let stored = self.store.setting(&record, "[]").await?;
+        let mut seeded: BTreeSet<String> = serde_json::from_str(&stored).map_err(|e| {
+            StoreError::Backend(format!(
+                "the setting {record:?} is not a list of seed keys: {e}"
+            ))
+        })?;
+        let before = seeded.len();
+        let mut outcome = Ok(());
         for seed in self.types.seeds() {
-            self.seed(&principal, seed, None, &mut report).await?;
+            outcome = self
+                .seed(&principal, seed, None, "", &mut seeded, &mut report)
+                .await;
+            if outcome.is_err() {
+                break;
+            }
         }
+        // What was created before a failure is recorded too.
+        if seeded.len() != before {
+            let list = serde_json::to_string(&seeded).expect("a set of strings serializes");
+            self.store.put_setting(&record, &list).await?;
+        }
+        outcome?;
         let mut accounts =
             ItemQuery::parse(&self.types, &[], None).expect("an empty query always parses");
         accounts.types = self.types.subtypes("Account").to_vec();
@@ -318,13 +382,19 @@ impl Realnet {
         Ok(report)
     }
 
+    /// Creates `seed` under `parent` (whose seed key is `above`) unless it exists (same type,
+    /// parent and name) or is in `seeded`, the keys of the seed items the org has had; then
+    /// its children. Each seed created or found is added to `seeded`.
     async fn seed(
         &self,
         principal: &Principal,
         seed: &SeedItem,
         parent: Option<uuid::Uuid>,
+        above: &str,
+        seeded: &mut BTreeSet<String>,
         report: &mut InitReport,
     ) -> Result<(), ItemError> {
+        let key = seed_key(above, seed);
         // Built by hand: a seed's name is matched exactly, even if it ends in `*`.
         let mut query =
             ItemQuery::parse(&self.types, &[], None).expect("an empty query always parses");
@@ -337,6 +407,11 @@ impl Realnet {
             Some(item) => {
                 report.existing += 1;
                 item.id
+            }
+            None if seeded.contains(&key) => {
+                // Deleted since it was made: so are its children.
+                report.kept_deleted += 1;
+                return Ok(());
             }
             None => {
                 // Seeds are the deployment's own definitions (and the org's `Org` item).
@@ -356,9 +431,54 @@ impl Realnet {
                 item.id
             }
         };
+        seeded.insert(key.clone());
         for child in &seed.children {
-            Box::pin(self.seed(principal, child, Some(id), report)).await?;
+            Box::pin(self.seed(principal, child, Some(id), &key, seeded, report)).await?;
         }
         Ok(())
+    }
+}
+
+/// The prefix of the store setting that lists, for an org, the key of every seed item the
+/// org has had (see [`seed_key`]): `seeded:<org>`.
+pub const SEEDED: &str = "seeded:";
+
+/// A seed item's key: the types and names from the top seed down to it, as
+/// `Type:name/Type:name`, with `%` and `/` in names escaped.
+fn seed_key(above: &str, seed: &SeedItem) -> String {
+    let name = seed.name.replace('%', "%25").replace('/', "%2F");
+    let own = format!("{}:{name}", seed.type_name);
+    if above.is_empty() {
+        own
+    } else {
+        format!("{above}/{own}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(type_name: &str, name: &str) -> SeedItem {
+        SeedItem {
+            type_name: type_name.into(),
+            name: name.into(),
+            attributes: Map::new(),
+            children: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn seed_keys_name_the_path_down_to_a_seed_unambiguously() {
+        let top = seed_key("", &seed("Folder", "Apps"));
+        assert_eq!(top, "Folder:Apps");
+        assert_eq!(
+            seed_key(&top, &seed("Folder", "a/b%")),
+            "Folder:Apps/Folder:a%2Fb%25"
+        );
+        assert_ne!(
+            seed_key("", &seed("Folder", "a/Folder:b")),
+            seed_key(&seed_key("", &seed("Folder", "a")), &seed("Folder", "b"))
+        );
     }
 }

@@ -591,6 +591,10 @@ pub async fn counts_and_settings(store: &dyn ItemStore) {
     let first = store.setting("k", "one").await.expect("setting");
     let second = store.setting("k", "two").await.expect("setting");
     assert_eq!((first.as_str(), second.as_str()), ("one", "one"));
+    store.put_setting("k", "three").await.expect("put setting");
+    store.put_setting("new", "four").await.expect("put setting");
+    assert_eq!(store.setting("k", "five").await.expect("setting"), "three");
+    assert_eq!(store.setting("new", "six").await.expect("setting"), "four");
     store.migrate().await.expect("migrating again is harmless");
     assert_eq!(store.counts().await.expect("counts"), counts);
 }

@@ -437,11 +437,20 @@ pub fn init_dir_with(types: Value) -> tempfile::TempDir {
     let mut m: Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest).expect("manifest")).expect("json");
     let files = m["files"].as_array_mut().expect("files");
-    let at = files.iter().position(|f| f["layer"] != "core").unwrap_or(files.len());
-    files.insert(at, serde_json::json!({"file": "extra.json", "layer": "resource"}));
+    let at = files
+        .iter()
+        .position(|f| f["layer"] != "core")
+        .unwrap_or(files.len());
+    files.insert(
+        at,
+        serde_json::json!({"file": "extra.json", "layer": "resource"}),
+    );
     std::fs::write(&manifest, m.to_string()).expect("write manifest");
-    std::fs::write(dir.path().join("extra.json"), serde_json::json!({"types": types}).to_string())
-        .expect("write extra.json");
+    std::fs::write(
+        dir.path().join("extra.json"),
+        serde_json::json!({"types": types}).to_string(),
+    )
+    .expect("write extra.json");
     dir
 }
 

@@ -674,25 +674,57 @@ async fn subtypes_keep_their_base_behaviour(kind: StoreKind) {
     let types = realnet::types::TypeRegistry::from_dir(dir.path()).expect("the folder loads");
     let app = TestApp::with_types(kind, types, |_| {}).await;
     let (_, alice) = app.account("default", "alice", false).await;
-    let made = app.create(json!({"type": "Employee", "name": "erin", "attributes": {
-        "username": "erin", "department": "sales", "password": "erin's long password"}})).await;
+    let made = app
+        .create(json!({"type": "Employee", "name": "erin", "attributes": {
+        "username": "erin", "department": "sales", "password": "erin's long password"}}))
+        .await;
     assert!(made["attributes"].get("password").is_none(), "{made}");
-    let login = app.call_as(None, Method::POST, "/api/auth", Some(json!({"username": "erin",
-        "password": "erin's long password"})), &[]).await;
+    let login = app
+        .call_as(
+            None,
+            Method::POST,
+            "/api/auth",
+            Some(json!({"username": "erin",
+        "password": "erin's long password"})),
+            &[],
+        )
+        .await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.text);
 
     let before = app.snapshot().await;
-    let a = as_(&app, &alice, Method::POST, "/api/items", Some(json!({"type": "Employee",
-        "name": "mallory", "attributes": {"username": "mallory", "admin": true}}))).await;
+    let a = as_(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/items",
+        Some(json!({"type": "Employee",
+        "name": "mallory", "attributes": {"username": "mallory", "admin": true}})),
+    )
+    .await;
     refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
-    let a = app.post("/api/items", json!({"type": "Employee", "name": "alice 2",
-        "attributes": {"username": "alice"}})).await;
+    let a = app
+        .post(
+            "/api/items",
+            json!({"type": "Employee", "name": "alice 2",
+        "attributes": {"username": "alice"}}),
+        )
+        .await;
     refused(&app, &before, &a, StatusCode::CONFLICT).await;
-    let a = app.post("/api/items", json!({"type": "Invoice", "name": "i.pdf",
-        "attributes": {"status": "ready"}})).await;
+    let a = app
+        .post(
+            "/api/items",
+            json!({"type": "Invoice", "name": "i.pdf",
+        "attributes": {"status": "ready"}}),
+        )
+        .await;
     refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
-    let a = app.post("/api/jobs", json!({"kind": "items.create", "payload": {"items": [{"type": "Employee",
-        "name": "e", "attributes": {"username": "e", "password": "a long enough password"}}]}})).await;
+    let a = app
+        .post(
+            "/api/jobs",
+            json!({"kind": "items.create", "payload": {"items": [{"type": "Employee",
+        "name": "e", "attributes": {"username": "e", "password": "a long enough password"}}]}}),
+        )
+        .await;
     refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
 }
 

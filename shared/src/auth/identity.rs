@@ -99,12 +99,17 @@ pub fn api_key_expiry(key: &Item) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// The account of `org` with this username (an `Account` or an item of a subtype of it).
+/// The account of `org` with this username (an `Account` or an item of a subtype of it); none
+/// in an org that was never set up, whatever the store holds there (logins, authorizer
+/// identities and job actors go through here).
 pub async fn find_account(
     rn: &Realnet,
     org: &str,
     username: &str,
 ) -> Result<Option<Item>, StoreError> {
+    if !rn.org_exists(org).await? {
+        return Ok(None);
+    }
     let mut query = ItemQuery::parse(&rn.types, &[], None).expect("an empty query always parses");
     query.types = rn.types.subtypes("Account").to_vec();
     query.attrs = vec![AttrFilter {

@@ -108,6 +108,16 @@ pub async fn run_body(rn: &Arc<Realnet>, id: &str, body: &str, timeout: Duration
             return RecordOutcome::Failed(e.to_string());
         }
     };
+    // Nothing, not even the record that it failed, is written in an org never set up.
+    match rn.org_exists(&job.org).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let refused = format!("there is no org {:?}", job.org);
+            tracing::error!(message_id = %id, error = %refused, "job refused");
+            return RecordOutcome::Failed(refused);
+        }
+        Err(e) => return RecordOutcome::Retry(e.to_string()),
+    }
     let key = job
         .idempotency_key
         .clone()

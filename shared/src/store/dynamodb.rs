@@ -1046,6 +1046,20 @@ impl ItemStore for DynamoStore {
             .ok_or_else(|| backend(format!("setting {name} vanished")))
     }
 
+    async fn put_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let mut record = key(format!("SETTING#{name}"), "SETTING");
+        record.insert("value".into(), s(value));
+        self.client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .send()
+            .await
+            .map(drop)
+            .map_err(sdk)
+    }
+
     async fn token(&self, hash: &str) -> Result<Option<StoredToken>, StoreError> {
         let Some(r) = self
             .get_record(format!("TOKEN#{hash}"), "TOKEN".into())

@@ -213,6 +213,9 @@ pub trait ItemStore: Send + Sync + 'static {
     /// The value stored under `key`, storing `initial` first if there is none.
     async fn setting(&self, key: &str, initial: &str) -> Result<String, StoreError>;
 
+    /// Stores `value` under `key`, replacing what was there.
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
     /// The token whose SHA-256 (hex) is `hash`, in any org.
     async fn token(&self, hash: &str) -> Result<Option<StoredToken>, StoreError>;
 

@@ -595,6 +595,18 @@ impl ItemStore for PostgresStore {
         Ok(row.get(0))
     }
 
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO realnet_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&key, &value],
+            )
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
     async fn token(&self, hash: &str) -> Result<Option<StoredToken>, StoreError> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(&st().token).await.map_err(backend)?;

@@ -526,6 +526,19 @@ impl ItemStore for SqliteStore {
         .await
     }
 
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO realnet_settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                rusqlite::params![key, value],
+            )
+            .map(drop)
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn token(&self, hash: &str) -> Result<Option<StoredToken>, StoreError> {
         let hash = hash.to_string();
         self.run(move |conn| {
