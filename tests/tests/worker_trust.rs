@@ -170,39 +170,39 @@ async fn unproven_envelopes_run_nothing_and_write_nothing(kind: StoreKind) {
         (
             "an unknown API key",
             Message::with_key(
-                &company("default", "member", "K"),
+                company("default", "member", "K"),
                 &format!("rnk_{}", "A".repeat(43)),
             ),
             "not a live API key",
         ),
         (
             "a malformed API key",
-            Message::with_key(&company("default", "member", "K"), "let me in"),
+            Message::with_key(company("default", "member", "K"), "let me in"),
             "not a live API key",
         ),
         (
             "a revoked API key",
-            Message::with_key(&company("default", "member", "K"), &revoked_key),
+            Message::with_key(company("default", "member", "K"), &revoked_key),
             "not a live API key",
         ),
         (
             "a login token as API key",
-            Message::with_key(&company("default", "member", "K"), &member_token),
+            Message::with_key(company("default", "member", "K"), &member_token),
             "login token",
         ),
         (
             "an API key of org A naming org B",
-            Message::with_key(&company(OTHER_ORG, "admin", "K"), &member_key),
+            Message::with_key(company(OTHER_ORG, "admin", "K"), &member_key),
             "org",
         ),
         (
             "another org's API key naming this org",
-            Message::with_key(&company("default", "admin", "K"), &other_key),
+            Message::with_key(company("default", "admin", "K"), &other_key),
             "org",
         ),
         (
             "an API key naming another actor",
-            Message::with_key(&company("default", "admin", "K"), &member_key),
+            Message::with_key(company("default", "admin", "K"), &member_key),
             "actor",
         ),
         (
@@ -250,7 +250,8 @@ async fn unproven_envelopes_run_nothing_and_write_nothing(kind: StoreKind) {
         let mut reported = app.handle(batch).await;
         // A standard queue's records run at once, so they come back in any order.
         if !fifo {
-            (all.sort(), reported.sort());
+            all.sort();
+            reported.sort();
         }
         assert_eq!(reported, all, "fifo: {fifo}");
     }
