@@ -123,8 +123,8 @@ async fn run() -> anyhow::Result<()> {
     let pg: tokio_postgres::Config = std::env::var("REALNET_TEST_PG_URL")
         .context("REALNET_TEST_PG_URL is not set: run tests/bench")?
         .parse()?;
-    let (client, conn) = pg.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
+    // Over TLS where the server offers it (the test clusters accept TLS only).
+    let client = realnet_tests::pg_client(&pg).await;
     client
         .batch_execute("DROP DATABASE IF EXISTS realnet_worker_bench")
         .await?;
@@ -133,12 +133,13 @@ async fn run() -> anyhow::Result<()> {
         .await?;
     let mut db = pg.clone();
     db.dbname("realnet_worker_bench");
-    let store = Arc::new(PostgresStore::new(db.clone(), CONNECTIONS, None)?);
+    let ca = realnet_tests::pg_ca();
+    let store = Arc::new(PostgresStore::new(db.clone(), CONNECTIONS, ca.as_deref())?);
     store.migrate().await?;
     let config = DbConfig::Postgres {
         config: Box::new(db.clone()),
         pool_size: CONNECTIONS,
-        ca_file: None,
+        ca_file: ca,
     };
     let (on_pg, failed) = throughput(context(config, store).await?, batches, CONNECTIONS).await?;
     if failed > 0 {
