@@ -307,7 +307,36 @@ async fn proven_envelopes_run_as_their_sender(kind: StoreKind) {
     assert_eq!(companies(&app, "By key").await.len(), 1);
 }
 
+/// The signing key is the installation's: every process over the same store (the api, worker
+/// and scheduler functions) shares the one generated and kept there, and a configured
+/// `REALNET_JOB_SIGNING_KEY` replaces it; another installation's signatures do not hold.
+async fn every_process_of_an_installation_shares_its_key(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let body = company("default", "admin", "Shared").to_string();
+    let elsewhere = realnet::Realnet::new(
+        app.rn.config.clone(),
+        realnet_tests::registry(),
+        app.rn.store.clone(),
+    );
+    let signer = elsewhere.job_signer().await.expect("signer");
+    assert_eq!(signer.sign(&body), app.sign(&body).await);
+    let configured = |key: &str| {
+        let mut config = app.rn.config.clone();
+        config.job_signing_key = Some(realnet::config::Secret(key.to_string()));
+        realnet::Realnet::new(config, realnet_tests::registry(), app.rn.store.clone())
+    };
+    let (one, two) = (
+        configured("the first installation's key, 32 characters or more"),
+        configured("the second installation's key, 32 characters or more"),
+    );
+    let signature = one.job_signer().await.expect("signer").sign(&body);
+    assert!(!two.job_signer().await.expect("signer").verify(&body, &signature));
+    assert!(!app.rn.job_signer().await.expect("signer").verify(&body, &signature));
+    assert!(one.job_signer().await.expect("signer").verify(&body, &signature));
+}
+
 on_every_store!(
     unproven_envelopes_run_nothing_and_write_nothing,
     proven_envelopes_run_as_their_sender,
+    every_process_of_an_installation_shares_its_key,
 );

@@ -256,5 +256,11 @@ mod tests {
         assert!(!signer.verify(body, "not base64!"));
         assert!(!signer.verify(body, ""));
         assert!(!format!("{:?}", signer).contains("one key"));
+        let credentials = Credentials {
+            signature: Some(signature.clone()),
+            api_key: Some("rnk_secret".into()),
+        };
+        let shown = format!("{credentials:?}");
+        assert!(!shown.contains(&signature) && !shown.contains("rnk_secret"), "{shown}");
     }
 }
