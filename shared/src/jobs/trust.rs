@@ -261,6 +261,9 @@ mod tests {
             api_key: Some("rnk_secret".into()),
         };
         let shown = format!("{credentials:?}");
-        assert!(!shown.contains(&signature) && !shown.contains("rnk_secret"), "{shown}");
+        assert!(
+            !shown.contains(&signature) && !shown.contains("rnk_secret"),
+            "{shown}"
+        );
     }
 }
