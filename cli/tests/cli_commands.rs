@@ -949,13 +949,28 @@ async fn queue_bridge_feeds_the_worker() {
             "payload": {"items": [{"type": "Company", "name": company}]}})
         .to_string()
     };
-    for body in [job("Bridged"), "not json".to_string()] {
+    // The producer proves who it is with an API key of the account it acts as.
+    let key = realnet(
+        dir,
+        &["apikey", "create", "producer", "--account", "admin"],
+        &[],
+    );
+    assert!(key.status.success(), "{}", stderr(&key));
+    let key = stdout(&key).trim().to_string();
+    let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(&key)
+        .build()
+        .expect("attribute");
+    let send = |body: String| {
         sqs.send_message()
             .queue_url(&url)
             .message_body(body)
+            .message_attributes(realnet::jobs::trust::API_KEY, attribute.clone())
             .send()
-            .await
-            .expect("send");
+    };
+    for body in [job("Bridged"), "not json".to_string()] {
+        send(body).await.expect("send");
     }
     let out = realnet(
         dir,
@@ -1002,12 +1017,7 @@ async fn queue_bridge_feeds_the_worker() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
-    sqs.send_message()
-        .queue_url(&url)
-        .message_body(job("Invoked"))
-        .send()
-        .await
-        .expect("send");
+    send(job("Invoked")).await.expect("send");
     let invoke = format!("http://{addr}/2015-03-31/functions/worker/invocations");
     let out = tokio::task::spawn_blocking({
         let (dir, url) = (dir.to_path_buf(), url.clone());

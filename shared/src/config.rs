@@ -109,6 +109,9 @@ pub struct Config {
     /// The SQS queue jobs are sent to; without one, only `realnet serve` runs jobs (in
     /// process).
     pub queue_url: Option<String>,
+    /// The key job envelopes are signed with; without one, a key generated once per
+    /// installation and kept in the store.
+    pub job_signing_key: Option<Secret>,
 }
 
 /// A variable with a value that cannot be used.
@@ -415,6 +418,15 @@ impl Config {
             file_max_size,
             file_url_ttl,
             job_record_ttl,
+            job_signing_key: match get("REALNET_JOB_SIGNING_KEY") {
+                Some(k) if k.trim().len() < 32 || k.trim() != k => {
+                    return Err(bad(
+                        "REALNET_JOB_SIGNING_KEY",
+                        "must be at least 32 characters, without surrounding spaces (for example: openssl rand -base64 32)",
+                    ));
+                }
+                k => k.map(Secret),
+            },
             queue_url: match get("REALNET_QUEUE_URL") {
                 Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
                     return Err(bad(
@@ -470,11 +482,16 @@ mod tests {
             ("REALNET_TOKEN_TTL", "90m"),
             ("REALNET_AUTH_CACHE_TTL", "0"),
             ("REALNET_ADMIN_PASSWORD", "correct horse battery"),
+            (
+                "REALNET_JOB_SIGNING_KEY",
+                "a job signing key of at least 32 characters",
+            ),
         ])
         .expect("valid");
         assert_eq!(c.auth.token_ttl, Duration::from_secs(5400));
         assert_eq!(c.auth.cache_ttl, Duration::ZERO);
         assert!(!format!("{c:?}").contains("correct horse"));
+        assert!(!format!("{c:?}").contains("job signing key"));
     }
 
     #[test]
@@ -500,6 +517,7 @@ mod tests {
             ("REALNET_FILE_URL_TTL", "30d"),
             ("REALNET_JOB_RECORD_TTL", "10s"),
             ("REALNET_QUEUE_URL", "my-queue"),
+            ("REALNET_JOB_SIGNING_KEY", "too short"),
         ] {
             let err = config(&[(var, value)]).expect_err("refused");
             assert_eq!(err.var, var);

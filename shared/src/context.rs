@@ -62,6 +62,8 @@ pub struct Realnet {
     /// Where jobs go: SQS with `REALNET_QUEUE_URL`, in process under `realnet serve`.
     queue: std::sync::OnceLock<Arc<dyn Queue>>,
     cursor: OnceCell<CursorCodec>,
+    /// Signs and checks job envelopes; see [`crate::jobs::trust`].
+    pub(crate) job_signer: OnceCell<crate::jobs::trust::JobSigner>,
     pub(crate) openapi: std::sync::OnceLock<String>,
     /// Principals by token hash (or authorizer identity).
     pub(crate) principals: Cache<String, Arc<CachedPrincipal>>,
@@ -176,6 +178,7 @@ impl Realnet {
             blobs,
             queue,
             cursor: OnceCell::new(),
+            job_signer: OnceCell::new(),
             openapi: std::sync::OnceLock::new(),
             principals: Cache::builder()
                 .max_capacity(10_000)

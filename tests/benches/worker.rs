@@ -17,6 +17,7 @@ use anyhow::{Context, bail};
 use aws_lambda_events::event::sqs::SqsEvent;
 use realnet::Realnet;
 use realnet::config::DbConfig;
+use realnet::jobs::trust::{JobSigner, SIGNATURE};
 use realnet::store::{DynamoStore, ItemStore, PostgresStore};
 use serde_json::{Value, json};
 
@@ -42,15 +43,18 @@ fn env_num(name: &str, default: usize) -> anyhow::Result<usize> {
     }
 }
 
-/// A batch of 10 jobs, each creating one company, as SQS would deliver it.
-fn batch(n: usize) -> anyhow::Result<SqsEvent> {
+/// A batch of 10 jobs, each creating one company, signed by the installation, as SQS would
+/// deliver it.
+fn batch(signer: &JobSigner, n: usize) -> anyhow::Result<SqsEvent> {
     let records: Vec<Value> = (0..10)
         .map(|i| {
             let body = json!({"kind": "items.create", "org": "default", "actor": "admin",
                 "payload": {"items": [{"type": "Company", "name": format!("co {n}-{i}"),
-                    "attributes": {"employees": i}}]}});
+                    "attributes": {"employees": i}}]}})
+            .to_string();
+            let signature = json!({"stringValue": signer.sign(&body), "dataType": "String"});
             json!({"messageId": format!("{n}-{i}-{}", uuid::Uuid::now_v7()), "receiptHandle": "r",
-                "body": body.to_string(), "attributes": {}, "messageAttributes": {},
+                "body": body, "attributes": {}, "messageAttributes": {SIGNATURE: signature},
                 "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs",
                 "awsRegion": "us-east-1"})
         })
@@ -67,9 +71,10 @@ async fn throughput(
     batches: usize,
     at_once: usize,
 ) -> anyhow::Result<(f64, usize)> {
+    let signer = rn.job_signer().await?.clone();
     for n in 0..at_once {
         let deadline = Instant::now() + Duration::from_secs(60);
-        realnet::jobs::worker::handle(rn.clone(), batch(batches + n)?, deadline).await;
+        realnet::jobs::worker::handle(rn.clone(), batch(&signer, batches + n)?, deadline).await;
     }
     let started = Instant::now();
     let mut running = tokio::task::JoinSet::new();
@@ -80,7 +85,7 @@ async fn throughput(
         {
             failures += done?;
         }
-        let (rn, event) = (rn.clone(), batch(n)?);
+        let (rn, event) = (rn.clone(), batch(&signer, n)?);
         running.spawn(async move {
             let deadline = Instant::now() + Duration::from_secs(60);
             realnet::jobs::worker::handle(rn, event, deadline)
@@ -118,8 +123,8 @@ async fn run() -> anyhow::Result<()> {
     let pg: tokio_postgres::Config = std::env::var("REALNET_TEST_PG_URL")
         .context("REALNET_TEST_PG_URL is not set: run tests/bench")?
         .parse()?;
-    let (client, conn) = pg.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
+    // Over TLS where the server offers it (the test clusters accept TLS only).
+    let client = realnet_tests::pg_client(&pg).await;
     client
         .batch_execute("DROP DATABASE IF EXISTS realnet_worker_bench")
         .await?;
@@ -128,12 +133,13 @@ async fn run() -> anyhow::Result<()> {
         .await?;
     let mut db = pg.clone();
     db.dbname("realnet_worker_bench");
-    let store = Arc::new(PostgresStore::new(db.clone(), CONNECTIONS, None)?);
+    let ca = realnet_tests::pg_ca();
+    let store = Arc::new(PostgresStore::new(db.clone(), CONNECTIONS, ca.as_deref())?);
     store.migrate().await?;
     let config = DbConfig::Postgres {
         config: Box::new(db.clone()),
         pool_size: CONNECTIONS,
-        ca_file: None,
+        ca_file: ca,
     };
     let (on_pg, failed) = throughput(context(config, store).await?, batches, CONNECTIONS).await?;
     if failed > 0 {

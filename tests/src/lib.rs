@@ -5,6 +5,7 @@
 pub mod blob_contract;
 pub mod contract;
 pub mod lambda_runtime;
+pub mod sqs;
 
 use std::sync::Arc;
 

@@ -104,6 +104,12 @@ async fn bad_jobs_are_refused_before_queueing(kind: StoreKind) {
             "idempotency_key": ""}),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
+        // A scheduled run's key is the scheduler's, never a client's.
+        (
+            json!({"kind": "items.create", "payload": {"items": [{"type": "Company", "name": "x"}]},
+            "idempotency_key": format!("schedule:{}:2026-01-01T00:00:00Z", uuid::Uuid::now_v7())}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ] {
         let a = send(&app, &token, body.clone()).await;
         assert_eq!(a.status, status, "{body}: {}", a.text);
@@ -129,9 +135,51 @@ async fn bad_jobs_are_refused_before_queueing(kind: StoreKind) {
     );
 }
 
+/// An idempotency key belongs to the account that sends it: two members, and an admin (who
+/// may read every job), sending the same key each get their own job, and each runs.
+async fn idempotency_keys_are_each_accounts_own(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (_, ann) = app.account("default", "ann", false).await;
+    let (_, bob) = app.account("default", "bob", false).await;
+    let admin = app.admin_token.clone();
+    let mut ids = Vec::new();
+    for (token, name) in [(&ann, "Ann Co"), (&bob, "Bob Co"), (&admin, "Admin Co")] {
+        let body = json!({"kind": "items.create", "idempotency_key": "nightly-import",
+            "payload": {"items": [{"type": "Company", "name": name}]}});
+        let queued = send(&app, token, body).await;
+        assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.text);
+        let id = queued.body["id"].as_str().expect("id").to_string();
+        assert!(
+            !ids.contains(&id),
+            "{name}: answered with another account's job"
+        );
+        let done = app.finished_job(token, &id).await;
+        assert_eq!(done["status"], "succeeded", "{name}: {done}");
+        ids.push(id);
+    }
+    for name in ["Ann%20Co", "Bob%20Co", "Admin%20Co"] {
+        let made = app.get(&format!("/api/companies?name={name}")).await;
+        assert_eq!(
+            made.body["items"].as_array().map(Vec::len),
+            Some(1),
+            "{name}"
+        );
+    }
+    // Each account's own key still answers with its own job.
+    let again = send(
+        &app,
+        &bob,
+        json!({"kind": "items.create", "idempotency_key": "nightly-import",
+        "payload": {"items": [{"type": "Company", "name": "Bob Co"}]}}),
+    )
+    .await;
+    assert_eq!(again.body["id"], ids[1].as_str(), "{}", again.text);
+}
+
 on_every_store!(
     a_job_runs_as_its_sender_and_reports_its_status,
     bad_jobs_are_refused_before_queueing,
+    idempotency_keys_are_each_accounts_own,
 );
 
 /// Where no queue is configured (the api function without `REALNET_QUEUE_URL`), a job is

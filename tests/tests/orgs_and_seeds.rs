@@ -96,14 +96,21 @@ async fn an_org_never_set_up_has_no_account_to_log_in_to_or_act_as(kind: StoreKi
         assert_eq!(a.body, wrong.body, "{body}");
     }
 
-    // A job naming the planted account as its actor runs nothing.
+    // A job naming the planted account as its actor runs nothing, even signed by this
+    // installation.
     let envelope = json!({"kind": "items.create", "org": "ghost", "actor": "eve",
         "payload": {"items": [{"type": "Account", "name": "mallory",
-            "attributes": {"username": "mallory", "admin": true}}]}});
+            "attributes": {"username": "mallory", "admin": true}}]}})
+    .to_string();
+    let credentials = realnet::jobs::trust::Credentials {
+        signature: Some(app.sign(&envelope).await),
+        api_key: None,
+    };
     let outcome = realnet::jobs::worker::run_body(
         &app.rn,
         "ghost-job",
-        &envelope.to_string(),
+        &envelope,
+        &credentials,
         std::time::Duration::from_secs(10),
     )
     .await;

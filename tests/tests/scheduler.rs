@@ -1,7 +1,7 @@
 //! The scheduler against stored schedules, on every store: the tick sends each due run once
 //! (also when ticks overlap), as the schedule's owner; disabled schedules and runs due before
 //! a schedule's last change are not sent; bad schedules are refused with the field at fault;
-//! maintenance deletes what expired and abandoned uploads.
+//! maintenance deletes what expired and abandoned uploads; no client key pre-empts a run.
 
 use std::time::Duration;
 
@@ -105,6 +105,73 @@ async fn due_runs_are_sent_once_as_the_owner(kind: StoreKind) {
             .all(|k| k.starts_with(&format!("schedule:{id}:"))),
         "{keys:?}"
     );
+}
+
+/// A scheduled run's key is no client's to take: `POST /api/jobs` refuses it (from a member
+/// and from the schedule's own account), and a producer's envelope with it is that account's
+/// own key, which leaves the run to run.
+async fn no_client_pre_empts_a_scheduled_run(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (planner, planner_token) = app.account("default", "planner", true).await;
+    let (member, member_token) = app.account("default", "member", false).await;
+    let created = new_schedule(
+        &app,
+        &planner_token,
+        json!({"cron": "* * * * *", "job": folder_job("Scheduled run")}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.body["id"].as_str().expect("id");
+    let at = updated_at(&created.body) + chrono::Duration::minutes(1);
+    let due = schedule::Timing::parse("* * * * *", "UTC")
+        .expect("timing")
+        .due(updated_at(&created.body), at);
+    assert_eq!(due.len(), 1);
+    let run = format!(
+        "schedule:{id}:{}",
+        due[0].to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let before = app.snapshot().await;
+    for token in [&member_token, &planner_token] {
+        let taken = app
+            .call_as(
+                Some(token),
+                Method::POST,
+                "/api/jobs",
+                Some(json!({"kind": "items.create", "idempotency_key": run,
+                    "payload": {"items": [{"type": "Folder", "name": "Pre-empted"}]}})),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            taken.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            taken.text
+        );
+        assert!(taken.text.contains("idempotency_key"), "{}", taken.text);
+    }
+    assert_eq!(app.snapshot().await, before, "nothing was queued");
+    // Producers of both accounts send envelopes with the run's key: their own keys.
+    for (account, username) in [(member, "member"), (planner, "planner")] {
+        let key = app
+            .post(
+                "/api/items",
+                json!({"type": "ApiKey", "name": username, "attributes": {"account": account}}),
+            )
+            .await;
+        let key = key.body["key"].as_str().expect("key");
+        let body = json!({"kind": "items.create", "org": "default", "actor": username,
+            "idempotency_key": run, "payload": {"items": [{"type": "Folder", "name": "Pre-empted"}]}});
+        let batch =
+            realnet_tests::sqs::event(&[realnet_tests::sqs::Message::with_key(&body, key)], false);
+        assert_eq!(app.handle(batch).await, Vec::<String>::new());
+    }
+    assert_eq!(folders(&app, "Pre-empted").await.len(), 2);
+    let report = schedule::tick(&app.rn, at).await.expect("tick");
+    assert_eq!(report.sent, 1, "{report:?}");
+    let made = await_folders(&app, "Scheduled run", 1).await;
+    assert_eq!(made[0]["owner"], planner.to_string().as_str());
 }
 
 async fn only_recent_runs_of_enabled_schedules_are_sent(kind: StoreKind) {
@@ -316,6 +383,7 @@ async fn maintenance_deletes_what_expired_and_abandoned_uploads(kind: StoreKind)
 
 on_every_store!(
     due_runs_are_sent_once_as_the_owner,
+    no_client_pre_empts_a_scheduled_run,
     only_recent_runs_of_enabled_schedules_are_sent,
     a_run_whose_owner_is_gone_is_dropped,
     bad_schedules_are_refused,

@@ -1,14 +1,19 @@
-//! The SQS worker's batch handling: each record on its own, exactly-once effects, permanent
-//! failures not retried, retryable ones reported as batch item failures (and on a FIFO queue,
-//! with every later record), all-or-nothing bulk jobs; against real SQS queues in moto with a
-//! dead-letter queue; and the documented envelope schema agreeing with the decoder.
+//! The SQS worker's batch handling of signed envelopes: each record on its own, exactly-once
+//! effects, permanent failures not retried, retryable ones reported as batch item failures
+//! (and on a FIFO queue, with every later record), all-or-nothing bulk jobs; against real SQS
+//! queues in moto with a dead-letter queue (where an unproven message ends too); and the
+//! documented envelope schema agreeing with the decoder. Refusals of unproven senders are in
+//! `worker_trust.rs`.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsEvent;
+use realnet::config::Secret;
+use realnet::jobs::trust::Credentials;
 use realnet::jobs::{JobFailure, decode, worker};
 use realnet::store::JobClaim;
+use realnet_tests::sqs::{Message, SAMPLE_EVENTS_KEY, event, ids};
 use realnet_tests::{StoreKind, TestApp, on_every_store};
 use serde_json::{Value, json};
 
@@ -20,42 +25,21 @@ fn repo_file(path: &str) -> Value {
     serde_json::from_str(&text).expect("JSON")
 }
 
-/// An SQS event of these bodies, as Lambda delivers it.
-fn event(bodies: &[Value], fifo: bool) -> SqsEvent {
-    let arn = if fifo {
-        "arn:aws:sqs:us-east-1:123456789012:jobs.fifo"
-    } else {
-        "arn:aws:sqs:us-east-1:123456789012:jobs"
-    };
-    let records: Vec<Value> = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            json!({"messageId": format!("m{i}-{}", uuid::Uuid::now_v7()), "receiptHandle": "r",
-                "body": b.as_str().map(str::to_string).unwrap_or_else(|| b.to_string()),
-                "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
-                "eventSourceARN": arn, "awsRegion": "us-east-1"})
-        })
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).expect("an SQS event")
+/// A signed SQS event of these bodies, as `POST /api/jobs` would have sent them.
+async fn signed(app: &TestApp, bodies: &[Value], fifo: bool) -> SqsEvent {
+    let mut messages = Vec::new();
+    for b in bodies {
+        messages.push(app.signed(b).await);
+    }
+    event(&messages, fifo)
 }
 
-async fn handle(app: &TestApp, event: SqsEvent) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let response: SqsBatchResponse = worker::handle(app.rn.clone(), event, deadline).await;
-    response
-        .batch_item_failures
-        .into_iter()
-        .map(|f| f.item_identifier)
-        .collect()
-}
-
-fn ids(event: &SqsEvent) -> Vec<String> {
-    event
-        .records
-        .iter()
-        .map(|r| r.message_id.clone().unwrap_or_default())
-        .collect()
+/// The key of the record of a job of `username` in the default org with `key`.
+async fn record(app: &TestApp, username: &str, key: &str) -> String {
+    format!(
+        "account:{}:{key}",
+        app.account_id("default", username).await
+    )
 }
 
 async fn count(app: &TestApp, uri: &str) -> usize {
@@ -72,17 +56,24 @@ fn create(key: &str, names: &[&str]) -> Value {
         "idempotency_key": key, "payload": {"items": items}})
 }
 
-/// The sample batch: a job, its duplicate, a malformed body and an unknown kind. The job runs
-/// once; the two bad records are failed for good, not sent back. The duplicate, handled at the
-/// same time as the original, may find it still running and come back for another delivery.
+/// The sample batch, signed with the samples' key: a job, its duplicate, a malformed body and
+/// an unknown kind, and a forged envelope (no signature). The job runs once; the two bad
+/// records are failed for good, not sent back; the forged one is refused, for the dead-letter
+/// queue. The duplicate, handled at the same time as the original, may find it still running
+/// and come back for another delivery.
 async fn the_sample_batch_runs_each_record_once(kind: StoreKind) {
-    let app = TestApp::new(kind).await;
+    let app = TestApp::with_config(kind, |c| {
+        c.job_signing_key = Some(Secret(SAMPLE_EVENTS_KEY.into()))
+    })
+    .await;
     let sample: SqsEvent = serde_json::from_value(repo_file("events/worker/batch.json"))
         .expect("the sample is an SQS event");
-    let pair = ids(&sample)[..2].to_vec();
-    let failed = handle(&app, sample).await;
+    let sample_ids = ids(&sample);
+    let (pair, forged) = (sample_ids[..2].to_vec(), sample_ids[4].clone());
+    let failed = app.handle(sample).await;
+    assert!(failed.contains(&forged), "{failed:?}");
     assert!(
-        failed.len() <= 1 && failed.iter().all(|f| pair.contains(f)),
+        failed.len() <= 2 && failed.iter().all(|f| pair.contains(f) || *f == forged),
         "{failed:?}"
     );
     assert_eq!(count(&app, "/api/companies?name=Initech").await, 1);
@@ -90,14 +81,14 @@ async fn the_sample_batch_runs_each_record_once(kind: StoreKind) {
     // Delivered again, it does nothing more.
     let again: SqsEvent =
         serde_json::from_value(repo_file("events/worker/batch.json")).expect("event");
-    assert_eq!(handle(&app, again).await, Vec::<String>::new());
+    assert_eq!(app.handle(again).await, vec![forged]);
     assert_eq!(count(&app, "/api/companies?name=Initech").await, 1);
     let claim = app
         .rn
         .store
         .begin_job(
             "default",
-            "import-2026-11-25-0001",
+            &record(&app, "admin", "import-2026-11-25-0001").await,
             chrono::Utc::now(),
             chrono::Utc::now(),
             chrono::Utc::now(),
@@ -118,25 +109,38 @@ async fn retryable_records_are_reported_and_fifo_keeps_order(kind: StoreKind) {
     let held = now + chrono::Duration::minutes(5);
     app.rn
         .store
-        .begin_job("default", "held", now, held, held)
+        .begin_job(
+            "default",
+            &record(&app, "admin", "held").await,
+            now,
+            held,
+            held,
+        )
         .await
         .expect("hold a key");
-    let standard = event(&[create("held", &["Held"]), create("s1", &["S1"])], false);
+    let standard = signed(
+        &app,
+        &[create("held", &["Held"]), create("s1", &["S1"])],
+        false,
+    )
+    .await;
     let standard_ids = ids(&standard);
-    assert_eq!(handle(&app, standard).await, vec![standard_ids[0].clone()]);
+    assert_eq!(app.handle(standard).await, vec![standard_ids[0].clone()]);
     assert_eq!(count(&app, "/api/companies?name=S1").await, 1);
     assert_eq!(count(&app, "/api/companies?name=Held").await, 0);
 
-    let fifo = event(
+    let fifo = signed(
+        &app,
         &[
             create("f1", &["F1"]),
             create("held", &["Held"]),
             create("f3", &["F3"]),
         ],
         true,
-    );
+    )
+    .await;
     let fifo_ids = ids(&fifo);
-    assert_eq!(handle(&app, fifo).await, fifo_ids[1..].to_vec());
+    assert_eq!(app.handle(fifo).await, fifo_ids[1..].to_vec());
     assert_eq!(count(&app, "/api/companies?name=F1").await, 1);
     assert_eq!(
         count(&app, "/api/companies?name=F3").await,
@@ -167,12 +171,6 @@ async fn bad_jobs_fail_for_good_and_write_nothing(kind: StoreKind) {
         ),
         ("too many", create("many", &too_many), "1 to 25"),
         (
-            "unknown actor",
-            json!({"kind": "items.delete", "org": "default", "actor": "nobody",
-            "idempotency_key": "actor", "payload": {"ids": [uuid::Uuid::now_v7()]}}),
-            "actor",
-        ),
-        (
             "no rights",
             json!({"kind": "items.create", "org": "default", "actor": "member",
             "idempotency_key": "rights", "payload": {"items": [{"type": "Acl", "name": "x",
@@ -192,8 +190,9 @@ async fn bad_jobs_fail_for_good_and_write_nothing(kind: StoreKind) {
             .as_str()
             .unwrap_or_default()
             .to_string();
+        let actor = body["actor"].as_str().unwrap_or_default().to_string();
         assert_eq!(
-            handle(&app, event(&[body], false)).await,
+            app.handle(signed(&app, &[body], false).await).await,
             Vec::<String>::new(),
             "{case}"
         );
@@ -201,7 +200,7 @@ async fn bad_jobs_fail_for_good_and_write_nothing(kind: StoreKind) {
         let claim = app
             .rn
             .store
-            .begin_job("default", &key, now, now, now)
+            .begin_job("default", &record(&app, &actor, &key).await, now, now, now)
             .await
             .expect("claim");
         match claim {
@@ -212,6 +211,22 @@ async fn bad_jobs_fail_for_good_and_write_nothing(kind: StoreKind) {
             other => panic!("{case}: {other:?}"),
         }
     }
+    // A signed job whose actor is no enabled account fails for good too (with nothing to
+    // record it under).
+    let nobody = json!({"kind": "items.delete", "org": "default", "actor": "nobody",
+        "idempotency_key": "actor", "payload": {"ids": [uuid::Uuid::now_v7()]}});
+    let outcome = worker::run_body(
+        &app.rn,
+        "m-nobody",
+        &nobody.to_string(),
+        &app.signed(&nobody).await.credentials(),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        matches!(&outcome, worker::RecordOutcome::Failed(m) if m.contains("nobody")),
+        "{outcome:?}"
+    );
     assert_eq!(app.snapshot().await, before, "nothing was written");
 }
 
@@ -309,22 +324,43 @@ async fn an_sqs_queue_with_a_dead_letter_queue() {
     let held = now + chrono::Duration::minutes(5);
     app.rn
         .store
-        .begin_job("default", "stuck", now, held, held)
+        .begin_job(
+            "default",
+            &record(&app, "admin", "stuck").await,
+            now,
+            held,
+            held,
+        )
         .await
         .expect("hold");
-    for body in [create("sqs-1", &["From SQS"]), create("stuck", &["Stuck"])] {
-        sqs.send_message()
+    let forged = Message::unproven(create("forged", &["Forged"]));
+    for message in [
+        app.signed(create("sqs-1", &["From SQS"])).await,
+        app.signed(create("stuck", &["Stuck"])).await,
+        forged,
+    ] {
+        let mut send = sqs
+            .send_message()
             .queue_url(&url)
-            .message_body(body.to_string())
-            .send()
-            .await
-            .expect("send");
+            .message_body(message.body);
+        if let Some(signature) = message.signature {
+            send = send.message_attributes(
+                realnet::jobs::trust::SIGNATURE,
+                aws_sdk_sqs::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(signature)
+                    .build()
+                    .expect("an attribute"),
+            );
+        }
+        send.send().await.expect("send");
     }
     for _ in 0..6 {
         let received = sqs
             .receive_message()
             .queue_url(&url)
             .max_number_of_messages(10)
+            .message_attribute_names("All")
             .send()
             .await
             .expect("receive");
@@ -334,12 +370,20 @@ async fn an_sqs_queue_with_a_dead_letter_queue() {
         }
         let records: Vec<Value> = messages
             .iter()
-            .map(|m| json!({"messageId": m.message_id, "receiptHandle": m.receipt_handle,
-                "body": m.body, "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs", "awsRegion": "us-east-1"}))
+            .map(|m| {
+                let attributes: serde_json::Map<String, Value> = m
+                    .message_attributes
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), json!({"stringValue": v.string_value, "dataType": "String"})))
+                    .collect();
+                json!({"messageId": m.message_id, "receiptHandle": m.receipt_handle,
+                "body": m.body, "attributes": {}, "messageAttributes": attributes, "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs", "awsRegion": "us-east-1"})
+            })
             .collect();
         let event: SqsEvent = serde_json::from_value(json!({"Records": records})).expect("event");
-        let failed = handle(&app, event).await;
+        let failed = app.handle(event).await;
         for m in &messages {
             if !failed.contains(m.message_id.as_ref().expect("id")) {
                 sqs.delete_message()
@@ -361,14 +405,16 @@ async fn an_sqs_queue_with_a_dead_letter_queue() {
         .expect("receive the dead letters")
         .messages
         .unwrap_or_default();
-    assert_eq!(dead.len(), 1, "the stuck job went to the dead-letter queue");
-    assert!(
-        dead[0]
-            .body
-            .as_deref()
-            .unwrap_or_default()
-            .contains("stuck")
+    let mut dead: Vec<String> = dead.into_iter().filter_map(|m| m.body).collect();
+    dead.sort();
+    assert_eq!(
+        dead.len(),
+        2,
+        "the stuck job and the forged one went to the dead-letter queue: {dead:?}"
     );
+    assert!(dead.iter().any(|b| b.contains("\"stuck\"")), "{dead:?}");
+    assert!(dead.iter().any(|b| b.contains("\"forged\"")), "{dead:?}");
+    assert_eq!(count(&app, "/api/companies?name=Forged").await, 0);
 }
 
 /// A job's log span covers the job only: while a job waits (here on SQLite's blocking pool),
@@ -386,9 +432,13 @@ fn a_jobs_span_does_not_leak_into_other_tasks() {
         let app = TestApp::new(StoreKind::Sqlite).await;
         let (done, mut finished) = tokio::sync::oneshot::channel();
         let rn = app.rn.clone();
+        let body = create("span-1", &["Spanned"]).to_string();
+        let credentials = Credentials {
+            signature: Some(app.sign(&body).await),
+            api_key: None,
+        };
         tokio::spawn(async move {
-            let body = create("span-1", &["Spanned"]).to_string();
-            worker::run_body(&rn, "m-1", &body, Duration::from_secs(30)).await;
+            worker::run_body(&rn, "m-1", &body, &credentials, Duration::from_secs(30)).await;
             done.send(()).ok();
         });
         let mut leaked = false;

@@ -136,8 +136,10 @@ async fn answers_the_sample_events() {
         serde_json::from_str(messages[0].body.as_deref().unwrap_or_default()).expect("JSON");
     assert_eq!(envelope["actor"], "admin");
     assert_eq!(envelope["kind"], "items.create");
+    // The run's key is signed into the envelope, where no client key can reach it.
     assert_eq!(
-        envelope["idempotency_key"],
+        envelope["run"],
         format!("schedule:{}:2026-11-25T09:00:00Z", schedule.id).as_str()
     );
+    assert_eq!(envelope["idempotency_key"], Value::Null);
 }

@@ -1,10 +1,12 @@
 //! The `worker` binary under a Lambda Runtime API, as `cargo lambda invoke worker --data-file
-//! events/worker/...` would run it: it answers the sample SQS batches in the partial batch
-//! failure shape and runs the job they carry once.
+//! events/worker/...` would run it (with the samples' signing key): it answers the sample SQS
+//! batches in the partial batch failure shape, runs the job they carry once, and refuses the
+//! forged record (reported, for the dead-letter queue) without running it.
 
 use std::path::PathBuf;
 
 use realnet_tests::lambda_runtime::RuntimeApi;
+use realnet_tests::sqs::SAMPLE_EVENTS_KEY;
 use serde_json::Value;
 
 fn event(name: &str) -> Value {
@@ -28,14 +30,29 @@ async fn answers_the_sample_batches() {
     let runtime = RuntimeApi::start().await;
     let mut function = runtime.spawn_function(
         std::path::Path::new(env!("CARGO_BIN_EXE_worker")),
-        &[("REALNET_DATA_DIR", dir)],
+        &[
+            ("REALNET_DATA_DIR", dir),
+            ("REALNET_JOB_SIGNING_KEY", SAMPLE_EVENTS_KEY),
+        ],
     );
 
     let answer = runtime.invoke(event("batch.json")).await.expect("answered");
-    let failures = answer["batchItemFailures"]
+    let failures: Vec<&str> = answer["batchItemFailures"]
         .as_array()
-        .expect("the partial batch failure shape");
-    assert!(failures.len() <= 1, "{answer}");
+        .expect("the partial batch failure shape")
+        .iter()
+        .filter_map(|f| f["itemIdentifier"].as_str())
+        .collect();
+    let forged = "0f6d8a52-0001-4000-8000-000000000005";
+    assert!(failures.contains(&forged), "{answer}");
+    // Besides the forged record, at most the duplicate (found still running) comes back.
+    assert!(
+        failures.len() <= 2
+            && failures.iter().all(|f| *f == forged
+                || f.ends_with("000000000002")
+                || f.ends_with("000000000001")),
+        "{answer}"
+    );
     let fifo = runtime
         .invoke(event("fifo-batch.json"))
         .await
@@ -53,4 +70,8 @@ async fn answers_the_sample_batches() {
     query.name = Some(realnet::query::NameFilter::Exact("Initech".into()));
     let found = rn.store.query("default", &query).await.expect("query");
     assert_eq!(found.items.len(), 1, "the job ran once");
+    let eve = realnet::auth::identity::find_account(&rn, "default", "eve")
+        .await
+        .expect("query");
+    assert!(eve.is_none(), "the forged record made nothing");
 }

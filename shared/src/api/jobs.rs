@@ -19,9 +19,9 @@ use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::item::Item;
 use crate::item::attributes::ValidationErrors;
-use crate::item::ops;
+use crate::item::ops::{self, ItemError};
 use crate::jobs;
-use crate::jobs::submit::{JOB, Submission, SubmitError, submit};
+use crate::jobs::submit::{JOB, Submission, SubmitError, check_key, submit};
 use crate::queue::QueueError;
 
 /// `POST /api/jobs` body.
@@ -33,6 +33,8 @@ pub struct NewJob {
     #[schema(value_type = Object)]
     payload: Value,
     /// Sending the same key again answers with the job it started, and runs nothing more.
+    /// Keys are the sending account's own (another account's same key is another job); keys
+    /// starting with `schedule:` are the scheduler's.
     idempotency_key: Option<String>,
 }
 
@@ -114,15 +116,16 @@ pub async fn create(
         errors.add("payload", m);
     }
     if let Some(k) = &body.idempotency_key
-        && (k.is_empty() || k.len() > 200)
+        && let Err(m) = check_key(k)
     {
-        errors.add("idempotency_key", "must be 1 to 200 characters");
+        errors.add("idempotency_key", m);
     }
     errors.into_result(())?;
     let job = Submission {
         kind: body.kind,
         payload: body.payload,
         idempotency_key: body.idempotency_key,
+        run: None,
         request_id: headers
             .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())
@@ -142,6 +145,7 @@ impl From<SubmitError> for ApiError {
             ),
             SubmitError::Queue(e) => e.into(),
             SubmitError::Item(e) => e.into(),
+            SubmitError::Store(e) => ItemError::from(e).into(),
         }
     }
 }

@@ -1,17 +1,22 @@
 //! Background jobs: the envelope every producer sends (documented for external producers as
-//! `schemas/job-envelope.schema.json`), the job kinds, and running one job exactly once.
+//! `schemas/job-envelope.schema.json`), who may send one ([`trust`]), the job kinds, and
+//! running one job exactly once.
 //!
-//! A job runs as its `actor` (an account of its `org`), with that account's rights, and either
-//! does all of its work or none of it: bulk item changes are checked first and written in one
-//! transaction. Delivery is at least once; effects are exactly once, because a job's effects
-//! are written in one transaction with the record of its idempotency key (the envelope's
-//! `idempotency_key`, else the message id), and that record refuses a second one while it
-//! lives (`REALNET_JOB_RECORD_TTL`): a redelivery or a duplicate writes nothing.
+//! A job runs as its proven sender's account (see [`trust`]), with that account's rights, and
+//! either does all of its work or none of it: bulk item changes are checked first and written
+//! in one transaction. Delivery is at least once; effects are exactly once, because a job's
+//! effects are written in one transaction with the record of its key ([`record_key`]: the
+//! scheduled run, else the sending account's `idempotency_key`, else the `Job` item, else the
+//! message id), and that record refuses a second one while it lives
+//! (`REALNET_JOB_RECORD_TTL`): a redelivery or a duplicate writes nothing. Keys belong to
+//! (org, account): one account's key never suppresses another's job, and no client key can
+//! take a scheduled run's.
 //! A failure is either permanent (bad input, no rights: retrying cannot help, so the job is
 //! recorded as failed and not retried) or retryable (the store unavailable, a version race).
 
 pub mod job_items;
 pub mod submit;
+pub mod trust;
 pub mod worker;
 
 use serde::Deserialize;
@@ -38,15 +43,33 @@ pub struct JobEnvelope {
     /// The username of the account the job acts as (with its rights).
     pub actor: String,
     pub payload: Value,
-    /// Jobs with the same key (in the same org) run once.
+    /// Jobs of the same account with the same key run once.
     #[serde(default)]
     pub idempotency_key: Option<String>,
     /// Carried into the logs, to follow a request through its jobs.
     #[serde(default)]
     pub request_id: Option<String>,
     /// The `Job` item that reports this job's status (jobs sent through `POST /api/jobs`).
+    /// Only in envelopes the installation signed.
     #[serde(default)]
     pub job: Option<Uuid>,
+    /// The scheduled run this job is (`schedule:<id>:<time>`), its key in place of an
+    /// idempotency key. Only in envelopes the installation signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+}
+
+/// The key a job's record is kept under, in its org: its scheduled run; else the sending
+/// account's idempotency key; else its `Job` item; else the message. The namespaces are
+/// apart, so no client key names a scheduled run and no account's key another's.
+pub fn record_key(job: &JobEnvelope, principal: &Principal, message_id: &str) -> String {
+    let account = principal.account.map(|a| a.to_string()).unwrap_or_default();
+    match (&job.run, &job.idempotency_key, job.job) {
+        (Some(run), _, _) => format!("run:{run}"),
+        (None, Some(key), _) => format!("account:{account}:{key}"),
+        (None, None, Some(item)) => format!("job:{item}"),
+        (None, None, None) => format!("message:{message_id}"),
+    }
 }
 
 /// Why a job did not succeed.
@@ -105,12 +128,17 @@ pub fn decode(body: &str) -> Result<JobEnvelope, JobFailure> {
     let envelope: JobEnvelope = serde_path_to_error::deserialize(de)
         .map_err(|e| JobFailure::Permanent(format!("malformed job envelope: {e}")))?;
     check_org_name(&envelope.org).map_err(JobFailure::Permanent)?;
-    if let Some(k) = &envelope.idempotency_key
-        && (k.is_empty() || k.len() > 200)
-    {
-        return Err(JobFailure::Permanent(
-            "idempotency_key must be 1 to 200 characters".into(),
-        ));
+    for (field, value) in [
+        ("idempotency_key", &envelope.idempotency_key),
+        ("run", &envelope.run),
+    ] {
+        if let Some(k) = value
+            && (k.is_empty() || k.len() > 200)
+        {
+            return Err(JobFailure::Permanent(format!(
+                "{field} must be 1 to 200 characters"
+            )));
+        }
     }
     Ok(envelope)
 }
@@ -191,8 +219,8 @@ fn bulk<T>(kind: &str, list: &[T]) -> Result<(), JobFailure> {
     Ok(())
 }
 
-/// The principal a job acts as: its actor, an enabled account of its org.
-async fn actor(rn: &Realnet, job: &JobEnvelope) -> Result<Principal, JobFailure> {
+/// The principal a signed job acts as: its actor, an enabled account of its org.
+pub async fn actor(rn: &Realnet, job: &JobEnvelope) -> Result<Principal, JobFailure> {
     rn.job_principal(&job.org, &job.actor)
         .await?
         .ok_or_else(|| {
@@ -323,14 +351,17 @@ pub async fn rehearse(
     }
 }
 
-/// Runs one job under `key` (see [`worker`]): all of its effects, and the record that it ran,
-/// in one transaction; or none of them. If the key's record exists, nothing is written
-/// ([`JobFailure::AlreadyRan`]).
-pub async fn run(rn: &Realnet, job: &JobEnvelope, key: &str) -> Result<Value, JobFailure> {
-    // Check the payload before anything else is read.
+/// Runs one job as `p`, its proven sender's account, under `key` (see [`worker`]): all of its
+/// effects, and the record that it ran, in one transaction; or none of them. If the key's
+/// record exists, nothing is written ([`JobFailure::AlreadyRan`]).
+pub async fn run(
+    rn: &Realnet,
+    p: &Principal,
+    job: &JobEnvelope,
+    key: &str,
+) -> Result<Value, JobFailure> {
     let work = checked_work(rn, &job.kind, &job.payload)?;
-    let p = actor(rn, job).await?;
-    let batch = prepare(rn, &p, work).await?;
+    let batch = prepare(rn, p, work).await?;
     let items: Vec<Value> = batch
         .iter()
         .filter_map(|b| b.item.as_ref())
@@ -339,7 +370,7 @@ pub async fn run(rn: &Realnet, job: &JobEnvelope, key: &str) -> Result<Value, Jo
     let result = json!({"count": batch.len(), "items": items});
     ops::commit_with(
         rn,
-        &p,
+        p,
         batch,
         vec![record(rn, key, json!({ "result": result }))],
     )

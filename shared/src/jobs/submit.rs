@@ -1,5 +1,8 @@
 //! Sending a job on behalf of an account: the `Job` item that reports it, then the envelope on
-//! the queue. `POST /api/jobs` and the scheduler's tick both send jobs this way.
+//! the queue, signed with the installation's key ([`super::trust`]). `POST /api/jobs` and the
+//! scheduler's tick both send jobs this way. An idempotency key belongs to the account that
+//! sends it: it finds only that account's own jobs (an admin's too), and a scheduled run's key
+//! (`schedule:...`) is not one a client may choose.
 
 use serde_json::{Map, Value, json};
 
@@ -8,11 +11,29 @@ use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::item::Item;
 use crate::item::ops::{self, Change, ItemError, NewItem};
-use crate::query::{AttrFilter, ItemQuery, Op, Scalar};
+use crate::query::{AttrFilter, ItemQuery, Op, Readable, Scalar};
 use crate::queue::QueueError;
+use crate::store::StoreError;
 use crate::types::FieldKind;
 
 pub const JOB: &str = "Job";
+
+/// Keys of scheduled runs start so; a client's idempotency key may not.
+pub const RUN_PREFIX: &str = "schedule:";
+
+/// Why a client's idempotency key is refused, if it is: 1 to 200 characters, not a scheduled
+/// run's.
+pub fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > 200 {
+        return Err("must be 1 to 200 characters".into());
+    }
+    if key.starts_with(RUN_PREFIX) {
+        return Err(format!(
+            "keys starting with {RUN_PREFIX:?} are the scheduler's; choose another"
+        ));
+    }
+    Ok(())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -22,6 +43,9 @@ pub enum SubmitError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Item(#[from] ItemError),
+    /// The signing key could not be read from the store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A job to send as `principal` (an account).
@@ -29,13 +53,16 @@ pub enum SubmitError {
 pub struct Submission {
     pub kind: String,
     pub payload: Value,
+    /// The client's key ([`check_key`]).
     pub idempotency_key: Option<String>,
+    /// The scheduled run this is (`schedule:<id>:<time>`): the scheduler's key.
+    pub run: Option<String>,
     pub request_id: Option<String>,
 }
 
-/// Records a `Job` item that `principal` owns and sends the job; with an idempotency key the
-/// account already sent, answers with that job and sends nothing. The caller has checked the
-/// kind and payload ([`super::check`]).
+/// Records a `Job` item that `principal` owns and sends the job; with an idempotency key (or
+/// run) the account already sent, answers with that job and sends nothing. The caller has
+/// checked the kind and payload ([`super::check`]) and the key ([`check_key`]).
 pub async fn submit(
     rn: &Realnet,
     principal: &Principal,
@@ -43,7 +70,9 @@ pub async fn submit(
     job: Submission,
 ) -> Result<Item, SubmitError> {
     let queue = rn.queue().ok_or(SubmitError::NoQueue)?;
-    if let Some(key) = &job.idempotency_key
+    let signer = rn.job_signer().await?;
+    let key = job.run.as_ref().or(job.idempotency_key.as_ref());
+    if let Some(key) = key
         && let Some(existing) = job_with_key(rn, principal, key).await?
     {
         return Ok(existing);
@@ -52,7 +81,7 @@ pub async fn submit(
     attributes.insert("kind".into(), json!(job.kind));
     attributes.insert("status".into(), json!("queued"));
     attributes.insert("payload".into(), job.payload.clone());
-    if let Some(k) = &job.idempotency_key {
+    if let Some(k) = key {
         attributes.insert("idempotency_key".into(), json!(k));
     }
     // The account owns its job item (and so may read it); writing it is the system's doing,
@@ -71,14 +100,16 @@ pub async fn submit(
         org: principal.org.clone(),
         actor: actor.to_string(),
         payload: job.payload,
-        idempotency_key: Some(
-            job.idempotency_key
-                .unwrap_or_else(|| format!("job:{}", item.id)),
-        ),
+        idempotency_key: job.idempotency_key,
         request_id: job.request_id,
         job: Some(item.id),
+        run: job.run,
     };
-    if let Err(e) = queue.send(&envelope).await {
+    let sent = match signer.seal(envelope) {
+        Ok(signed) => queue.send(&signed).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
         // Nothing was queued: the record says so rather than staying queued forever.
         let failed = Change::Patch {
             name: None,
@@ -96,14 +127,24 @@ pub async fn submit(
     Ok(item)
 }
 
-/// The account's job sent with this idempotency key, if any.
+/// The account's own job sent with this key, if any: never another account's, whatever the
+/// caller may read.
 async fn job_with_key(
     rn: &Realnet,
     principal: &Principal,
     key: &str,
 ) -> Result<Option<Item>, ItemError> {
+    let Some(account) = principal.account else {
+        return Ok(None);
+    };
     let mut query = ItemQuery::parse(&rn.types, &[("type".into(), JOB.into())], None)
         .expect("a fixed query parses");
+    query.readable = Readable::Only {
+        types: Vec::new(),
+        owner: Some(account),
+        owned_types: query.types.clone(),
+        subtrees: Vec::new(),
+    };
     query.attrs = vec![AttrFilter {
         field: "idempotency_key".into(),
         kind: FieldKind::String,
@@ -111,7 +152,9 @@ async fn job_with_key(
         values: vec![Scalar::Text(key.to_string())],
     }];
     query.limit = 1;
-    Ok(ops::query(rn, principal, &query)
+    Ok(rn
+        .store
+        .query(&principal.org, &query)
         .await?
         .items
         .into_iter()

@@ -1,11 +1,17 @@
 //! The SQS worker's batch handling, for `functions/worker` (and anything else that hands it
-//! SQS batches). Each record is decoded and run on its own, so one malformed body never fails
-//! its neighbours; records run concurrently (at most [`CONCURRENCY`]) on a standard queue and
-//! in order on a FIFO queue, each with a timeout that leaves the invocation time to answer.
-//! The answer lists only the records worth another delivery (partial batch failures); on a
-//! FIFO queue the first such record and every later one, since later messages of a group must
-//! not overtake it. A job that can never succeed is recorded as failed and not retried; a
-//! panic in a job is a failed record, not a crashed invocation.
+//! SQS batches). Each record is checked, decoded and run on its own, so one malformed body
+//! never fails its neighbours; records run concurrently (at most [`CONCURRENCY`]) on a
+//! standard queue and in order on a FIFO queue, each with a timeout that leaves the invocation
+//! time to answer. A record whose sender is not proven ([`super::trust`]: no valid signature,
+//! no live API key, or a key used for another org or actor) runs nothing and writes nothing:
+//! it is logged with the reason and reported as a batch item failure on every delivery, so
+//! the queue's redrive policy (`MaxJobReceives` in `infra/`) moves it to the dead-letter
+//! queue. Otherwise the answer lists only the records worth another delivery (partial batch
+//! failures); on a FIFO queue the first such record and every later one, since later messages
+//! of a group must not overtake it (a refused record holds nothing up: it never runs). A job
+//! that can never succeed is recorded as failed and not retried; a panic in a job is a failed
+//! record, not a crashed invocation. The in-process queue of `realnet serve` goes through the
+//! same checks ([`run_local`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +21,8 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use super::{JobEnvelope, JobFailure, decode, record as record_of, run};
+use super::trust::{self, Credentials, Sender, SignedJob, Untrusted};
+use super::{JobEnvelope, JobFailure, actor, decode, record as record_of, record_key, run};
 use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::item::ops::{self, Change};
@@ -35,15 +42,20 @@ pub enum RecordOutcome {
     Failed(String),
     /// Reported as a batch item failure, for another delivery.
     Retry(String),
+    /// Its sender is not proven: nothing ran; reported as a batch item failure on every
+    /// delivery, so that the queue moves it to the dead-letter queue.
+    Refused(String),
 }
 
 /// Runs one record's job.
 pub async fn process(rn: &Arc<Realnet>, message: &SqsMessage, timeout: Duration) -> RecordOutcome {
     let id = message.message_id.clone().unwrap_or_default();
+    let credentials = Credentials::from_sqs(&message.message_attributes);
     run_body(
         rn,
         &id,
         message.body.as_deref().unwrap_or_default(),
+        &credentials,
         timeout,
     )
     .await
@@ -98,13 +110,50 @@ fn reported(outcome: &Value) -> Value {
     }
 }
 
-/// Runs the job in a message body, exactly once per idempotency key: its effects and its
-/// record in one transaction, which the record of an earlier run refuses.
-pub async fn run_body(rn: &Arc<Realnet>, id: &str, body: &str, timeout: Duration) -> RecordOutcome {
+/// Runs the job in a message body, if its sender is proven by `credentials` (the message's
+/// attributes), exactly once per record key: its effects and its record in one transaction,
+/// which the record of an earlier run refuses.
+pub async fn run_body(
+    rn: &Arc<Realnet>,
+    id: &str,
+    body: &str,
+    credentials: &Credentials,
+    timeout: Duration,
+) -> RecordOutcome {
+    let span = tracing::info_span!("job", message_id = %id, kind = tracing::field::Empty,
+        org = tracing::field::Empty, request_id = tracing::field::Empty);
+    // Instrumented, not entered: a span entered across an await would leak into whatever the
+    // thread polls next, and the leaked parents pile up.
+    receive(rn, id, body, credentials, timeout)
+        .instrument(span)
+        .await
+}
+
+async fn receive(
+    rn: &Arc<Realnet>,
+    id: &str,
+    body: &str,
+    credentials: &Credentials,
+    timeout: Duration,
+) -> RecordOutcome {
+    let refuse = |e: Untrusted| match e {
+        Untrusted::Refused(m) => {
+            tracing::error!(reason = %m, "job refused: its sender is not proven; nothing ran");
+            RecordOutcome::Refused(m)
+        }
+        Untrusted::Store(e) => {
+            tracing::warn!(error = %e, "cannot check the job's sender; it will be retried");
+            RecordOutcome::Retry(e.to_string())
+        }
+    };
+    let sender = match trust::sender(rn, body, credentials).await {
+        Ok(s) => s,
+        Err(e) => return refuse(e),
+    };
     let job = match decode(body) {
         Ok(job) => job,
         Err(e) => {
-            tracing::error!(message_id = %id, error = %e, "job refused");
+            tracing::error!(error = %e, "job refused");
             return RecordOutcome::Failed(e.to_string());
         }
     };
@@ -113,24 +162,48 @@ pub async fn run_body(rn: &Arc<Realnet>, id: &str, body: &str, timeout: Duration
         Ok(true) => {}
         Ok(false) => {
             let refused = format!("there is no org {:?}", job.org);
-            tracing::error!(message_id = %id, error = %refused, "job refused");
+            tracing::error!(error = %refused, "job refused");
             return RecordOutcome::Failed(refused);
         }
         Err(e) => return RecordOutcome::Retry(e.to_string()),
     }
-    let key = job
-        .idempotency_key
-        .clone()
-        .unwrap_or_else(|| format!("message:{id}"));
-    let span = tracing::info_span!("job", message_id = %id, kind = %job.kind, org = %job.org,
-        request_id = job.request_id.as_deref().unwrap_or_default());
-    // Instrumented, not entered: a span entered across an await would leak into whatever the
-    // thread polls next, and the leaked parents pile up.
-    run_job(rn, job, key, timeout).instrument(span).await
+    let span = tracing::Span::current();
+    span.record("kind", job.kind.as_str());
+    span.record("org", job.org.as_str());
+    span.record("request_id", job.request_id.as_deref().unwrap_or_default());
+    let principal = match sender {
+        Sender::Producer(p) => match trust::check_producer(&p, &job) {
+            Ok(()) => p,
+            Err(e) => return refuse(e),
+        },
+        Sender::Installation => match actor(rn, &job).await {
+            Ok(p) => p,
+            Err(failure) => return unrun(rn, &job, failure).await,
+        },
+    };
+    let key = record_key(&job, &principal, id);
+    run_job(rn, principal, job, key, timeout).await
+}
+
+/// The outcome of a signed job whose actor cannot be had (no record: it has no account to
+/// be kept under).
+async fn unrun(rn: &Realnet, job: &JobEnvelope, failure: JobFailure) -> RecordOutcome {
+    match failure {
+        JobFailure::Permanent(m) => {
+            tracing::error!(error = %m, "job failed");
+            report(rn, job, json!({"status": "failed", "error": m})).await;
+            RecordOutcome::Failed(m)
+        }
+        other => {
+            tracing::warn!(error = %other, "job will be retried");
+            RecordOutcome::Retry(other.to_string())
+        }
+    }
 }
 
 async fn run_job(
     rn: &Arc<Realnet>,
+    principal: Principal,
     job: JobEnvelope,
     key: String,
     timeout: Duration,
@@ -145,8 +218,9 @@ async fn run_job(
     }
     // Its own task, so that a panic in the job is caught here as a failed record.
     let (task_rn, task_job, task_key) = (rn.clone(), job.clone(), key.clone());
-    let task =
-        tokio::spawn(async move { run(&task_rn, &task_job, &task_key).await }.in_current_span());
+    let task = tokio::spawn(
+        async move { run(&task_rn, &principal, &task_job, &task_key).await }.in_current_span(),
+    );
     let result = match tokio::time::timeout(timeout, task).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) if join.is_panic() => Err(JobFailure::Retry("the job panicked".into())),
@@ -186,7 +260,7 @@ async fn run_job(
         match &outcome {
             RecordOutcome::Succeeded(v) => json!({"status": "succeeded", "result": v}),
             RecordOutcome::Failed(m) => json!({"status": "failed", "error": m}),
-            RecordOutcome::Retry(_) => json!({"status": "queued"}),
+            RecordOutcome::Retry(_) | RecordOutcome::Refused(_) => json!({"status": "queued"}),
         },
     )
     .await;
@@ -222,9 +296,14 @@ pub async fn handle(rn: Arc<Realnet>, event: SqsEvent, deadline: Instant) -> Sqs
     let mut retry = Vec::new();
     if fifo {
         for (i, message) in event.records.iter().enumerate() {
-            if let RecordOutcome::Retry(_) = process(&rn, message, timeout).await {
-                retry.extend(ids[i..].iter().cloned());
-                break;
+            match process(&rn, message, timeout).await {
+                RecordOutcome::Retry(_) => {
+                    retry.extend(ids[i..].iter().cloned());
+                    break;
+                }
+                // It never runs, so the records after it overtake nothing.
+                RecordOutcome::Refused(_) => retry.push(ids[i].clone()),
+                _ => {}
             }
         }
     } else {
@@ -239,7 +318,9 @@ pub async fn handle(rn: Arc<Realnet>, event: SqsEvent, deadline: Instant) -> Sqs
         }
         while let Some(done) = tasks.join_next().await {
             match done {
-                Ok((i, RecordOutcome::Retry(_))) => retry.push(ids[i].clone()),
+                Ok((i, RecordOutcome::Retry(_) | RecordOutcome::Refused(_))) => {
+                    retry.push(ids[i].clone())
+                }
                 Ok(_) => {}
                 // `process` itself does not panic; if it did, its record cannot be named, so
                 // the whole batch goes back rather than losing a message.
@@ -251,10 +332,11 @@ pub async fn handle(rn: Arc<Realnet>, event: SqsEvent, deadline: Instant) -> Sqs
 }
 
 /// Runs the jobs of an in-process queue (`realnet serve`) until it closes: each like an SQS
-/// record, retried up to three times, a second apart, when worth another try.
+/// record (its signature checked the same way), retried up to three times, a second apart,
+/// when worth another try.
 pub async fn run_local(
     rn: Arc<Realnet>,
-    mut jobs: tokio::sync::mpsc::UnboundedReceiver<JobEnvelope>,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<SignedJob>,
 ) {
     const ATTEMPTS: u32 = 3;
     const TIMEOUT: Duration = Duration::from_secs(60);
@@ -262,11 +344,9 @@ pub async fn run_local(
         let rn = rn.clone();
         tokio::spawn(async move {
             let id = format!("local:{}", uuid::Uuid::now_v7());
-            let Ok(body) = serde_json::to_string(&job) else {
-                return;
-            };
+            let credentials = job.credentials();
             for attempt in 1..=ATTEMPTS {
-                match run_body(&rn, &id, &body, TIMEOUT).await {
+                match run_body(&rn, &id, &job.body, &credentials, TIMEOUT).await {
                     RecordOutcome::Retry(_) if attempt < ATTEMPTS => {
                         tokio::time::sleep(Duration::from_secs(1)).await
                     }

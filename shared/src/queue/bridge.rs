@@ -1,7 +1,8 @@
 //! `realnet queue bridge`: what an SQS event source mapping does, for places that have none
 //! (moto, `cargo lambda watch`, a laptop against a sandbox queue). One round receives up to
-//! ten messages, hands them to a worker as the SQS event Lambda would deliver, and deletes
-//! exactly the messages the worker did not report as failed.
+//! ten messages, hands them to a worker as the SQS event Lambda would deliver (message
+//! attributes included: they carry the proof of the sender), and deletes exactly the messages
+//! the worker did not report as failed.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{
@@ -57,6 +58,7 @@ impl SqsQueue {
             .max_number_of_messages(10)
             .wait_time_seconds(wait_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
             .send()
             .await
             .map_err(|e| sqs_error(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
@@ -75,10 +77,23 @@ impl SqsQueue {
                     .flatten()
                     .map(|(k, v)| (k.as_str().to_string(), json!(v)))
                     .collect();
+                // As Lambda spells them; binary attributes carry no proof and are left out.
+                let message_attributes: serde_json::Map<String, Value> = m
+                    .message_attributes
+                    .iter()
+                    .flatten()
+                    .filter_map(|(k, v)| {
+                        let text = v.string_value.as_ref()?;
+                        Some((
+                            k.clone(),
+                            json!({"stringValue": text, "dataType": v.data_type}),
+                        ))
+                    })
+                    .collect();
                 json!({"messageId": m.message_id, "receiptHandle": m.receipt_handle,
                     "body": m.body, "md5OfBody": m.md5_of_body, "attributes": attributes,
-                    "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": arn,
-                    "awsRegion": region})
+                    "messageAttributes": message_attributes, "eventSource": "aws:sqs",
+                    "eventSourceARN": arn, "awsRegion": region})
             })
             .collect();
         let event: SqsEvent = serde_json::from_value(json!({ "Records": records }))

@@ -1,14 +1,18 @@
-//! Where jobs go: a [`Queue`] takes job envelopes for the worker. SQS on AWS (standard or
-//! FIFO: on FIFO queues, jobs of one org keep their order and an idempotency key doubles as
-//! SQS's deduplication id); in-process for `realnet serve`, where a task of the server runs
-//! them through the same worker code.
+//! Where jobs go: a [`Queue`] takes signed job envelopes for the worker, the signature beside
+//! the body as the `realnet-signature` message attribute. SQS on AWS (standard or FIFO: on
+//! FIFO queues, jobs of one org keep their order and the job's key, with its org and account,
+//! makes SQS's deduplication id); in-process for `realnet serve`, where a task of the server
+//! runs them through the same worker code, signature check included.
 
 pub mod bridge;
 
 use async_trait::async_trait;
 use tokio::sync::{Mutex, OnceCell, mpsc};
 
+use aws_sdk_sqs::types::MessageAttributeValue;
+
 use crate::jobs::JobEnvelope;
+use crate::jobs::trust::{SIGNATURE, SignedJob};
 
 /// SQS refuses larger messages.
 pub const MAX_MESSAGE: usize = 256 * 1024;
@@ -26,15 +30,7 @@ pub trait Queue: Send + Sync + 'static {
     /// `local` or `sqs`.
     fn kind(&self) -> &'static str;
 
-    async fn send(&self, job: &JobEnvelope) -> Result<(), QueueError>;
-}
-
-fn body(job: &JobEnvelope) -> Result<String, QueueError> {
-    let body = serde_json::to_string(job).map_err(|e| QueueError::Unavailable(e.to_string()))?;
-    if body.len() > MAX_MESSAGE {
-        return Err(QueueError::TooLarge(body.len()));
-    }
-    Ok(body)
+    async fn send(&self, job: &SignedJob) -> Result<(), QueueError>;
 }
 
 /// An SQS queue, by URL; FIFO when the URL ends in `.fifo`.
@@ -74,21 +70,23 @@ impl Queue for SqsQueue {
         "sqs"
     }
 
-    async fn send(&self, job: &JobEnvelope) -> Result<(), QueueError> {
+    async fn send(&self, job: &SignedJob) -> Result<(), QueueError> {
+        let signature = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(&job.signature)
+            .build()
+            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
         let mut send = self
             .client()
             .await
             .send_message()
             .queue_url(&self.url)
-            .message_body(body(job)?);
+            .message_body(&job.body)
+            .message_attributes(SIGNATURE, signature);
         if self.url.ends_with(".fifo") {
-            let dedup = job
-                .idempotency_key
-                .clone()
-                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
             send = send
-                .message_group_id(&job.org)
-                .message_deduplication_id(dedup_id(&dedup));
+                .message_group_id(&job.envelope.org)
+                .message_deduplication_id(dedup_id(&job.envelope));
         }
         send.send().await.map_err(|e| {
             QueueError::Unavailable(format!(
@@ -100,17 +98,26 @@ impl Queue for SqsQueue {
     }
 }
 
-/// SQS deduplication ids are at most 128 characters of a restricted set: a SHA-256 fits.
-fn dedup_id(key: &str) -> String {
+/// A FIFO message's deduplication id: of the job's org, actor and key (its scheduled run,
+/// idempotency key or `Job` item), so that one account's key never drops another's message.
+/// SQS takes at most 128 characters of a restricted set: a SHA-256 fits.
+fn dedup_id(job: &JobEnvelope) -> String {
     use sha2::{Digest, Sha256};
-    crate::blob::hex(&Sha256::digest(key.as_bytes()))
+    let key = match (&job.run, &job.idempotency_key, job.job) {
+        (Some(run), _, _) => format!("run:{run}"),
+        (None, Some(key), _) => format!("key:{key}"),
+        (None, None, Some(item)) => format!("job:{item}"),
+        (None, None, None) => format!("message:{}", uuid::Uuid::now_v7()),
+    };
+    let source = serde_json::json!([job.org, job.actor, key]).to_string();
+    crate::blob::hex(&Sha256::digest(source.as_bytes()))
 }
 
 /// Jobs handed to a task of the same process (`realnet serve`).
 #[derive(Debug)]
 pub struct LocalQueue {
-    sender: mpsc::UnboundedSender<JobEnvelope>,
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<JobEnvelope>>>,
+    sender: mpsc::UnboundedSender<SignedJob>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<SignedJob>>>,
 }
 
 impl Default for LocalQueue {
@@ -125,7 +132,7 @@ impl Default for LocalQueue {
 
 impl LocalQueue {
     /// The jobs sent, for the one task that runs them.
-    pub async fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<JobEnvelope>> {
+    pub async fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<SignedJob>> {
         self.receiver.lock().await.take()
     }
 }
@@ -136,10 +143,39 @@ impl Queue for LocalQueue {
         "local"
     }
 
-    async fn send(&self, job: &JobEnvelope) -> Result<(), QueueError> {
-        body(job)?;
+    async fn send(&self, job: &SignedJob) -> Result<(), QueueError> {
         self.sender
             .send(job.clone())
             .map_err(|_| QueueError::Unavailable("the local job runner has stopped".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(org: &str, actor: &str, key: &str) -> JobEnvelope {
+        JobEnvelope {
+            kind: "items.create".into(),
+            org: org.into(),
+            actor: actor.into(),
+            payload: serde_json::json!({}),
+            idempotency_key: Some(key.into()),
+            request_id: None,
+            job: None,
+            run: None,
+        }
+    }
+
+    #[test]
+    fn deduplication_ids_are_per_org_and_account() {
+        let mine = dedup_id(&envelope("a", "ann", "k"));
+        assert_eq!(mine, dedup_id(&envelope("a", "ann", "k")));
+        assert_ne!(mine, dedup_id(&envelope("a", "bob", "k")));
+        assert_ne!(mine, dedup_id(&envelope("b", "ann", "k")));
+        let mut run = envelope("a", "ann", "k");
+        (run.idempotency_key, run.run) = (None, Some("k".into()));
+        assert_ne!(mine, dedup_id(&run));
+        assert!(mine.len() <= 128);
     }
 }

@@ -329,7 +329,8 @@ async fn send(rn: &Realnet, schedule: &Item, run: &str) -> Result<uuid::Uuid, No
     let submission = Submission {
         kind: job.kind,
         payload: job.payload,
-        idempotency_key: Some(run.to_string()),
+        idempotency_key: None,
+        run: Some(run.to_string()),
         request_id: Some(format!("schedule:{}", schedule.id)),
     };
     match submit(rn, &principal, &actor, submission).await {

@@ -1,0 +1,269 @@
+//! Who sent a job envelope. The body of a queue message only *names* an org and an actor; a
+//! job runs only if its sender is proven, by one of two message attributes beside the body:
+//! - `realnet-signature`: the installation's HMAC-SHA256 over the exact body (base64). What
+//!   Realnet sends itself (`POST /api/jobs`, the scheduler) is signed so; the key is
+//!   `REALNET_JOB_SIGNING_KEY`, or else generated once per installation and kept in the store,
+//!   so every function of a deployment signs and verifies with the same one.
+//! - `realnet-api-key`: an external producer's API key (the `rnk_...` secret of an `ApiKey`
+//!   item). The job runs as that key's account in that key's org; a body naming another org
+//!   or actor, or a `Job` item or scheduled run (which only the installation may), is refused.
+//!
+//! A message with neither, or whose proof does not hold, is refused: it runs nothing and
+//! writes nothing, and the worker reports it for the dead-letter queue. Refusals say why,
+//! never with the signature or key.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::event::sqs::SqsMessageAttribute;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::JobEnvelope;
+use crate::auth::{AuthError, Credential, Principal};
+use crate::context::Realnet;
+use crate::queue::{MAX_MESSAGE, QueueError};
+use crate::store::StoreError;
+
+/// The message attribute carrying the installation's signature.
+pub const SIGNATURE: &str = "realnet-signature";
+/// The message attribute carrying a producer's API key.
+pub const API_KEY: &str = "realnet-api-key";
+/// The store setting holding the generated signing key.
+const KEY_SETTING: &str = "job_signing_key";
+
+/// Signs and checks envelopes with the installation's key.
+#[derive(Clone)]
+pub struct JobSigner {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for JobSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobSigner(..)")
+    }
+}
+
+impl JobSigner {
+    pub fn new(key: &[u8]) -> Self {
+        JobSigner { key: key.to_vec() }
+    }
+
+    fn mac(&self, body: &str) -> Hmac<Sha256> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
+        mac.update(body.as_bytes());
+        mac
+    }
+
+    /// The signature of `body`, as the `realnet-signature` attribute carries it.
+    pub fn sign(&self, body: &str) -> String {
+        STANDARD.encode(self.mac(body).finalize().into_bytes())
+    }
+
+    /// Whether `signature` is this key's signature of exactly `body` (compared in constant
+    /// time).
+    pub fn verify(&self, body: &str, signature: &str) -> bool {
+        STANDARD
+            .decode(signature.trim())
+            .is_ok_and(|sig| self.mac(body).verify_slice(&sig).is_ok())
+    }
+
+    /// The envelope as a message body with its signature.
+    pub fn seal(&self, envelope: JobEnvelope) -> Result<SignedJob, QueueError> {
+        let body =
+            serde_json::to_string(&envelope).map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        if body.len() > MAX_MESSAGE {
+            return Err(QueueError::TooLarge(body.len()));
+        }
+        let signature = self.sign(&body);
+        Ok(SignedJob {
+            envelope,
+            body,
+            signature,
+        })
+    }
+}
+
+/// An envelope ready for the queue: the body exactly as the worker will read it, and the
+/// installation's signature over that body.
+#[derive(Clone)]
+pub struct SignedJob {
+    pub envelope: JobEnvelope,
+    pub body: String,
+    pub signature: String,
+}
+
+impl std::fmt::Debug for SignedJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedJob")
+            .field("envelope", &self.envelope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignedJob {
+    /// What the worker receives beside the body.
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            signature: Some(self.signature.clone()),
+            api_key: None,
+        }
+    }
+}
+
+/// The proofs a message carries beside its body (its message attributes).
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub signature: Option<String>,
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("signature", &self.signature.is_some())
+            .field("api_key", &self.api_key.is_some())
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// The proofs among an SQS record's message attributes.
+    pub fn from_sqs(attributes: &HashMap<String, SqsMessageAttribute>) -> Self {
+        let text = |name: &str| attributes.get(name).and_then(|a| a.string_value.clone());
+        Credentials {
+            signature: text(SIGNATURE),
+            api_key: text(API_KEY),
+        }
+    }
+}
+
+/// Who proved to have sent a message.
+#[derive(Debug, Clone)]
+pub enum Sender {
+    /// This installation signed it: the envelope's actor is taken at its word.
+    Installation,
+    /// An external producer's API key: the job runs as this principal.
+    Producer(Principal),
+}
+
+/// Why a message is not trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum Untrusted {
+    /// It never will be: refused, for the dead-letter queue.
+    #[error("{0}")]
+    Refused(String),
+    /// The store could not be asked; worth another delivery.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn refused(m: impl Into<String>) -> Untrusted {
+    Untrusted::Refused(m.into())
+}
+
+impl Realnet {
+    /// The installation's job signer: `REALNET_JOB_SIGNING_KEY`, else a key generated once
+    /// and kept in the store.
+    pub async fn job_signer(&self) -> Result<&JobSigner, StoreError> {
+        self.job_signer
+            .get_or_try_init(|| async {
+                if let Some(key) = &self.config.job_signing_key {
+                    return Ok(JobSigner::new(key.0.as_bytes()));
+                }
+                let fresh: [u8; 32] = rand::random();
+                let key = self
+                    .store
+                    .setting(KEY_SETTING, &STANDARD.encode(fresh))
+                    .await?;
+                Ok(JobSigner::new(key.as_bytes()))
+            })
+            .await
+    }
+}
+
+/// Who sent `body`, from the proofs beside it: a signature, if there is one, must be this
+/// installation's over exactly this body; otherwise an API key must be a live one.
+pub async fn sender(
+    rn: &Realnet,
+    body: &str,
+    credentials: &Credentials,
+) -> Result<Sender, Untrusted> {
+    if let Some(signature) = &credentials.signature {
+        return if rn.job_signer().await?.verify(body, signature) {
+            Ok(Sender::Installation)
+        } else {
+            Err(refused(format!(
+                "the {SIGNATURE} attribute is not this installation's signature of the body (changed after signing, or signed with another key)"
+            )))
+        };
+    }
+    let Some(key) = &credentials.api_key else {
+        return Err(refused(format!(
+            "the envelope carries no proof of its sender: neither {SIGNATURE} nor {API_KEY} (naming an org and an actor proves nothing)"
+        )));
+    };
+    match rn.principal_for_token(key.trim()).await {
+        Ok(p) if matches!(p.credential, Credential::ApiKey { .. }) => Ok(Sender::Producer(p)),
+        Ok(_) => Err(refused(format!(
+            "the {API_KEY} attribute holds a login token, not an API key"
+        ))),
+        Err(AuthError::Unauthorized(_)) => Err(refused(format!(
+            "the {API_KEY} attribute is not a live API key (unknown, revoked or expired, or its account is disabled)"
+        ))),
+        Err(AuthError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// Checks that a producer's envelope asks only for what its key may: its own org and account,
+/// and none of the fields only the installation sets.
+pub fn check_producer(p: &Principal, job: &JobEnvelope) -> Result<(), Untrusted> {
+    if job.org != p.org {
+        return Err(refused(format!(
+            "the API key belongs to org {:?}, but the envelope names org {:?}",
+            p.org, job.org
+        )));
+    }
+    if p.username.as_deref() != Some(job.actor.as_str()) {
+        return Err(refused(format!(
+            "the API key acts as {:?}, but the envelope names actor {:?}",
+            p.username.as_deref().unwrap_or_default(),
+            job.actor
+        )));
+    }
+    if job.job.is_some() || job.run.is_some() {
+        return Err(refused(
+            "only envelopes this installation signs may name a Job item or a scheduled run",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_holds_for_its_body_and_key_only() {
+        let signer = JobSigner::new(b"one key");
+        let body = r#"{"kind":"items.create","org":"a","actor":"x","payload":{}}"#;
+        let signature = signer.sign(body);
+        assert!(signer.verify(body, &signature));
+        assert!(!signer.verify(&body.replace("\"a\"", "\"b\""), &signature));
+        assert!(!JobSigner::new(b"another key").verify(body, &signature));
+        assert!(!signer.verify(body, "not base64!"));
+        assert!(!signer.verify(body, ""));
+        assert!(!format!("{:?}", signer).contains("one key"));
+        let credentials = Credentials {
+            signature: Some(signature.clone()),
+            api_key: Some("rnk_secret".into()),
+        };
+        let shown = format!("{credentials:?}");
+        assert!(
+            !shown.contains(&signature) && !shown.contains("rnk_secret"),
+            "{shown}"
+        );
+    }
+}
