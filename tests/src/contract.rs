@@ -115,7 +115,7 @@ pub async fn everything_is_scoped_by_org(store: &dyn ItemStore) {
     assert!(store.get(OTHER, theirs.id).await.expect("get").is_some());
     assert!(
         store
-            .ancestors(ORG, theirs.id)
+            .ancestors(ORG, theirs.id, 64)
             .await
             .expect("ancestors")
             .is_empty()
@@ -292,16 +292,49 @@ pub async fn ancestors_are_nearest_first(store: &dyn ItemStore) {
         put(store, ORG, i).await;
     }
     assert_eq!(
-        store.ancestors(ORG, c.id).await.expect("ancestors"),
+        store.ancestors(ORG, c.id, 64).await.expect("ancestors"),
         vec![b.id, a.id]
     );
     assert!(
         store
-            .ancestors(ORG, a.id)
+            .ancestors(ORG, a.id, 64)
             .await
             .expect("ancestors")
             .is_empty()
     );
+}
+
+/// Walks up and down a hierarchy stop at the bound they are given.
+pub async fn hierarchy_walks_stop_at_the_bound(store: &dyn ItemStore) {
+    let mut chain: Vec<Item> = Vec::new();
+    for n in 0..8 {
+        let parent = chain.last().map(|p| p.id);
+        let i = item("Folder", &format!("level {}", n + 1), parent, json!({}));
+        put(store, ORG, &i).await;
+        chain.push(i);
+    }
+    let ids: Vec<Uuid> = chain.iter().map(|i| i.id).collect();
+    let deepest = ids[7];
+    let up = |max| store.ancestors(ORG, deepest, max);
+    assert_eq!(up(64).await.expect("ancestors").len(), 7);
+    assert_eq!(up(7).await.expect("ancestors").len(), 7);
+    assert_eq!(
+        up(3).await.expect("ancestors"),
+        vec![ids[6], ids[5], ids[4]],
+        "the nearest three"
+    );
+    assert!(up(0).await.expect("ancestors").is_empty());
+    let down = |id, max| store.levels_below(ORG, id, max);
+    assert_eq!(down(ids[0], 64).await.expect("levels"), 7);
+    assert_eq!(down(ids[0], 4).await.expect("levels"), 4);
+    assert_eq!(down(ids[5], 64).await.expect("levels"), 2);
+    assert_eq!(down(deepest, 64).await.expect("levels"), 0);
+    assert_eq!(down(Uuid::now_v7(), 64).await.expect("levels"), 0);
+    // A wider subtree counts its deepest branch; another org's items are not descendants.
+    let side = item("Folder", "side", Some(ids[1]), json!({}));
+    put(store, ORG, &side).await;
+    assert_eq!(down(ids[1], 64).await.expect("levels"), 6);
+    assert_eq!(store.levels_below(OTHER, ids[0], 64).await.expect("levels"), 0);
 }
 
 /// Creates a small CRM data set with every attribute kind, some attributes absent.

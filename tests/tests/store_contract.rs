@@ -21,6 +21,7 @@ contract_tests!(
     deletes_refuse_children_unless_recursive,
     a_missing_parent_is_refused,
     ancestors_are_nearest_first,
+    hierarchy_walks_stop_at_the_bound,
     queries_filter_by_every_kind,
     types_match_their_subtypes,
     parents_filter_children,

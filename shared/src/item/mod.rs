@@ -2,6 +2,7 @@
 //! ([`attributes`]), and the operations that create, change and remove them ([`ops`]).
 
 pub mod attributes;
+mod depth;
 pub mod ops;
 
 use chrono::{DateTime, SubsecRound, Utc};

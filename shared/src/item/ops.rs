@@ -63,7 +63,7 @@ async fn can(
     }
     match at {
         Some(id) if rules.needs_lineage(p, wanted) => {
-            let mut lineage = rn.store.ancestors(&p.org, id).await?;
+            let mut lineage = rn.store.ancestors(&p.org, id, rn.config.max_depth).await?;
             lineage.push(id);
             Ok(rules.allows(p, wanted, &rn.types, type_name, owner, &lineage))
         }
@@ -307,6 +307,7 @@ pub async fn prepare_create(
     };
     check_references(rn, &rules, p, t, &attributes, None, &mut errors).await?;
     check_parent(rn, &rules, p, input.parent, &mut errors).await?;
+    super::depth::check(rn, &p.org, input.parent, None, &mut errors).await?;
     identity::check(
         rn,
         &p.org,
@@ -528,6 +529,7 @@ async fn changed(
     check_references(rn, rules, principal, t, &attributes, before, &mut errors).await?;
     if parent != current.parent {
         check_parent(rn, rules, principal, parent, &mut errors).await?;
+        super::depth::check(rn, &principal.org, parent, Some(current.id), &mut errors).await?;
     }
     let org = &principal.org;
     identity::check(
@@ -545,7 +547,7 @@ async fn changed(
         && (p == current.id
             || rn
                 .store
-                .ancestors(&principal.org, p)
+                .ancestors(&principal.org, p, rn.config.max_depth)
                 .await?
                 .contains(&current.id))
     {

@@ -925,17 +925,36 @@ impl ItemStore for DynamoStore {
         Ok(Page::from_rows(query, items))
     }
 
-    async fn ancestors(&self, org: &str, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    async fn ancestors(&self, org: &str, id: Uuid, max: usize) -> Result<Vec<Uuid>, StoreError> {
         let mut out = Vec::new();
         let mut at = self.get(org, id).await?.and_then(|i| i.parent);
         while let Some(p) = at {
-            if out.len() >= 10_000 || out.contains(&p) {
+            if out.len() >= max || out.contains(&p) {
                 break;
             }
             out.push(p);
             at = self.get(org, p).await?.and_then(|i| i.parent);
         }
         Ok(out)
+    }
+
+    async fn levels_below(&self, org: &str, id: Uuid, max: usize) -> Result<usize, StoreError> {
+        let mut level = Vec::from([id]);
+        let mut levels = 0;
+        while levels < max {
+            let mut next = Vec::new();
+            for parent in &level {
+                for child in self.children(org, *parent).await? {
+                    next.extend(get_uuid(&child, "id")?);
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            levels += 1;
+            level = next;
+        }
+        Ok(levels)
     }
 
     async fn counts(&self) -> Result<Vec<TypeCount>, StoreError> {

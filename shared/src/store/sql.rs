@@ -286,6 +286,7 @@ pub(crate) struct Statements {
     pub delete_one: String,
     pub delete_tree: String,
     pub ancestors: String,
+    pub levels_below: String,
     pub put_token: String,
     pub delete_token: String,
     pub delete_login_tokens: String,
@@ -320,6 +321,7 @@ impl Statements {
             delete_one: numbered(d, DELETE_ONE),
             delete_tree: numbered(d, DELETE_TREE),
             ancestors: numbered(d, ANCESTORS),
+            levels_below: numbered(d, LEVELS_BELOW),
             put_token: numbered(d, PUT_TOKEN),
             delete_token: numbered(d, DELETE_TOKEN),
             delete_login_tokens: numbered(d, DELETE_LOGIN_TOKENS),
@@ -383,8 +385,12 @@ const DELETE_ONE: &str = "DELETE FROM items WHERE org = {} AND id = {}";
 
 const DELETE_TREE: &str = "WITH RECURSIVE tree(id) AS (SELECT id FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id FROM items i JOIN tree t ON i.parent = t.id) DELETE FROM items WHERE id IN (SELECT id FROM tree)";
 
-/// Depth-bounded so a corrupted hierarchy cannot loop forever.
-const ANCESTORS: &str = "WITH RECURSIVE up(id, parent, depth) AS (SELECT id, parent, 0 FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id, i.parent, up.depth + 1 FROM items i JOIN up ON i.id = up.parent WHERE up.depth < 10000) SELECT id FROM up WHERE depth > 0 ORDER BY depth";
+/// Stops after the given number of ancestors (the depth bound), so neither a deep nor a
+/// corrupted hierarchy makes the walk long.
+const ANCESTORS: &str = "WITH RECURSIVE up(id, parent, depth) AS (SELECT id, parent, 0 FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id, i.parent, up.depth + 1 FROM items i JOIN up ON i.id = up.parent WHERE up.depth < {}) SELECT id FROM up WHERE depth > 0 ORDER BY depth";
+
+/// The deepest level of descendants, counted to at most the given number.
+const LEVELS_BELOW: &str = "WITH RECURSIVE down(id, depth) AS (SELECT id, 0 FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id, down.depth + 1 FROM items i JOIN down ON i.parent = down.id WHERE i.org = {} AND down.depth < {}) SELECT COALESCE(MAX(depth), 0) FROM down";
 
 const PUT_TOKEN: &str =
     "INSERT INTO tokens (hash, org, account, api_key, expires) VALUES ({}, {}, {}, {}, {})";
