@@ -433,7 +433,12 @@ mod tests {
         assert_eq!(c.auth.token_ttl, Duration::from_secs(12 * 3600));
         assert_eq!(c.auth.cache_ttl, Duration::from_secs(30));
         assert_eq!(c.max_depth, 64);
-        assert_eq!(config(&[("REALNET_MAX_DEPTH", "8")]).expect("valid").max_depth, 8);
+        assert_eq!(
+            config(&[("REALNET_MAX_DEPTH", "8")])
+                .expect("valid")
+                .max_depth,
+            8
+        );
     }
 
     #[test]

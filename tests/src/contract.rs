@@ -334,7 +334,10 @@ pub async fn hierarchy_walks_stop_at_the_bound(store: &dyn ItemStore) {
     let side = item("Folder", "side", Some(ids[1]), json!({}));
     put(store, ORG, &side).await;
     assert_eq!(down(ids[1], 64).await.expect("levels"), 6);
-    assert_eq!(store.levels_below(OTHER, ids[0], 64).await.expect("levels"), 0);
+    assert_eq!(
+        store.levels_below(OTHER, ids[0], 64).await.expect("levels"),
+        0
+    );
 }
 
 /// Creates a small CRM data set with every attribute kind, some attributes absent.
