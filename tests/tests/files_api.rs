@@ -312,7 +312,7 @@ async fn a_job_finalizes_an_upload(kind: StoreKind) {
     let key = realnet::blob::BlobKey::new("default", short.parse().expect("uuid")).expect("key");
     app.rn
         .blobs
-        .put(&key, bytes::Bytes::from_static(b"hello"))
+        .put_upload(&key, &mut Some(bytes::Bytes::from_static(b"hello")), 5)
         .await
         .expect("put");
     let failed = run_job(&app, &token, "files.finalize", json!({"file": short})).await;
