@@ -44,7 +44,10 @@ async fn content(blobs: &dyn BlobStore, k: &BlobKey) -> Bytes {
 pub async fn contents_round_trip(blobs: &dyn BlobStore) {
     let k = key("acme");
     assert_eq!(blobs.info(&k).await.expect("info"), None);
-    assert!(!blobs.confirm(&k).await.expect("confirm"), "nothing to confirm");
+    assert!(
+        !blobs.confirm(&k).await.expect("confirm"),
+        "nothing to confirm"
+    );
     upload(blobs, &k, b"hello files").await;
     assert_eq!(
         blobs.info(&k).await.expect("info"),
@@ -105,7 +108,10 @@ pub async fn uploads_of_another_size_leave_nothing(blobs: &dyn BlobStore) {
         ),
         "{short:?}"
     );
-    assert!(!blobs.confirm(&k).await.expect("confirm"), "nothing was kept");
+    assert!(
+        !blobs.confirm(&k).await.expect("confirm"),
+        "nothing was kept"
+    );
     upload(blobs, &k, b"hello").await;
     let again = blobs
         .put_upload(&k, &mut Some(Bytes::from_static(b"hello there")), 5)

@@ -44,10 +44,14 @@ impl From<BlobError> for ApiError {
                 tracing::error!(error = %m, "file storage error");
                 ApiError::internal()
             }
-            e @ BlobError::TooLarge { .. } => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string())
+            e @ BlobError::TooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                e.to_string(),
+            ),
+            e @ BlobError::TooSmall { .. } => {
+                ValidationErrors::single("size", e.to_string()).into()
             }
-            e @ BlobError::TooSmall { .. } => ValidationErrors::single("size", e.to_string()).into(),
             e @ BlobError::Body(_) => ApiError::bad_request(e.to_string()),
         }
     }

@@ -49,8 +49,7 @@ fn sdk<E: std::error::Error + 'static, R: std::fmt::Debug>(
 fn precondition_failed<E>(
     e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> bool {
-    e.raw_response()
-        .is_some_and(|r| r.status().as_u16() == 412)
+    e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
 }
 
 fn presigning(ttl: Duration) -> Result<PresigningConfig, BlobError> {
