@@ -15,6 +15,8 @@ const ORG: &str = "acme";
 
 type Params<'a> = Vec<(&'a str, &'a str)>;
 type Order = Box<dyn Fn(&Item, &Item) -> std::cmp::Ordering>;
+/// Which items a filtered query should return.
+type Keep = Box<dyn Fn(&Item) -> bool>;
 const OTHER: &str = "globex";
 
 fn attrs(v: Value) -> Map<String, Value> {
@@ -681,7 +683,7 @@ pub async fn org_pages_follow_the_sort_over_a_large_org(store: &dyn ItemStore) {
         owned_types: vec!["Contact".into(), "Folder".into()],
         subtrees: vec![],
     };
-    let may_read = |i: &Item| {
+    let may_read = move |i: &Item| {
         i.type_name == "Company"
             || (i.owner == Some(me) && ["Contact", "Folder"].contains(&i.type_name.as_str()))
     };
@@ -693,7 +695,7 @@ pub async fn org_pages_follow_the_sort_over_a_large_org(store: &dyn ItemStore) {
             &["9", "200"]
         };
         for &limit in limits {
-            let filters: [(&str, Readable, Box<dyn Fn(&Item) -> bool>); 3] = [
+            let filters: [(&str, Readable, Keep); 3] = [
                 ("all", Readable::All, Box::new(|_: &Item| true)),
                 (
                     "name",

@@ -119,7 +119,7 @@ impl BlobStore for LocalBlobStore {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(tokio::fs::try_exists(&path).await.map_err(io)?);
+                return tokio::fs::try_exists(&path).await.map_err(io);
             }
             Err(e) => return Err(io(e)),
         }
