@@ -106,6 +106,9 @@ pub struct Config {
     pub file_url_ttl: Duration,
     /// How long a finished job's record keeps a redelivery from running it again.
     pub job_record_ttl: Duration,
+    /// The most levels an item hierarchy may have: a root item is at level 1, and an item
+    /// may not be created or moved deeper. Ancestor walks stop there too.
+    pub max_depth: usize,
     /// The SQS queue jobs are sent to; without one, only `realnet serve` runs jobs (in
     /// process).
     pub queue_url: Option<String>,
@@ -113,6 +116,12 @@ pub struct Config {
     /// installation and kept in the store.
     pub job_signing_key: Option<Secret>,
 }
+
+/// How many levels an item hierarchy may have unless `REALNET_MAX_DEPTH` says otherwise.
+pub const DEFAULT_MAX_DEPTH: u64 = 64;
+
+/// The largest `REALNET_MAX_DEPTH`: every check of rights walks up to that many ancestors.
+const MAX_DEPTH_CEILING: u64 = 1000;
 
 /// A variable with a value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -404,6 +413,13 @@ impl Config {
                 "must be from one minute to 30 days (at least the queue's message retention)",
             ));
         }
+        let max_depth = parse("REALNET_MAX_DEPTH", "a whole number")?.unwrap_or(DEFAULT_MAX_DEPTH);
+        if !(1..=MAX_DEPTH_CEILING).contains(&max_depth) {
+            return Err(bad(
+                "REALNET_MAX_DEPTH",
+                format!("must be from 1 to {MAX_DEPTH_CEILING} levels"),
+            ));
+        }
         Ok(Config {
             server_host,
             server_port,
@@ -427,6 +443,7 @@ impl Config {
                 }
                 k => k.map(Secret),
             },
+            max_depth: max_depth as usize,
             queue_url: match get("REALNET_QUEUE_URL") {
                 Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
                     return Err(bad(
@@ -474,6 +491,13 @@ mod tests {
             ),
             (5, 20, 50)
         );
+        assert_eq!(c.max_depth, 64);
+        assert_eq!(
+            config(&[("REALNET_MAX_DEPTH", "8")])
+                .expect("valid")
+                .max_depth,
+            8
+        );
     }
 
     #[test]
@@ -516,6 +540,9 @@ mod tests {
             ("REALNET_FILE_MAX_SIZE", "0"),
             ("REALNET_FILE_URL_TTL", "30d"),
             ("REALNET_JOB_RECORD_TTL", "10s"),
+            ("REALNET_MAX_DEPTH", "0"),
+            ("REALNET_MAX_DEPTH", "1001"),
+            ("REALNET_MAX_DEPTH", "deep"),
             ("REALNET_QUEUE_URL", "my-queue"),
             ("REALNET_JOB_SIGNING_KEY", "too short"),
         ] {

@@ -15,6 +15,8 @@ const ORG: &str = "acme";
 
 type Params<'a> = Vec<(&'a str, &'a str)>;
 type Order = Box<dyn Fn(&Item, &Item) -> std::cmp::Ordering>;
+/// Which items a filtered query should return.
+type Keep = Box<dyn Fn(&Item) -> bool>;
 const OTHER: &str = "globex";
 
 fn attrs(v: Value) -> Map<String, Value> {
@@ -109,7 +111,7 @@ pub async fn everything_is_scoped_by_org(store: &dyn ItemStore) {
     assert!(store.get(OTHER, theirs.id).await.expect("get").is_some());
     assert!(
         store
-            .ancestors(ORG, theirs.id)
+            .ancestors(ORG, theirs.id, 64)
             .await
             .expect("ancestors")
             .is_empty()
@@ -283,15 +285,51 @@ pub async fn ancestors_are_nearest_first(store: &dyn ItemStore) {
         put(store, ORG, i).await;
     }
     assert_eq!(
-        store.ancestors(ORG, c.id).await.expect("ancestors"),
+        store.ancestors(ORG, c.id, 64).await.expect("ancestors"),
         vec![b.id, a.id]
     );
     assert!(
         store
-            .ancestors(ORG, a.id)
+            .ancestors(ORG, a.id, 64)
             .await
             .expect("ancestors")
             .is_empty()
+    );
+}
+
+/// Walks up and down a hierarchy stop at the bound they are given.
+pub async fn hierarchy_walks_stop_at_the_bound(store: &dyn ItemStore) {
+    let mut chain: Vec<Item> = Vec::new();
+    for n in 0..8 {
+        let parent = chain.last().map(|p| p.id);
+        let i = item("Folder", &format!("level {}", n + 1), parent, json!({}));
+        put(store, ORG, &i).await;
+        chain.push(i);
+    }
+    let ids: Vec<Uuid> = chain.iter().map(|i| i.id).collect();
+    let deepest = ids[7];
+    let up = |max| store.ancestors(ORG, deepest, max);
+    assert_eq!(up(64).await.expect("ancestors").len(), 7);
+    assert_eq!(up(7).await.expect("ancestors").len(), 7);
+    assert_eq!(
+        up(3).await.expect("ancestors"),
+        vec![ids[6], ids[5], ids[4]],
+        "the nearest three"
+    );
+    assert!(up(0).await.expect("ancestors").is_empty());
+    let down = |id, max| store.levels_below(ORG, id, max);
+    assert_eq!(down(ids[0], 64).await.expect("levels"), 7);
+    assert_eq!(down(ids[0], 4).await.expect("levels"), 4);
+    assert_eq!(down(ids[5], 64).await.expect("levels"), 2);
+    assert_eq!(down(deepest, 64).await.expect("levels"), 0);
+    assert_eq!(down(Uuid::now_v7(), 64).await.expect("levels"), 0);
+    // A wider subtree counts its deepest branch; another org's items are not descendants.
+    let side = item("Folder", "side", Some(ids[1]), json!({}));
+    put(store, ORG, &side).await;
+    assert_eq!(down(ids[1], 64).await.expect("levels"), 6);
+    assert_eq!(
+        store.levels_below(OTHER, ids[0], 64).await.expect("levels"),
+        0
     );
 }
 
@@ -576,6 +614,114 @@ pub async fn pages_follow_the_sort_without_gaps_or_repeats(store: &dyn ItemStore
             );
             let want: Vec<Uuid> = expected.iter().map(|i| i.id).collect();
             assert_eq!(ids, want, "order with sort={sort} limit={limit}");
+        }
+    }
+}
+
+/// A list of the whole org (no type, no parent) over many items of several types: every sort
+/// and page size gives every item once, in order, with filters and the access filter applied
+/// inside the pages; another org's items never appear.
+pub async fn org_pages_follow_the_sort_over_a_large_org(store: &dyn ItemStore) {
+    use realnet::query::Readable;
+    let me = Uuid::now_v7();
+    let base = Utc::now() - Duration::hours(1);
+    let mut all = Vec::new();
+    for i in 0..100i64 {
+        let type_name = ["Folder", "Company", "Contact", "Deal"][(i % 4) as usize];
+        let mut it = item(
+            type_name,
+            &format!("item {:03}", (i * 37) % 100),
+            None,
+            json!({}),
+        );
+        // Ties in creation time, three at a time; updates out of creation order.
+        it.created_at = base + Duration::seconds(i / 3);
+        it.updated_at = it.created_at + Duration::seconds((i * 7) % 11);
+        if i % 5 == 0 {
+            it.owner = Some(me);
+        }
+        put(store, ORG, &it).await;
+        all.push(it);
+    }
+    for i in 0..20 {
+        let mut theirs = item("Folder", &format!("theirs {i}"), None, json!({}));
+        theirs.org = OTHER.to_string();
+        theirs.created_at = base + Duration::seconds(i);
+        put(store, OTHER, &theirs).await;
+    }
+    let by: Vec<(&str, Order)> = vec![
+        (
+            "created",
+            Box::new(|a: &Item, b: &Item| (a.created_at, a.id).cmp(&(b.created_at, b.id))),
+        ),
+        (
+            "-created",
+            Box::new(|a: &Item, b: &Item| (b.created_at, b.id).cmp(&(a.created_at, a.id))),
+        ),
+        (
+            "updated",
+            Box::new(|a: &Item, b: &Item| (a.updated_at, a.id).cmp(&(b.updated_at, b.id))),
+        ),
+        (
+            "-name",
+            Box::new(|a: &Item, b: &Item| (&b.name, b.id).cmp(&(&a.name, a.id))),
+        ),
+    ];
+    // Everything; a name filter that skips most items; only what a member may read.
+    let readable = Readable::Only {
+        types: vec!["Company".into()],
+        owner: Some(me),
+        owned_types: vec!["Contact".into(), "Folder".into()],
+        subtrees: vec![],
+    };
+    let may_read = move |i: &Item| {
+        i.type_name == "Company"
+            || (i.owner == Some(me) && ["Contact", "Folder"].contains(&i.type_name.as_str()))
+    };
+    for (sort, cmp) in &by {
+        // Sorted otherwise than by creation, DynamoDB reads the whole org for each page.
+        let limits: &[&str] = if sort.ends_with("created") {
+            &["1", "7", "50", "200"]
+        } else {
+            &["9", "200"]
+        };
+        for &limit in limits {
+            let filters: [(&str, Readable, Keep); 3] = [
+                ("all", Readable::All, Box::new(|_: &Item| true)),
+                (
+                    "name",
+                    Readable::All,
+                    Box::new(|i: &Item| i.name.starts_with("item 01")),
+                ),
+                ("readable", readable.clone(), Box::new(may_read)),
+            ];
+            for (what, access, keep) in filters {
+                if limit == "1" && what == "all" {
+                    continue; // 100 pages: the other cases cover a page of one.
+                }
+                let mut params = vec![("sort", *sort), ("limit", limit)];
+                if what == "name" {
+                    params.push(("name", "item 01*"));
+                }
+                let mut q = query(&params);
+                q.readable = access;
+                let mut got = Vec::new();
+                loop {
+                    let page = store.query(ORG, &q).await.expect("query");
+                    if page.next.is_some() {
+                        assert_eq!(page.items.len(), q.limit, "pages before the last are full");
+                    }
+                    got.extend(page.items.into_iter().map(|i| i.id));
+                    match page.next {
+                        Some(p) => q.after = Some(p),
+                        None => break,
+                    }
+                }
+                let mut want: Vec<&Item> = all.iter().filter(|i| keep(i)).collect();
+                want.sort_by(|a, b| cmp(a, b));
+                let want: Vec<Uuid> = want.iter().map(|i| i.id).collect();
+                assert_eq!(got, want, "sort={sort} limit={limit} {what}");
+            }
         }
     }
 }

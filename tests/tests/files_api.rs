@@ -192,6 +192,116 @@ async fn bad_files_are_refused_and_nothing_is_written(kind: StoreKind) {
     assert_eq!(bad_id.status, StatusCode::BAD_REQUEST);
 }
 
+async fn confirm(app: &TestApp, id: &str) -> Answer {
+    app.call(Method::POST, &format!("/api/files/{id}/confirm"), None, &[])
+        .await
+}
+
+/// A confirmed file's bytes stay the ones its checksum describes: uploading again is a `409`,
+/// and so is confirming again, through the API or a job.
+async fn a_confirmed_file_cannot_be_replaced(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let file = id(&new_file(&app, "hello.txt", "text/plain", 11).await.body);
+    let stored = put_content(&app, &file, "text/plain", b"hello files").await;
+    assert_eq!(stored.status, StatusCode::NO_CONTENT, "{}", stored.text);
+    let confirmed = confirm(&app, &file).await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text);
+    let before = app.snapshot().await;
+
+    let replaced = put_content(&app, &file, "text/plain", b"HELLO FILES").await;
+    assert_eq!(replaced.status, StatusCode::CONFLICT, "{}", replaced.text);
+    assert_eq!(replaced.code(), "conflict");
+    assert!(
+        replaced.text.contains("cannot be replaced"),
+        "{}",
+        replaced.text
+    );
+    let again = confirm(&app, &file).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    assert!(again.text.contains("confirmed already"), "{}", again.text);
+    let token = app.admin_token.clone();
+    let job = run_job(&app, &token, "files.finalize", json!({"file": file})).await;
+    assert_eq!(job["status"], "failed", "{job}");
+
+    let content = app.get(&format!("/api/files/{file}/content")).await;
+    assert_eq!(content.text, "hello files");
+    let after: Vec<_> = app
+        .snapshot()
+        .await
+        .into_iter()
+        .filter(|i| i.type_name != "Job")
+        .collect();
+    assert_eq!(after, before, "nothing changed");
+}
+
+/// `PUT .../content` is read as it arrives and refused at the first byte past the declared
+/// size (or at once, when its length says so): nothing is kept, not even an earlier upload
+/// is disturbed.
+async fn an_upload_of_another_size_leaves_nothing(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let file = id(&new_file(&app, "five.txt", "text/plain", 5).await.body);
+    let before = app.snapshot().await;
+    let send = |bytes: &'static [u8], length: Option<&'static str>| {
+        let mut request = Request::builder()
+            .method(Method::PUT)
+            .uri(format!("/api/files/{file}/content"))
+            .header("content-type", "text/plain");
+        if let Some(l) = length {
+            request = request.header("content-length", l);
+        }
+        app.send(request.body(Body::from(bytes)).expect("request"))
+    };
+    for (bytes, length, status) in [
+        (&b"hello files"[..], None, StatusCode::PAYLOAD_TOO_LARGE),
+        // A length that lies is caught while reading.
+        (
+            &b"hello files"[..],
+            Some("5"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            &b"hello files"[..],
+            Some("11"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (&b"hi"[..], None, StatusCode::UNPROCESSABLE_ENTITY),
+        (&b"hello"[..], Some("2"), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let refused = send(bytes, length).await;
+        assert_eq!(
+            refused.status, status,
+            "{bytes:?} {length:?}: {}",
+            refused.text
+        );
+        assert!(!refused.code().is_empty(), "a JSON error: {}", refused.text);
+        let nothing = confirm(&app, &file).await;
+        assert_eq!(nothing.status, StatusCode::CONFLICT, "{}", nothing.text);
+        assert!(
+            nothing.text.contains("nothing has been uploaded"),
+            "{}",
+            nothing.text
+        );
+    }
+    let refused = send(b"hi", None).await;
+    assert_eq!(
+        refused.body["error"]["details"]["fields"]["size"],
+        "2 bytes sent, 5 declared"
+    );
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+    // A good upload, then a bad one: the good one stays.
+    assert_eq!(send(b"hello", None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(b"hello files", None).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let confirmed = confirm(&app, &file).await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text);
+    assert_eq!(
+        confirmed.body["attributes"]["checksum"],
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+}
+
 /// On S3 the client uploads to the presigned URL itself, and reads through a redirect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_round_trips_on_s3() {
@@ -236,16 +346,40 @@ async fn a_file_round_trips_on_s3() {
         )
         .await;
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text);
-    let redirect = app.get(&format!("/api/files/{file}/content")).await;
-    assert_eq!(redirect.status, StatusCode::FOUND, "{}", redirect.text);
-    let location = redirect.header("location").to_string();
-    let body = reqwest::get(&location)
-        .await
-        .expect("download")
-        .text()
-        .await
-        .expect("text");
-    assert_eq!(body, "a,b\n1,2\n");
+    let checksum = confirmed.body["attributes"]["checksum"].clone();
+    let download = || async {
+        let redirect = app.get(&format!("/api/files/{file}/content")).await;
+        assert_eq!(redirect.status, StatusCode::FOUND, "{}", redirect.text);
+        let location = redirect.header("location").to_string();
+        reqwest::get(&location).await.expect("download")
+    };
+    let got = download().await;
+    let header = |name: &str| {
+        got.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(header("content-type"), "text/csv");
+    assert_eq!(header("content-disposition"), "attachment");
+    assert_eq!(got.text().await.expect("text"), "a,b\n1,2\n");
+
+    // The presigned URL is still valid, and S3 takes a late upload to it: it changes nothing,
+    // and confirming again is refused.
+    let before = app.snapshot().await;
+    let mut late = client.put(url).body("<script>");
+    for (k, v) in upload["headers"].as_object().expect("headers") {
+        late = late.header(k, v.as_str().expect("header value"));
+    }
+    let late = late.send().await.expect("late upload");
+    assert!(late.status().is_success(), "{}", late.status());
+    let again = confirm(&app, &file).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    assert_eq!(download().await.text().await.expect("text"), "a,b\n1,2\n");
+    let item = app.get(&format!("/api/files/{file}")).await;
+    assert_eq!(item.body["attributes"]["checksum"], checksum);
+    assert_eq!(app.snapshot().await, before, "nothing changed");
 
     // A wrong-size upload is not confirmed.
     let second = new_file(&app, "short.csv", "text/csv", 100).await;
@@ -312,7 +446,7 @@ async fn a_job_finalizes_an_upload(kind: StoreKind) {
     let key = realnet::blob::BlobKey::new("default", short.parse().expect("uuid")).expect("key");
     app.rn
         .blobs
-        .put(&key, bytes::Bytes::from_static(b"hello"))
+        .put_upload(&key, &mut Some(bytes::Bytes::from_static(b"hello")), 5)
         .await
         .expect("put");
     let failed = run_job(&app, &token, "files.finalize", json!({"file": short})).await;
@@ -499,6 +633,8 @@ async fn a_small_file_is_sent_inline(kind: StoreKind) {
 
 on_every_store!(
     a_small_file_is_sent_inline,
+    a_confirmed_file_cannot_be_replaced,
+    an_upload_of_another_size_leaves_nothing,
     a_file_round_trips_on_local_storage,
     bad_files_are_refused_and_nothing_is_written,
     a_job_finalizes_an_upload,

@@ -337,6 +337,14 @@ async fn maintenance_deletes_what_expired_and_abandoned_uploads(kind: StoreKind)
         .await;
     assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.text);
     let pending_id = pending.body["item"]["id"].as_str().expect("id").to_string();
+    // Its bytes arrived, but it was never confirmed.
+    let upload = axum::http::Request::builder()
+        .method(Method::PUT)
+        .uri(format!("/api/files/{pending_id}/content"))
+        .header("content-type", "text/plain")
+        .body(axum::body::Body::from("abc"))
+        .expect("request");
+    assert_eq!(app.send(upload).await.status, StatusCode::NO_CONTENT);
     let folder = app
         .post("/api/items", json!({"type": "Folder", "name": "Kept"}))
         .await;
@@ -373,6 +381,12 @@ async fn maintenance_deletes_what_expired_and_abandoned_uploads(kind: StoreKind)
         .await
         .expect("get");
     assert!(gone.is_none(), "the abandoned upload's item is deleted");
+    let key =
+        realnet::blob::BlobKey::new("default", pending_id.parse().expect("uuid")).expect("key");
+    assert!(
+        !app.rn.blobs.confirm(&key).await.expect("storage"),
+        "and its bytes: there is nothing left to confirm"
+    );
     let kept = folder.body["id"]
         .as_str()
         .expect("id")

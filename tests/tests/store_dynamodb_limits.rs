@@ -1,5 +1,6 @@
 //! What only DynamoDB limits: one transaction takes at most 100 records, so a recursive delete
-//! of a larger subtree is refused as a conflict that says what to do, and deletes nothing.
+//! of a larger subtree is refused as a conflict that says what to do, and deletes nothing; and
+//! lists of the whole org need the `by_created` index, which `migrate` adds to older tables.
 
 use axum::http::{Method, StatusCode};
 use realnet_tests::{StoreKind, TestApp};
@@ -26,4 +27,63 @@ async fn a_subtree_too_large_for_one_transaction_is_refused_whole() {
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
     assert!(refused.text.contains("in parts"), "{}", refused.text);
     assert_eq!(app.snapshot().await, before, "nothing was deleted");
+}
+
+/// A table made before `by_created` gets it from `migrate`, filled with the items already
+/// there, and lists of the whole org work on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_an_older_table_adds_the_org_index() {
+    use aws_sdk_dynamodb::types::{DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate};
+    use realnet::store::{DynamoStore, ItemStore, Write};
+    realnet_tests::aws_endpoint();
+    let table = format!("realnet-test-{}", uuid::Uuid::now_v7().simple());
+    let store = DynamoStore::new(&table);
+    store.migrate().await.expect("create the table");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let item = realnet_tests::contract::item("Folder", &format!("f{n}"), None, json!({}));
+        ids.push(item.id);
+        store
+            .apply("acme", &[Write::Create(item)])
+            .await
+            .expect("create");
+    }
+    // Make it an older table: without the index.
+    let client = aws_sdk_dynamodb::Client::new(&realnet::aws::sdk_config().await);
+    let drop = DeleteGlobalSecondaryIndexAction::builder()
+        .index_name("by_created")
+        .build()
+        .expect("action");
+    client
+        .update_table()
+        .table_name(&table)
+        .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().delete(drop).build())
+        .send()
+        .await
+        .expect("drop the index");
+    let has_index = || async {
+        client
+            .describe_table()
+            .table_name(&table)
+            .send()
+            .await
+            .expect("describe")
+            .table
+            .and_then(|t| t.global_secondary_indexes)
+            .unwrap_or_default()
+            .iter()
+            .any(|i| i.index_name() == Some("by_created"))
+    };
+    assert!(!has_index().await);
+
+    store.migrate().await.expect("migrate adds the index");
+    assert!(has_index().await);
+    let page = store
+        .query("acme", &realnet_tests::query(&[("limit", "2")]))
+        .await
+        .expect("query");
+    let got: Vec<_> = page.items.iter().map(|i| i.id).collect();
+    assert_eq!(got, ids[..2].to_vec());
+    assert!(page.next.is_some());
+    store.migrate().await.expect("migrating again is harmless");
 }

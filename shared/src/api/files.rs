@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use std::pin::Pin;
+
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::multipart::{Multipart, MultipartError};
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -18,8 +20,8 @@ use uuid::Uuid;
 use super::extract::{JsonBody, QueryPairs, item_id};
 use super::items::{ItemPage, page};
 use crate::auth::Principal;
-use crate::blob::finalize::{FILE, FinalizeError, finalize};
-use crate::blob::{BlobError, BlobKey, Download, UploadTarget};
+use crate::blob::finalize::{FILE, FinalizeError, finalize, is_ready};
+use crate::blob::{BlobError, BlobKey, Chunks, Download, UploadTarget};
 use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::item::Item;
@@ -41,6 +43,54 @@ impl From<BlobError> for ApiError {
             BlobError::Backend(m) => {
                 tracing::error!(error = %m, "file storage error");
                 ApiError::internal()
+            }
+            e @ BlobError::TooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                e.to_string(),
+            ),
+            e @ BlobError::TooSmall { .. } => {
+                ValidationErrors::single("size", e.to_string()).into()
+            }
+            e @ BlobError::Body(_) => ApiError::bad_request(e.to_string()),
+        }
+    }
+}
+
+impl From<FinalizeError> for ApiError {
+    fn from(e: FinalizeError) -> Self {
+        match e {
+            FinalizeError::NotUploaded(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "nothing has been uploaded for this file yet",
+            ),
+            e @ FinalizeError::Confirmed(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            FinalizeError::Item(e) => e.into(),
+            FinalizeError::Blob(e) => e.into(),
+        }
+    }
+}
+
+/// A request's body, read a chunk at a time as it arrives.
+struct RequestBody(Body);
+
+#[async_trait::async_trait]
+impl Chunks for RequestBody {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, BlobError> {
+        loop {
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut self.0).poll_frame(cx)).await;
+            match frame {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(BlobError::Body(e.to_string())),
+                Some(Ok(frame)) => {
+                    // Trailers carry no bytes.
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
             }
         }
     }
@@ -276,13 +326,15 @@ async fn store_inline(
     bytes: Bytes,
 ) -> Result<Item, ApiError> {
     let stored = async {
-        rn.blobs.put(&key(item)?, bytes).await?;
+        let size = bytes.len() as u64;
+        rn.blobs
+            .put_upload(&key(item)?, &mut Some(bytes), size)
+            .await?;
         let prepared = finalize(rn, principal, item.id)
             .await
             .map_err(|e| match e {
-                FinalizeError::Item(e) => ApiError::from(e),
-                FinalizeError::Blob(e) => ApiError::from(e),
                 FinalizeError::NotUploaded(_) => ApiError::internal(),
+                e => ApiError::from(e),
             })?;
         let ready = prepared.item.clone().expect("a finalized file");
         ops::commit(rn, principal, vec![prepared]).await?;
@@ -305,17 +357,20 @@ async fn store_inline(
     params(("id" = Uuid, Path, description = "File id")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The bytes, with the declared content type"),
     responses((status = 204, description = "Stored; confirm next"),
-        (status = 400, description = "Malformed id, or storage is not local", body = ErrorBody),
+        (status = 400, description = "Malformed id, storage is not local, or the body broke off", body = ErrorBody),
         (status = 404, description = "No such file", body = ErrorBody),
-        (status = 413, description = "More bytes than declared", body = ErrorBody),
+        (status = 409, description = "The file is confirmed: its content cannot be replaced", body = ErrorBody),
+        (status = 413, description = "More bytes than declared (nothing is kept)", body = ErrorBody),
         (status = 415, description = "Not the declared content type", body = ErrorBody),
-        (status = 422, description = "Fewer bytes than declared", body = ErrorBody)))]
+        (status = 422, description = "Fewer bytes than declared (nothing is kept)", body = ErrorBody)))]
+/// The body is written to storage as it arrives and refused at the first byte past the
+/// declared size, so an upload costs no more memory than a chunk, whatever its size.
 pub async fn upload(
     State(rn): State<Arc<Realnet>>,
     principal: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
-    bytes: Bytes,
+    body: Body,
 ) -> Result<StatusCode, ApiError> {
     let id = item_id(&id)?;
     if rn.blobs.kind() != "local" {
@@ -324,6 +379,13 @@ pub async fn upload(
         ));
     }
     let item = writable(&rn, &principal, id).await?;
+    if is_ready(&item) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("file {id} is confirmed; its content cannot be replaced (create a new file)"),
+        ));
+    }
     let declared_type = attr(&item, "content_type")
         .and_then(Value::as_str)
         .unwrap_or_default();
@@ -339,22 +401,27 @@ pub async fn upload(
         ));
     }
     let declared = attr(&item, "size").and_then(Value::as_u64).unwrap_or(0);
-    let sent = bytes.len() as u64;
-    if sent > declared {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("{sent} bytes sent, {declared} declared"),
-        ));
+    // A length given up front is checked before a byte is read.
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match length {
+        Some(sent) if sent > declared => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("{sent} bytes sent, {declared} declared"),
+            ));
+        }
+        Some(sent) if sent < declared => {
+            return Err(BlobError::TooSmall { sent, declared }.into());
+        }
+        _ => {}
     }
-    if sent < declared {
-        return Err(ValidationErrors::single(
-            "size",
-            format!("{sent} bytes sent, {declared} declared"),
-        )
-        .into());
-    }
-    rn.blobs.put(&key(&item)?, bytes).await?;
+    rn.blobs
+        .put_upload(&key(&item)?, &mut RequestBody(body), declared)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -370,7 +437,7 @@ async fn writable(rn: &Realnet, principal: &Principal, id: Uuid) -> Result<Item,
     responses((status = 200, description = "The file, ready, with its size and SHA-256", body = Item),
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 404, description = "No such file", body = ErrorBody),
-        (status = 409, description = "Nothing has been uploaded yet", body = ErrorBody),
+        (status = 409, description = "Nothing has been uploaded yet, or the file is confirmed already", body = ErrorBody),
         (status = 422, description = "The upload is not the declared size", body = ErrorBody)))]
 pub async fn confirm(
     State(rn): State<Arc<Realnet>>,
@@ -378,18 +445,7 @@ pub async fn confirm(
     Path(id): Path<String>,
 ) -> Result<Json<Item>, ApiError> {
     let id = item_id(&id)?;
-    let prepared = match finalize(&rn, &principal, id).await {
-        Ok(p) => p,
-        Err(FinalizeError::NotUploaded(_)) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "nothing has been uploaded for this file yet",
-            ));
-        }
-        Err(FinalizeError::Item(e)) => return Err(e.into()),
-        Err(FinalizeError::Blob(e)) => return Err(e.into()),
-    };
+    let prepared = finalize(&rn, &principal, id).await?;
     let item = prepared.item.clone().expect("a finalized file");
     ops::commit(&rn, &principal, vec![prepared]).await?;
     Ok(Json(item))

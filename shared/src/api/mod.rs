@@ -30,7 +30,6 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole API over `rn`.
 pub fn router(rn: Arc<Realnet>) -> Router {
     let body_limit = rn.config.body_limit;
-    let file_limit = usize::try_from(rn.config.file_max_size).unwrap_or(usize::MAX);
     Router::new()
         .route("/ping", get(health::ping))
         .route("/time", get(health::time))
@@ -53,9 +52,8 @@ pub fn router(rn: Arc<Realnet>) -> Router {
         .route("/api/files", get(files::list).post(files::create))
         .route(
             "/api/files/{id}/content",
-            get(files::content)
-                .put(files::upload)
-                .layer(DefaultBodyLimit::max(file_limit)),
+            // Uploads are streamed and bounded by their declared size, not by the body limit.
+            get(files::content).put(files::upload),
         )
         .route("/api/files/{id}/confirm", axum::routing::post(files::confirm))
         .route("/api/jobs", axum::routing::post(jobs::create))

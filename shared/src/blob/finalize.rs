@@ -1,6 +1,9 @@
-//! Finalizing an upload: once its bytes are in storage, check that they are the declared size
-//! and record their SHA-256, making the `File` ready. `POST /api/files/{id}/confirm` and the
-//! `files.finalize` job both do it, as the caller, who must be allowed to update the file.
+//! Finalizing an upload: once its bytes are in storage, move them to the confirmed content
+//! (written once, see [`BlobStore::confirm`](super::BlobStore::confirm)), check that they are
+//! the declared size and record their SHA-256, making the `File` ready. A ready file is never
+//! finalized again, so its bytes stay the ones its checksum describes.
+//! `POST /api/files/{id}/confirm` and the `files.finalize` job both do it, as the caller, who
+//! must be allowed to update the file.
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -17,6 +20,8 @@ pub const FILE: &str = "File";
 pub enum FinalizeError {
     #[error("nothing has been uploaded for file {0} yet")]
     NotUploaded(Uuid),
+    #[error("file {0} is confirmed already; its content cannot change (create a new file)")]
+    Confirmed(Uuid),
     #[error(transparent)]
     Item(#[from] ItemError),
     #[error(transparent)]
@@ -32,8 +37,14 @@ pub async fn finalize(
 ) -> Result<Prepared, FinalizeError> {
     let item = ops::get(rn, principal, id, Some(FILE)).await?;
     ops::check_update(rn, principal, &item).await?;
+    if is_ready(&item) {
+        return Err(FinalizeError::Confirmed(id));
+    }
     let key = BlobKey::new(&item.org, item.id)
         .map_err(|m| BlobError::Backend(format!("file {id}: {m}")))?;
+    if !rn.blobs.confirm(&key).await? {
+        return Err(FinalizeError::NotUploaded(id));
+    }
     let info = rn
         .blobs
         .info(&key)
@@ -45,9 +56,14 @@ pub async fn finalize(
         .and_then(Value::as_u64)
         .unwrap_or(0);
     if info.size != declared {
+        // Dropped, so that the file can be uploaded again.
+        rn.blobs.delete(&key).await?;
         let e = ValidationErrors::single(
             "size",
-            format!("{} bytes were uploaded, {declared} declared", info.size),
+            format!(
+                "{} bytes were uploaded, {declared} declared: upload the file again",
+                info.size
+            ),
         );
         return Err(ItemError::from(e).into());
     }
@@ -73,4 +89,9 @@ pub async fn finalize(
         Origin::Server,
     )
     .await?)
+}
+
+/// Whether the file is confirmed.
+pub fn is_ready(item: &crate::item::Item) -> bool {
+    item.attributes.get("status").and_then(Value::as_str) == Some("ready")
 }

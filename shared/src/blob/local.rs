@@ -1,14 +1,18 @@
-//! Files in a local folder (`<REALNET_DATA_DIR>/files/<org>/<id>`), for `realnet serve`.
-//! Uploads go to this API (`PUT /api/files/{id}/content`) and downloads come from it.
+//! Files in a local folder, for `realnet serve`: uploads in `<REALNET_DATA_DIR>/uploads/<org>/
+//! <id>`, confirmed content in `<REALNET_DATA_DIR>/files/<org>/<id>`. Uploads go to this API
+//! (`PUT /api/files/{id}/content`), which streams them to disk, and downloads come from it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
 
-use super::{BlobError, BlobInfo, BlobKey, BlobStore, Download, UploadTarget, hex};
+use super::{
+    BlobError, BlobInfo, BlobKey, BlobStore, Chunks, Download, Exactly, UploadTarget, hex,
+};
 
 #[derive(Debug, Clone)]
 pub struct LocalBlobStore {
@@ -23,10 +27,43 @@ impl LocalBlobStore {
     fn path(&self, key: &BlobKey) -> PathBuf {
         self.root.join(key.as_str())
     }
+
+    fn upload_path(&self, key: &BlobKey) -> PathBuf {
+        self.root.join(key.upload_str())
+    }
+
+    /// Writes `body` to `partial`, all of it or (on any error) nothing.
+    async fn write_partial(
+        partial: &Path,
+        body: &mut dyn Chunks,
+        size: u64,
+    ) -> Result<(), BlobError> {
+        let mut file = tokio::fs::File::create(partial).await.map_err(io)?;
+        let mut body = Exactly::new(body, size);
+        while let Some(chunk) = body.next_chunk().await? {
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        file.sync_all().await.map_err(io)
+    }
 }
 
 fn io(e: std::io::Error) -> BlobError {
     BlobError::Backend(e.to_string())
+}
+
+async fn remove(path: &Path) -> Result<(), BlobError> {
+    match tokio::fs::remove_file(path).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+        _ => Ok(()),
+    }
+}
+
+async fn parent_dir(path: &Path) -> Result<(), BlobError> {
+    match path.parent() {
+        Some(dir) => tokio::fs::create_dir_all(dir).await.map_err(io),
+        None => Ok(()),
+    }
 }
 
 #[async_trait]
@@ -51,15 +88,43 @@ impl BlobStore for LocalBlobStore {
         })
     }
 
-    async fn put(&self, key: &BlobKey, bytes: Bytes) -> Result<(), BlobError> {
-        let path = self.path(key);
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(io)?;
+    async fn put_upload(
+        &self,
+        key: &BlobKey,
+        body: &mut dyn Chunks,
+        size: u64,
+    ) -> Result<(), BlobError> {
+        let path = self.upload_path(key);
+        parent_dir(&path).await?;
+        // Written aside under a name of its own and renamed, so that neither a reader nor a
+        // concurrent upload ever sees half a file.
+        let partial = path.with_extension(format!("{}.partial", uuid::Uuid::new_v4().simple()));
+        let written = Self::write_partial(&partial, body, size).await;
+        if let Err(e) = written {
+            remove(&partial).await.ok();
+            return Err(e);
         }
-        // Written aside and renamed, so a reader never sees half a file.
-        let partial = path.with_extension("partial");
-        tokio::fs::write(&partial, &bytes).await.map_err(io)?;
-        tokio::fs::rename(&partial, &path).await.map_err(io)
+        if let Err(e) = tokio::fs::rename(&partial, &path).await {
+            remove(&partial).await.ok();
+            return Err(io(e));
+        }
+        Ok(())
+    }
+
+    async fn confirm(&self, key: &BlobKey) -> Result<bool, BlobError> {
+        let (upload, path) = (self.upload_path(key), self.path(key));
+        parent_dir(&path).await?;
+        // A hard link makes the confirmed content only if there is none: it is written once.
+        match tokio::fs::hard_link(&upload, &path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return tokio::fs::try_exists(&path).await.map_err(io);
+            }
+            Err(e) => return Err(io(e)),
+        }
+        remove(&upload).await?;
+        Ok(true)
     }
 
     async fn info(&self, key: &BlobKey) -> Result<Option<BlobInfo>, BlobError> {
@@ -86,9 +151,7 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
-        match tokio::fs::remove_file(self.path(key)).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
-            _ => Ok(()),
-        }
+        remove(&self.upload_path(key)).await?;
+        remove(&self.path(key)).await
     }
 }

@@ -1,5 +1,9 @@
 //! Files in an S3 bucket (`aws-sdk-s3`). Uploads and downloads go straight between the client
 //! and S3 through presigned URLs that expire; Realnet only signs them and checks the result.
+//! A presigned `PUT` writes `uploads/<org>/<id>`; confirming copies that object to
+//! `files/<org>/<id>` (only if that does not exist yet) and deletes the upload, so a `PUT`
+//! to a URL that has not expired yet changes nothing once a file is confirmed. The presigned
+//! `GET` serves the confirmed content type, as an attachment.
 //! The client is made on first use from the shared SDK configuration; an explicit endpoint
 //! (for an emulator) switches to path-style addressing.
 
@@ -7,12 +11,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::presigning::PresigningConfig;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use super::{BlobError, BlobInfo, BlobKey, BlobStore, Download, UploadTarget, hex};
+use super::{
+    BlobError, BlobInfo, BlobKey, BlobStore, Chunks, Download, Exactly, UploadTarget, hex,
+};
 
 pub struct S3BlobStore {
     bucket: String,
@@ -36,6 +43,13 @@ fn sdk<E: std::error::Error + 'static, R: std::fmt::Debug>(
         }
         _ => BlobError::Backend(format!("S3: {}", DisplayErrorContext(&e))),
     }
+}
+
+/// S3's answer to a conditional write whose condition does not hold (`412`).
+fn precondition_failed<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
 }
 
 fn presigning(ttl: Duration) -> Result<PresigningConfig, BlobError> {
@@ -62,6 +76,25 @@ impl S3BlobStore {
                 Client::from_conf(config.build())
             })
             .await
+    }
+
+    /// The size of the object at `object`, if there is one.
+    async fn head(&self, object: &str) -> Result<Option<BlobInfo>, BlobError> {
+        match self
+            .client()
+            .await
+            .head_object()
+            .bucket(&self.bucket)
+            .key(object)
+            .send()
+            .await
+        {
+            Ok(head) => Ok(Some(BlobInfo {
+                size: head.content_length.unwrap_or(0).max(0) as u64,
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(sdk(e)),
+        }
     }
 
     /// Creates the bucket if it does not exist (deployments create it with the template; this
@@ -107,7 +140,7 @@ impl BlobStore for S3BlobStore {
             .await
             .put_object()
             .bucket(&self.bucket)
-            .key(key.as_str())
+            .key(key.upload_str())
             .content_type(content_type)
             .content_length(i64::try_from(size).unwrap_or(i64::MAX))
             .presigned(presigning(ttl)?)
@@ -125,35 +158,68 @@ impl BlobStore for S3BlobStore {
         })
     }
 
-    async fn put(&self, key: &BlobKey, bytes: Bytes) -> Result<(), BlobError> {
+    /// Clients upload to the presigned URL; this serves files sent inline, whose whole request
+    /// is within the body limit, so the bytes are gathered (at most `size`) and sent at once.
+    async fn put_upload(
+        &self,
+        key: &BlobKey,
+        body: &mut dyn Chunks,
+        size: u64,
+    ) -> Result<(), BlobError> {
+        let mut bytes = Vec::new();
+        let mut body = Exactly::new(body, size);
+        while let Some(chunk) = body.next_chunk().await? {
+            bytes.extend_from_slice(&chunk);
+        }
         self.client()
             .await
             .put_object()
             .bucket(&self.bucket)
-            .key(key.as_str())
-            .body(bytes.into())
+            .key(key.upload_str())
+            .body(Bytes::from(bytes).into())
             .send()
             .await
             .map_err(sdk)?;
         Ok(())
     }
 
-    async fn info(&self, key: &BlobKey) -> Result<Option<BlobInfo>, BlobError> {
-        match self
-            .client()
-            .await
-            .head_object()
+    async fn confirm(&self, key: &BlobKey) -> Result<bool, BlobError> {
+        let client = self.client().await;
+        if self.head(&key.as_str()).await?.is_none() {
+            if self.head(&key.upload_str()).await?.is_none() {
+                return Ok(false);
+            }
+            // Only if there is no confirmed content yet: it is written once.
+            let copied = client
+                .copy_object()
+                .bucket(&self.bucket)
+                .copy_source(format!("{}/{}", self.bucket, key.upload_str()))
+                .key(key.as_str())
+                .if_none_match("*")
+                .send()
+                .await;
+            match copied {
+                Ok(_) => {}
+                Err(e) if precondition_failed(&e) => {}
+                Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchKey") => {
+                    // Another confirmation moved the upload meanwhile.
+                    return Ok(self.head(&key.as_str()).await?.is_some());
+                }
+                Err(e) => return Err(sdk(e)),
+            }
+        }
+        client
+            .delete_object()
             .bucket(&self.bucket)
-            .key(key.as_str())
+            .key(key.upload_str())
             .send()
             .await
-        {
-            Ok(head) => Ok(Some(BlobInfo {
-                size: head.content_length.unwrap_or(0).max(0) as u64,
-            })),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
-            Err(e) => Err(sdk(e)),
-        }
+            .map_err(sdk)?;
+        Ok(true)
+    }
+
+    async fn info(&self, key: &BlobKey) -> Result<Option<BlobInfo>, BlobError> {
+        self.head(&key.as_str()).await
     }
 
     async fn sha256(&self, key: &BlobKey) -> Result<String, BlobError> {
@@ -191,6 +257,7 @@ impl BlobStore for S3BlobStore {
             .bucket(&self.bucket)
             .key(key.as_str())
             .response_content_type(content_type)
+            .response_content_disposition("attachment")
             .presigned(presigning(ttl)?)
             .await
             .map_err(sdk)?;
@@ -198,14 +265,16 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
-        self.client()
-            .await
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-            .map_err(sdk)?;
+        for object in [key.upload_str(), key.as_str()] {
+            self.client()
+                .await
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(object)
+                .send()
+                .await
+                .map_err(sdk)?;
+        }
         Ok(())
     }
 }

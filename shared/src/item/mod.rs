@@ -4,6 +4,7 @@
 
 pub mod attributes;
 pub mod behaviour;
+mod depth;
 pub mod ops;
 
 use chrono::{DateTime, SubsecRound, Utc};

@@ -77,7 +77,7 @@ pub(crate) async fn can(
     }
     match at {
         Some(id) if rules.needs_lineage(p, wanted) => {
-            let mut lineage = rn.store.ancestors(&p.org, id).await?;
+            let mut lineage = rn.store.ancestors(&p.org, id, rn.config.max_depth).await?;
             lineage.push(id);
             Ok(rules.allows(p, wanted, types, type_name, owner, &lineage))
         }
@@ -393,6 +393,7 @@ pub async fn prepare_create(
     behaviour.stamp(p, None, &mut item);
     check_references(rn, &rules, p, t, &item.attributes, None, &mut errors).await?;
     check_parent(rn, &rules, p, item.parent, &mut errors).await?;
+    super::depth::check(rn, &p.org, item.parent, None, &mut errors).await?;
     let pending = Pending {
         rn,
         rules: &rules,
@@ -643,6 +644,7 @@ async fn changed(
     let moved = parent != current.parent;
     if moved {
         check_parent(rn, rules, principal, parent, &mut errors).await?;
+        super::depth::check(rn, &principal.org, parent, Some(current.id), &mut errors).await?;
     }
     let mut next = Item {
         name,
@@ -699,7 +701,12 @@ async fn check_move(
         ));
     }
     if let Some(to) = parent
-        && (to == current.id || rn.store.ancestors(&p.org, to).await?.contains(&current.id))
+        && (to == current.id
+            || rn
+                .store
+                .ancestors(&p.org, to, rn.config.max_depth)
+                .await?
+                .contains(&current.id))
     {
         return Err(ItemError::Cycle(format!(
             "cannot move item {} under {to}: that is the item itself or one of its descendants",

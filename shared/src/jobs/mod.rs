@@ -107,6 +107,7 @@ impl From<FinalizeError> for JobFailure {
     fn from(e: FinalizeError) -> Self {
         match e {
             FinalizeError::Item(e) => e.into(),
+            e @ FinalizeError::Confirmed(_) => JobFailure::Permanent(e.to_string()),
             // The upload may still be under way, or storage unavailable: worth another try
             // (the queue's receive count bounds them).
             e @ (FinalizeError::NotUploaded(_) | FinalizeError::Blob(_)) => {

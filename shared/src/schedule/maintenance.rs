@@ -1,7 +1,8 @@
 //! The built-in maintenance task: deletes expired tokens, job records and failed-login
 //! windows (on DynamoDB, the table's TTL does this), and abandoned uploads: `File` items still
 //! pending a day after they were created (and after their upload URL expired), with whatever
-//! bytes reached storage.
+//! bytes reached storage: the upload, and content a confirmation moved but never committed
+//! ([`BlobStore::delete`](crate::blob::BlobStore::delete) removes both).
 
 use std::time::Duration;
 

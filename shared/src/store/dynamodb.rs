@@ -1,7 +1,9 @@
 //! The DynamoDB store (`aws-sdk-dynamodb`): one table, keys `pk`/`sk`.
 //!
-//! - An item is `pk = <org>`, `sk = I#<id>`, with two global secondary indexes: `by_type`
-//!   (`<org>#<type>`, sorted by creation) and `by_parent` (`<org>#<parent id or root>`).
+//! - An item is `pk = <org>`, `sk = I#<id>`, with three global secondary indexes: `by_type`
+//!   (`<org>#<type>`, sorted by creation), `by_parent` (`<org>#<parent id or root>`) and
+//!   `by_created` (`pk`, sorted by `created_at`: only items have that attribute, so it holds
+//!   each org's items and nothing else).
 //! - A username is claimed by `pk = <org>`, `sk = U#<username>`, written with
 //!   `attribute_not_exists` in the same transaction as its account, so usernames stay unique.
 //! - A token is `pk = TOKEN#<sha256>`, indexed under its org by account (`TA#`) and API key
@@ -19,21 +21,25 @@
 //! mapped back to the write that failed.
 //!
 //! Queries are honest about DynamoDB: the candidates come from one key (the parent's, the
-//! types', or the whole org's), every page of them is read, and filters, sort, access and the
-//! keyset cursor are applied in memory with the same semantics as SQL
-//! ([`ItemQuery::matches`]). A page therefore costs reads in proportion to the items under that
-//! key, not to the page; deep hierarchies and text search are as costly. The indexes are
-//! eventually consistent, so a child written a moment ago may be missed by the check that
-//! refuses to delete a parent with children.
+//! types', or the whole org's), and filters, sort, access and the keyset cursor are applied in
+//! memory with the same semantics as SQL ([`ItemQuery::matches`]). A list of the whole org
+//! (no `type`, no `parent`) pages through `by_created` a chunk at a time, holding no more than
+//! a page: in creation order (the default sort) it starts at the cursor and stops once the
+//! page is full, so it reads what the page needs (and what the filters skip), not the org;
+//! sorted by name or update time it reads the org through. A list of a parent or of types
+//! reads every item under that key; deep hierarchies and text search are as costly. The
+//! indexes are eventually consistent, so a child written a moment ago may be missed by the
+//! check that refuses to delete a parent with children.
 
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck,
+    CreateGlobalSecondaryIndexAction, Delete, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate,
+    IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue,
+    ScalarAttributeType, TransactWriteItem,
 };
 use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
@@ -44,11 +50,18 @@ use super::{
     Write,
 };
 use crate::item::Item;
-use crate::query::{ItemQuery, ParentFilter, Readable};
+use crate::query::{ItemQuery, ParentFilter, Position, Readable, Scalar, SortKey};
 use crate::types::value::format_datetime;
 
 /// `TransactWriteItems` takes at most this many records.
 const MAX_RECORDS: usize = 100;
+
+/// The index of each org's items in creation order.
+const BY_CREATED: &str = "by_created";
+
+/// The fewest and the most records one read of a page of the whole org asks for.
+const MIN_CHUNK: usize = 25;
+const MAX_CHUNK: usize = 1000;
 
 type Record = HashMap<String, AttributeValue>;
 
@@ -357,6 +370,85 @@ impl DynamoStore {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => return Ok(out),
             }
+        }
+    }
+
+    /// A page of the whole org (see the module's documentation): `by_created` is read a chunk
+    /// at a time, in the query's direction when it sorts by creation, and only the best
+    /// `limit + 1` items are kept.
+    async fn page_org(
+        &self,
+        org: &str,
+        query: &ItemQuery,
+        subtree: &HashSet<Uuid>,
+    ) -> Result<Page, StoreError> {
+        let in_order = query.sort.key == SortKey::Created;
+        let backward = in_order && query.sort.descending;
+        let mut condition = "pk = :o".to_string();
+        let mut values = HashMap::from([(":o".to_string(), s(org))]);
+        if in_order
+            && let Some(Position {
+                value: Some(Scalar::Time(t)),
+                ..
+            }) = &query.after
+        {
+            // Items created at the cursor's time may still follow it (ties go by id).
+            condition.push_str(if backward {
+                " AND created_at <= :c"
+            } else {
+                " AND created_at >= :c"
+            });
+            values.insert(":c".to_string(), s(format_datetime(*t)));
+        }
+        let keep = query.limit + 1;
+        let mut best: Vec<Item> = Vec::with_capacity(keep);
+        let mut start: Option<Record> = None;
+        // A first read a little larger than a page, for the items the filters skip.
+        let mut chunk = keep.max(MIN_CHUNK);
+        loop {
+            let read = self
+                .client()
+                .await
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_CREATED)
+                .key_condition_expression(&condition)
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(!backward)
+                .limit(i32::try_from(chunk).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk)?;
+            for r in read.items.unwrap_or_default() {
+                let item = record_item(&r)?;
+                if in_order && best.len() == keep {
+                    let last = best[keep - 1].created_at;
+                    let past = if backward {
+                        item.created_at < last
+                    } else {
+                        item.created_at > last
+                    };
+                    if past {
+                        // The index has gone past the page: nothing further can be in it.
+                        return Ok(Page::from_rows(query, best));
+                    }
+                }
+                if !(query.matches(&item, subtree) && query.is_after(&item)) {
+                    continue;
+                }
+                if best.len() == keep && query.compare(&item, &best[keep - 1]).is_ge() {
+                    continue;
+                }
+                let at = best.partition_point(|b| query.compare(b, &item).is_lt());
+                best.insert(at, item);
+                best.truncate(keep);
+            }
+            match read.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(Page::from_rows(query, best)),
+            }
+            chunk = (chunk * 2).min(MAX_CHUNK);
         }
     }
 
@@ -755,40 +847,6 @@ impl DynamoStore {
 
     /// Creates the table and its indexes (on-demand capacity) and waits until it is active.
     async fn create_table(&self) -> Result<(), StoreError> {
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(backend)
-        };
-        let schema = |hash: &str, range: &str| -> Result<Vec<KeySchemaElement>, StoreError> {
-            Ok(vec![
-                KeySchemaElement::builder()
-                    .attribute_name(hash)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(backend)?,
-                KeySchemaElement::builder()
-                    .attribute_name(range)
-                    .key_type(KeyType::Range)
-                    .build()
-                    .map_err(backend)?,
-            ])
-        };
-        let index =
-            |name: &str, hash: &str, range: &str| -> Result<GlobalSecondaryIndex, StoreError> {
-                GlobalSecondaryIndex::builder()
-                    .index_name(name)
-                    .set_key_schema(Some(schema(hash, range)?))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .map_err(backend)
-            };
         let created = self
             .client()
             .await
@@ -802,11 +860,13 @@ impl DynamoStore {
                 attr("gsi1sk")?,
                 attr("gsi2pk")?,
                 attr("gsi2sk")?,
+                attr("created_at")?,
             ]))
-            .set_key_schema(Some(schema("pk", "sk")?))
+            .set_key_schema(Some(key_schema("pk", "sk")?))
             .set_global_secondary_indexes(Some(vec![
                 index("by_type", "gsi1pk", "gsi1sk")?,
                 index("by_parent", "gsi2pk", "gsi2sk")?,
+                index(BY_CREATED, "pk", "created_at")?,
             ]))
             .send()
             .await;
@@ -842,6 +902,114 @@ impl DynamoStore {
             self.table
         )))
     }
+
+    /// Adds [`BY_CREATED`] to a table made before it, and waits while DynamoDB fills it from
+    /// the items already there (it indexes attributes every item has).
+    async fn add_org_index(&self) -> Result<(), StoreError> {
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(BY_CREATED)
+            .set_key_schema(Some(key_schema("pk", "created_at")?))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(backend)?;
+        let updated = self
+            .client()
+            .await
+            .update_table()
+            .table_name(&self.table)
+            .attribute_definitions(attr("pk")?)
+            .attribute_definitions(attr("created_at")?)
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder().create(create).build(),
+            )
+            .send()
+            .await;
+        if let Err(e) = updated {
+            // Another process is adding it.
+            if !e
+                .as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception())
+            {
+                return Err(sdk(e));
+            }
+        }
+        tracing::info!(table = %self.table, index = BY_CREATED, "adding an index; waiting until it is filled");
+        self.wait_for_org_index().await
+    }
+
+    async fn wait_for_org_index(&self) -> Result<(), StoreError> {
+        for _ in 0..1800 {
+            if self.org_index().await? == Some(IndexStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "the index {BY_CREATED} of table {} is still being built: run this again later",
+            self.table
+        )))
+    }
+
+    /// The status of [`BY_CREATED`], if the table has it.
+    async fn org_index(&self) -> Result<Option<IndexStatus>, StoreError> {
+        let described = self
+            .client()
+            .await
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(sdk)?;
+        Ok(described
+            .table
+            .and_then(|t| t.global_secondary_indexes)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|i| i.index_name() == Some(BY_CREATED))
+            .map(|i| i.index_status.unwrap_or(IndexStatus::Creating)))
+    }
+}
+
+/// A string attribute of a key.
+fn attr(name: &str) -> Result<AttributeDefinition, StoreError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(backend)
+}
+
+fn key_schema(hash: &str, range: &str) -> Result<Vec<KeySchemaElement>, StoreError> {
+    Ok(vec![
+        KeySchemaElement::builder()
+            .attribute_name(hash)
+            .key_type(KeyType::Hash)
+            .build()
+            .map_err(backend)?,
+        KeySchemaElement::builder()
+            .attribute_name(range)
+            .key_type(KeyType::Range)
+            .build()
+            .map_err(backend)?,
+    ])
+}
+
+/// An index of every attribute, on `hash` and `range`.
+fn index(name: &str, hash: &str, range: &str) -> Result<GlobalSecondaryIndex, StoreError> {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .set_key_schema(Some(key_schema(hash, range)?))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(backend)
 }
 
 #[async_trait]
@@ -861,7 +1029,11 @@ impl ItemStore for DynamoStore {
             .send()
             .await;
         match described {
-            Ok(_) => {}
+            Ok(_) => match self.org_index().await? {
+                Some(IndexStatus::Active) => {}
+                Some(_) => self.wait_for_org_index().await?,
+                None => self.add_org_index().await?,
+            },
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) =>
@@ -933,14 +1105,7 @@ impl ItemStore for DynamoStore {
                 )
                 .await?
             }
-            (None, []) => {
-                self.query_all(
-                    None,
-                    "pk = :o AND begins_with(sk, :i)",
-                    HashMap::from([(":o".to_string(), s(org)), (":i".to_string(), s("I#"))]),
-                )
-                .await?
-            }
+            (None, []) => return self.page_org(org, query, &subtree).await,
             (None, types) => {
                 let mut all = Vec::new();
                 for t in types {
@@ -968,17 +1133,36 @@ impl ItemStore for DynamoStore {
         Ok(Page::from_rows(query, items))
     }
 
-    async fn ancestors(&self, org: &str, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    async fn ancestors(&self, org: &str, id: Uuid, max: usize) -> Result<Vec<Uuid>, StoreError> {
         let mut out = Vec::new();
         let mut at = self.get(org, id).await?.and_then(|i| i.parent);
         while let Some(p) = at {
-            if out.len() >= 10_000 || out.contains(&p) {
+            if out.len() >= max || out.contains(&p) {
                 break;
             }
             out.push(p);
             at = self.get(org, p).await?.and_then(|i| i.parent);
         }
         Ok(out)
+    }
+
+    async fn levels_below(&self, org: &str, id: Uuid, max: usize) -> Result<usize, StoreError> {
+        let mut level = Vec::from([id]);
+        let mut levels = 0;
+        while levels < max {
+            let mut next = Vec::new();
+            for parent in &level {
+                for child in self.children(org, *parent).await? {
+                    next.extend(get_uuid(&child, "id")?);
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            levels += 1;
+            level = next;
+        }
+        Ok(levels)
     }
 
     async fn counts(&self) -> Result<Vec<TypeCount>, StoreError> {

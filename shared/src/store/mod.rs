@@ -205,8 +205,13 @@ pub trait ItemStore: Send + Sync + 'static {
     /// One page of items matching `query`, in its order, after `query.after`.
     async fn query(&self, org: &str, query: &ItemQuery) -> Result<Page, StoreError>;
 
-    /// The item's ancestors, nearest first (not the item itself).
-    async fn ancestors(&self, org: &str, id: Uuid) -> Result<Vec<Uuid>, StoreError>;
+    /// The item's ancestors, nearest first (not the item itself), at most `max` of them: walks
+    /// stop at the depth bound (`REALNET_MAX_DEPTH`), however the hierarchy is stored.
+    async fn ancestors(&self, org: &str, id: Uuid, max: usize) -> Result<Vec<Uuid>, StoreError>;
+
+    /// How many levels of descendants the item has (0 for none, or for no such item), counted
+    /// to at most `max`. The cost grows with the part of the subtree within those levels.
+    async fn levels_below(&self, org: &str, id: Uuid, max: usize) -> Result<usize, StoreError>;
 
     async fn counts(&self) -> Result<Vec<TypeCount>, StoreError>;
 

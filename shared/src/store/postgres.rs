@@ -557,13 +557,31 @@ impl ItemStore for PostgresStore {
         Ok(Page::from_rows(query, items))
     }
 
-    async fn ancestors(&self, org: &str, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    async fn ancestors(&self, org: &str, id: Uuid, max: usize) -> Result<Vec<Uuid>, StoreError> {
         let client = self.client().await?;
+        let max = i32::try_from(max).unwrap_or(i32::MAX);
         let rows = client
-            .query(&sql::statements(Dialect::Postgres).ancestors, &[&org, &id])
+            .query(
+                &sql::statements(Dialect::Postgres).ancestors,
+                &[&org, &id, &max],
+            )
             .await
             .map_err(backend)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn levels_below(&self, org: &str, id: Uuid, max: usize) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let max = i32::try_from(max).unwrap_or(i32::MAX);
+        let row = client
+            .query_one(
+                &sql::statements(Dialect::Postgres).levels_below,
+                &[&org, &id, &org, &max],
+            )
+            .await
+            .map_err(backend)?;
+        let levels: i32 = row.get(0);
+        Ok(usize::try_from(levels).unwrap_or(0))
     }
 
     async fn counts(&self) -> Result<Vec<TypeCount>, StoreError> {

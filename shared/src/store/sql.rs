@@ -285,6 +285,7 @@ pub(crate) struct Statements {
     pub has_children: String,
     pub delete_one: String,
     pub ancestors: String,
+    pub levels_below: String,
     pub put_token: String,
     pub delete_token: String,
     pub delete_login_tokens: String,
@@ -322,6 +323,7 @@ impl Statements {
             has_children: numbered(d, HAS_CHILDREN),
             delete_one: numbered(d, DELETE_ONE),
             ancestors: numbered(d, ANCESTORS),
+            levels_below: numbered(d, LEVELS_BELOW),
             put_token: numbered(d, PUT_TOKEN),
             delete_token: numbered(d, DELETE_TOKEN),
             delete_login_tokens: numbered(d, DELETE_LOGIN_TOKENS),
@@ -387,8 +389,12 @@ const HAS_CHILDREN: &str = "SELECT 1 FROM items WHERE org = {} AND parent = {} L
 
 const DELETE_ONE: &str = "DELETE FROM items WHERE org = {} AND id = {}";
 
-/// Depth-bounded so a corrupted hierarchy cannot loop forever.
-const ANCESTORS: &str = "WITH RECURSIVE up(id, parent, depth) AS (SELECT id, parent, 0 FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id, i.parent, up.depth + 1 FROM items i JOIN up ON i.id = up.parent WHERE up.depth < 10000) SELECT id FROM up WHERE depth > 0 ORDER BY depth";
+/// Stops after the given number of ancestors (the depth bound), so neither a deep nor a
+/// corrupted hierarchy makes the walk long.
+const ANCESTORS: &str = "WITH RECURSIVE up(id, parent, depth) AS (SELECT id, parent, 0 FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id, i.parent, up.depth + 1 FROM items i JOIN up ON i.id = up.parent WHERE up.depth < {}) SELECT id FROM up WHERE depth > 0 ORDER BY depth";
+
+/// The deepest level of descendants, counted to at most the given number.
+const LEVELS_BELOW: &str = "WITH RECURSIVE down(id, depth) AS (SELECT id, 0 FROM items WHERE org = {} AND id = {} UNION ALL SELECT i.id, down.depth + 1 FROM items i JOIN down ON i.parent = down.id WHERE i.org = {} AND down.depth < {}) SELECT COALESCE(MAX(depth), 0) FROM down";
 
 const PUT_TOKEN: &str =
     "INSERT INTO tokens (hash, org, account, api_key, expires) VALUES ({}, {}, {}, {}, {})";

@@ -475,18 +475,36 @@ impl ItemStore for SqliteStore {
         .await
     }
 
-    async fn ancestors(&self, org: &str, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    async fn ancestors(&self, org: &str, id: Uuid, max: usize) -> Result<Vec<Uuid>, StoreError> {
         let org = org.to_string();
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
         self.run(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&sql::statements(Dialect::Sqlite).ancestors)
                 .map_err(backend)?;
-            stmt.query_map(rusqlite::params![org, id.to_string()], |r| {
+            stmt.query_map(rusqlite::params![org, id.to_string(), max], |r| {
                 parse_uuid(r.get(0)?)
             })
             .map_err(backend)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)
+        })
+        .await
+    }
+
+    async fn levels_below(&self, org: &str, id: Uuid, max: usize) -> Result<usize, StoreError> {
+        let org = org.to_string();
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&sql::statements(Dialect::Sqlite).levels_below)
+                .map_err(backend)?;
+            let levels: i64 = stmt
+                .query_row(rusqlite::params![org, id.to_string(), org, max], |r| {
+                    r.get(0)
+                })
+                .map_err(backend)?;
+            Ok(usize::try_from(levels).unwrap_or(0))
         })
         .await
     }
