@@ -197,6 +197,16 @@ impl TestApp {
 
     /// A test app whose configuration `adjust` changes first.
     pub async fn with_config(kind: StoreKind, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::with_types(kind, registry(), adjust).await
+    }
+
+    /// A test app with the types of `types` (an initialization folder's), whose
+    /// configuration `adjust` changes first.
+    pub async fn with_types(
+        kind: StoreKind,
+        types: TypeRegistry,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let store = store(kind).await;
         let files = tempfile::tempdir().expect("temp dir");
         let mut config = config(store.db.clone());
@@ -204,7 +214,7 @@ impl TestApp {
             root: files.path().to_path_buf(),
         };
         adjust(&mut config);
-        let rn = Arc::new(Realnet::new(config, registry(), store.store.clone()));
+        let rn = Arc::new(Realnet::new(config, types, store.store.clone()));
         let default_org = rn.config.default_org.clone();
         for org in [default_org.as_str(), OTHER_ORG] {
             rn.init_org(org, Some(ADMIN_PASSWORD.to_string()))

@@ -16,7 +16,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Principal, password, token};
-use crate::access::{AccessRule, Grantee, Target, check_acl};
+use crate::access::{AccessRule, AccessRules, Grantee, Target, check_acl};
 use crate::context::Realnet;
 use crate::item::Item;
 use crate::item::attributes::ValidationErrors;
@@ -107,6 +107,24 @@ pub async fn find_account(
 ) -> Result<Option<Item>, StoreError> {
     let mut query = ItemQuery::parse(&rn.types, &[], None).expect("an empty query always parses");
     query.types = vec!["Account".to_string()];
+    query.attrs = vec![AttrFilter {
+        field: "username".to_string(),
+        kind: FieldKind::String,
+        op: Op::Eq,
+        values: vec![Scalar::Text(username.to_string())],
+    }];
+    query.limit = 1;
+    Ok(rn.store.query(org, &query).await?.items.into_iter().next())
+}
+
+/// The account of `org`, of `Account` or any of its subtypes, with this username.
+async fn account_of_any_type(
+    rn: &Realnet,
+    org: &str,
+    username: &str,
+) -> Result<Option<Item>, StoreError> {
+    let mut query = ItemQuery::parse(&rn.types, &[], None).expect("an empty query always parses");
+    query.types = rn.types.subtypes("Account").to_vec();
     query.attrs = vec![AttrFilter {
         field: "username".to_string(),
         kind: FieldKind::String,
@@ -213,6 +231,17 @@ impl TypeBehaviour for AccountItems {
                 _ => errors.add("groups", "must be a list of at most 100 group ids"),
             }
         }
+        // Usernames are unique among the accounts of every account type (the store keeps
+        // them unique among `Account` items only, and a job's actor is a username).
+        if let Some(username) = w.changed("username").and_then(Value::as_str)
+            && let Some(holder) = account_of_any_type(w.rn, &w.item.org, username).await?
+            && holder.id != w.item.id
+        {
+            return Err(ItemError::Store(StoreError::Taken(format!(
+                "the username {username:?} is taken in org {:?}",
+                w.item.org
+            ))));
+        }
         if let Some(before) = w.before {
             AccountItems::within_rights(w.principal, w.rules.rules(), before)?;
         }
@@ -246,6 +275,15 @@ impl TypeBehaviour for AccountItems {
             Some(_) => {}
         }
         Ok(effects)
+    }
+
+    fn check_delete(
+        &self,
+        principal: &Principal,
+        rules: &AccessRules,
+        item: &Item,
+    ) -> Result<(), ItemError> {
+        AccountItems::within_rights(principal, rules.rules(), item)
     }
 
     fn on_delete(&self, item: &Item) -> Vec<Write> {
@@ -360,11 +398,11 @@ impl TypeBehaviour for AclItems {
         for wanted in &rule.permissions {
             let holds = match &rule.target {
                 Target::Type(t) => w.holds(*wanted, t, None, None).await?,
+                // A rule on an item covers everything below it, whoever owns it and of
+                // whatever type: only a right on the item through an item rule (on it or
+                // above it) or a rule on `Item` covers as much.
                 Target::Item(id) => match w.rn.store.get(&w.principal.org, *id).await? {
-                    Some(target) => {
-                        w.holds(*wanted, &target.type_name, target.owner, Some(*id))
-                            .await?
-                    }
+                    Some(_) => w.holds(*wanted, "Item", None, Some(*id)).await?,
                     None => false,
                 },
             };

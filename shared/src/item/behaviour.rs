@@ -123,6 +123,17 @@ pub trait TypeBehaviour: Send + Sync + 'static {
         Ok(Effects::default())
     }
 
+    /// Refuses a principal the deletion of the item, with [`ItemError::Forbidden`], where the
+    /// type asks more than the `delete` right (an account with rights the deleter lacks).
+    fn check_delete(
+        &self,
+        _principal: &Principal,
+        _rules: &AccessRules,
+        _item: &Item,
+    ) -> Result<(), ItemError> {
+        Ok(())
+    }
+
     /// The writes that go with deleting the item.
     fn on_delete(&self, _item: &Item) -> Vec<Write> {
         Vec::new()
@@ -186,6 +197,17 @@ impl Chain {
             all.secret = all.secret.or(e.secret);
         }
         Ok(all)
+    }
+
+    pub fn check_delete(
+        &self,
+        principal: &Principal,
+        rules: &AccessRules,
+        item: &Item,
+    ) -> Result<(), ItemError> {
+        self.0
+            .iter()
+            .try_for_each(|b| b.check_delete(principal, rules, item))
     }
 
     pub fn on_delete(&self, item: &Item) -> Vec<Write> {

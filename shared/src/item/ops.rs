@@ -762,6 +762,11 @@ pub async fn prepare_delete(
             ));
         }
     }
+    for item in &doomed {
+        rn.behaviours
+            .of(&item.type_name)
+            .check_delete(principal, &rules, item)?;
+    }
     // Deepest first, each on its own: an item added meanwhile makes the delete refused, never
     // removed unchecked.
     let mut writes = Vec::new();
