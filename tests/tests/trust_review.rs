@@ -118,7 +118,9 @@ async fn no_secret_nested_in_a_job(kind: StoreKind) {
 }
 
 /// The runs of a schedule act as whoever set its job: the public is nobody, so even where a
-/// rule lets it change schedules it may not set one's job (the runs would act as the owner).
+/// rule lets it change schedules it may not set one's job. Without this, the runs acted as
+/// the schedule's owner (an admin here), and a job whose rehearsal stops early (its first
+/// item at the version the change itself makes) gave the public an admin's rights.
 async fn the_public_sets_no_schedules_job(kind: StoreKind) {
     let app = TestApp::new(kind).await;
     acl(
@@ -132,7 +134,17 @@ async fn the_public_sets_no_schedules_job(kind: StoreKind) {
         .create(json!({"type": "Schedule", "name": "s", "attributes": {"cron": "0 * * * *", "job": job}}))
         .await;
     let uri = format!("/api/items/{}", id(&schedule));
-    let other = json!({"kind": "items.delete", "payload": {"ids": [id(&schedule)]}});
+    // The rehearsal stops at the first item, whose version is the one this change makes
+    // (so the run would retry): the rule after it would be checked only at run time, as the
+    // owner.
+    let rule = &app
+        .get("/api/items?type=Acl&name=members%20read%20views")
+        .await
+        .body["items"][0];
+    let next = schedule["version"].as_i64().expect("version") + 1;
+    let other = json!({"kind": "items.update", "payload": {"items": [
+        {"id": id(&schedule), "version": next, "attributes": {"enabled": true}},
+        {"id": id(rule), "attributes": {"principal": "public", "permissions": ["admin"]}}]}});
     let before = app.snapshot().await;
     let a = app
         .call_as(
@@ -493,6 +505,67 @@ async fn an_item_rule_grants_nothing_over_others_items_below(kind: StoreKind) {
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
 }
 
+/// Who a schedule runs as is not for a job to say either: an `items.update` job that sends
+/// `run_as` fails and changes nothing, and a schedule made by a job runs as the job's actor.
+async fn jobs_set_no_run_as(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (alice_id, alice) = app.account("default", "alice", false).await;
+    acl(&app, json!({"principal": "members", "permissions": ["create", "update"], "target_type": "Schedule"})).await;
+    let job =
+        json!({"kind": "items.create", "payload": {"items": [{"type": "Folder", "name": "f"}]}});
+    let schedule = as_(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/items",
+        Some(json!({"type": "Schedule", "name": "s", "attributes": {"cron": "0 * * * *", "job": job}})),
+    )
+    .await;
+    assert_eq!(schedule.status, StatusCode::CREATED, "{}", schedule.text);
+    let admin = admin_of(&app, "default").await;
+    let before = app.snapshot().await;
+    let sent = as_(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/jobs",
+        Some(json!({"kind": "items.update",
+        "payload": {"items": [{"id": id(&schedule.body), "attributes": {"run_as": admin.id}}]}})),
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.text);
+    let done = app.finished_job(&alice, &id(&sent.body)).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(done.to_string().contains("run_as"), "{done}");
+    let after: Vec<_> = app
+        .snapshot()
+        .await
+        .into_iter()
+        .filter(|i| i.type_name != "Job")
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|i| i.type_name != "Job")
+        .collect();
+    assert_eq!(after, before);
+    let sent = as_(&app, &alice, Method::POST, "/api/jobs", Some(json!({"kind": "items.create",
+        "payload": {"items": [{"type": "Schedule", "name": "by job", "attributes": {"cron": "0 * * * *", "job": job}}]}}))).await;
+    let done = app.finished_job(&alice, &id(&sent.body)).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let made = app
+        .get(&format!(
+            "/api/items/{}",
+            done["result"]["items"][0]["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(
+        made.body["attributes"]["run_as"],
+        json!(alice_id),
+        "{}",
+        made.text
+    );
+}
+
 on_every_store!(
     no_secret_nested_in_a_job,
     the_public_sets_no_schedules_job,
@@ -502,4 +575,5 @@ on_every_store!(
     an_account_subtype_takes_no_username,
     a_member_deletes_no_account_with_more_rights,
     an_item_rule_grants_nothing_over_others_items_below,
+    jobs_set_no_run_as,
 );
