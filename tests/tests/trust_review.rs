@@ -566,6 +566,46 @@ async fn jobs_set_no_run_as(kind: StoreKind) {
     );
 }
 
+/// Setting a schedule's job needs the rights the job needs, for every item of it: a version
+/// the first item does not have yet (the one this very change gives the schedule) must not
+/// stop the rehearsal before the items after it are checked.
+async fn a_stale_version_skips_no_rehearsal(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (_, alice) = app.account("default", "alice", false).await;
+    acl(&app, json!({"principal": "members", "permissions": ["create", "update"], "target_type": "Schedule"})).await;
+    let job =
+        json!({"kind": "items.create", "payload": {"items": [{"type": "Folder", "name": "f"}]}});
+    let schedule = as_(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/items",
+        Some(json!({"type": "Schedule", "name": "s", "attributes": {"cron": "0 * * * *", "job": job}})),
+    )
+    .await;
+    assert_eq!(schedule.status, StatusCode::CREATED, "{}", schedule.text);
+    let admin = admin_of(&app, "default").await;
+    let next = schedule.body["version"].as_i64().expect("version") + 1;
+    let sneaky = json!({"kind": "items.update", "payload": {"items": [
+        {"id": id(&schedule.body), "version": next, "attributes": {"enabled": true}},
+        {"id": admin.id, "attributes": {"disabled": true}}]}});
+    let before = app.snapshot().await;
+    let a = as_(
+        &app,
+        &alice,
+        Method::PATCH,
+        &format!("/api/items/{}", id(&schedule.body)),
+        Some(json!({"attributes": {"job": sneaky}})),
+    )
+    .await;
+    refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(
+        a.body["error"]["details"]["fields"]["job"].is_string(),
+        "{}",
+        a.text
+    );
+}
+
 on_every_store!(
     no_secret_nested_in_a_job,
     the_public_sets_no_schedules_job,
@@ -576,4 +616,5 @@ on_every_store!(
     a_member_deletes_no_account_with_more_rights,
     an_item_rule_grants_nothing_over_others_items_below,
     jobs_set_no_run_as,
+    a_stale_version_skips_no_rehearsal,
 );
