@@ -1,7 +1,8 @@
 //! The behaviours of the identity types. Orgs, accounts, groups, API keys and access rules
 //! are ordinary items, but writing them needs org-wide admin rights (see [`crate::access`]),
 //! and nobody grants what they do not hold: a principal that is not an org admin may make no
-//! admin, put no account in a group it is not in, change no account with rights it lacks, make
+//! admin, put no account in a group it is not in, change or delete no account with rights it
+//! lacks, take no username another account (of any account type) holds, make
 //! API keys only for itself and write only rules whose permissions it holds. An account's
 //! password is write-only (hashed into the store, never an attribute), an API key's token is
 //! shown once when it is created, disabling an account or changing its password revokes its

@@ -3,8 +3,8 @@
 //! so that a subtype defined in an initialization folder gets the behaviour of every base type
 //! it has and cannot escape it. A behaviour says whether clients may create the type's items,
 //! whether writing them needs org-wide admin rights, which attributes are write-only, what to
-//! check beyond the type's schema, which writes go with a change (in the same transaction),
-//! and what to forget once it committed. The core behaviours are registered in
+//! check beyond the type's schema, what a delete needs beyond the `delete` right, which writes
+//! go with a change (in the same transaction), and what to forget once it committed. The core behaviours are registered in
 //! [`Behaviours::core`]; extensions add theirs there too.
 
 use std::collections::HashMap;

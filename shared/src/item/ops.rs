@@ -722,8 +722,9 @@ pub async fn delete(
 }
 
 /// Checks a delete: the caller's rights and the version. A recursive delete checks `delete`
-/// on every item it would remove and removes all of them or none; each removed item's
-/// behaviour adds what goes with it (an account's tokens and password).
+/// on every item it would remove (and what each item's behaviour asks more) and removes all
+/// of them or none; each removed item's behaviour adds what goes with it (an account's tokens
+/// and password).
 pub async fn prepare_delete(
     rn: &Realnet,
     principal: &Principal,
