@@ -606,6 +606,63 @@ async fn a_stale_version_skips_no_rehearsal(kind: StoreKind) {
     );
 }
 
+/// A login from `ip`, with `org` given or not.
+async fn login_at(app: &TestApp, ip: &str, body: Value) -> Answer {
+    let mut request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/auth")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .expect("request");
+    let ip: std::net::IpAddr = ip.parse().expect("an address");
+    request
+        .extensions_mut()
+        .insert(realnet::auth::ClientAddr(ip));
+    app.dispatch(request).await
+}
+
+/// The login counts are not dodged by spelling the same attempt another way: the org given
+/// or left out, another address of the same IPv6 /64, the IPv4-mapped form of an IPv4
+/// address. A username in another case is another username (it logs nobody in).
+async fn login_counts_are_not_dodged(kind: StoreKind) {
+    let app = TestApp::with_config(kind, |c| c.auth.max_failures = 3).await;
+    let wrong = |org: Option<&str>| match org {
+        Some(o) => json!({"username": "admin", "password": "wrong password", "org": o}),
+        None => json!({"username": "admin", "password": "wrong password"}),
+    };
+    let right = json!({"username": "admin", "password": realnet_tests::ADMIN_PASSWORD});
+    for (ip, org) in [
+        ("2001:db8::1", None),
+        ("2001:db8::2", Some("default")),
+        ("2001:db8::ffff:3", None),
+    ] {
+        let a = login_at(&app, ip, wrong(org)).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{ip}: {}", a.text);
+    }
+    for (ip, body) in [
+        ("2001:db8::4", right.clone()),
+        (
+            "2001:db8::5",
+            json!({"username": "admin", "password": realnet_tests::ADMIN_PASSWORD, "org": "default"}),
+        ),
+    ] {
+        let a = login_at(&app, ip, body).await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{ip}: {}", a.text);
+    }
+    for ip in ["192.0.2.7", "::ffff:192.0.2.7", "192.0.2.7"] {
+        let a = login_at(&app, ip, wrong(None)).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{ip}: {}", a.text);
+    }
+    let a = login_at(&app, "::ffff:192.0.2.7", right.clone()).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+    let upper = json!({"username": "ADMIN", "password": realnet_tests::ADMIN_PASSWORD});
+    let a = login_at(&app, "198.51.100.1", upper).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
+    // Another address still logs in.
+    let a = login_at(&app, "198.51.100.2", right).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}
+
 on_every_store!(
     no_secret_nested_in_a_job,
     the_public_sets_no_schedules_job,
@@ -617,4 +674,5 @@ on_every_store!(
     an_item_rule_grants_nothing_over_others_items_below,
     jobs_set_no_run_as,
     a_stale_version_skips_no_rehearsal,
+    login_counts_are_not_dodged,
 );
