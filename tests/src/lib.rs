@@ -201,7 +201,8 @@ impl TestApp {
         TestApp::with_types(kind, registry(), adjust).await
     }
 
-    /// A test app over the type definitions `types`.
+    /// A test app with the types of `types` (an initialization folder's), whose
+    /// configuration `adjust` changes first.
     pub async fn with_types(
         kind: StoreKind,
         types: TypeRegistry,

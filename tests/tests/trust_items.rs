@@ -231,6 +231,7 @@ async fn nobody_grants_what_they_do_not_hold(kind: StoreKind) {
         acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": t})).await;
     }
     acl(&app, json!({"principal": format!("account:{bob_id}"), "permissions": ["read"], "target_type": "Deal"})).await;
+    let (carl_id, _) = app.account("default", "carl", false).await;
     let admin = realnet::auth::identity::find_account(&app.rn, "default", "admin")
         .await
         .expect("q")
@@ -238,6 +239,16 @@ async fn nobody_grants_what_they_do_not_hold(kind: StoreKind) {
 
     let before = app.snapshot().await;
     let attempts = [
+        (
+            Method::PATCH,
+            format!("/api/items/{carl_id}"),
+            json!({"attributes": {"password": "taken over password"}}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/items/{carl_id}"),
+            json!({"attributes": {"idp_issuer": "https://idp.example", "idp_subject": "alice-elsewhere"}}),
+        ),
         (
             Method::POST,
             "/api/items".to_string(),

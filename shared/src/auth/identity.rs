@@ -1,7 +1,8 @@
 //! The behaviours of the identity types. Orgs, accounts, groups, API keys and access rules
 //! are ordinary items, but writing them needs org-wide admin rights (see [`crate::access`]),
 //! and nobody grants what they do not hold: a principal that is not an org admin may make no
-//! admin, put no account in a group it is not in, change no account with rights it lacks, make
+//! admin, put no account in a group it is not in, change or delete no account with rights it
+//! lacks, take no username another account (of any account type) holds, make
 //! API keys only for itself and write only rules whose permissions it holds. An account's
 //! password is write-only (hashed into the store, never an attribute), an API key's token is
 //! shown once when it is created, disabling an account or changing its password revokes its
@@ -16,7 +17,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Principal, password, token};
-use crate::access::{AccessRule, Grantee, Target, check_acl};
+use crate::access::{AccessRule, AccessRules, Grantee, Target, check_acl};
 use crate::context::Realnet;
 use crate::item::Item;
 use crate::item::attributes::ValidationErrors;
@@ -110,6 +111,15 @@ pub async fn find_account(
     if !rn.org_exists(org).await? {
         return Ok(None);
     }
+    account_of_any_type(rn, org, username).await
+}
+
+/// The account of `org`, of `Account` or any of its subtypes, with this username.
+async fn account_of_any_type(
+    rn: &Realnet,
+    org: &str,
+    username: &str,
+) -> Result<Option<Item>, StoreError> {
     let mut query = ItemQuery::parse(&rn.types, &[], None).expect("an empty query always parses");
     query.types = rn.types.subtypes("Account").to_vec();
     query.attrs = vec![AttrFilter {
@@ -202,16 +212,6 @@ impl TypeBehaviour for AccountItems {
                 );
             }
         }
-        // The stores keep the usernames of `Account` items unique; this covers its subtypes.
-        if let Some(username) = w.changed("username").and_then(Value::as_str)
-            && let Some(other) = find_account(w.rn, &w.principal.org, username).await?
-            && other.id != w.item.id
-        {
-            return Err(ItemError::Store(StoreError::Taken(format!(
-                "the username {username:?} is taken in org {:?}",
-                w.principal.org
-            ))));
-        }
         if let Some(groups) = w.changed("groups") {
             match groups.as_array() {
                 Some(ids) if ids.len() <= 100 => {
@@ -228,8 +228,28 @@ impl TypeBehaviour for AccountItems {
                 _ => errors.add("groups", "must be a list of at most 100 group ids"),
             }
         }
+        // Usernames are unique among the accounts of every account type (the store keeps
+        // them unique among `Account` items only, and a job's actor is a username).
+        if let Some(username) = w.changed("username").and_then(Value::as_str)
+            && let Some(holder) = account_of_any_type(w.rn, &w.item.org, username).await?
+            && holder.id != w.item.id
+        {
+            return Err(ItemError::Store(StoreError::Taken(format!(
+                "the username {username:?} is taken in org {:?}",
+                w.item.org
+            ))));
+        }
         if let Some(before) = w.before {
             AccountItems::within_rights(w.principal, w.rules.rules(), before)?;
+            // Whoever sets another account's password or identity link can act as it.
+            let takeover =
+                w.write_only.contains_key(PASSWORD) || idp_link(before) != idp_link(w.item);
+            if takeover && !w.principal.admin && w.principal.account != Some(before.id) {
+                return Err(forbidden(format!(
+                    "only an org admin may set another account's password or identity link ({})",
+                    before.id
+                )));
+            }
         }
         AccountItems::within_rights(w.principal, w.rules.rules(), w.item)
     }
@@ -261,6 +281,15 @@ impl TypeBehaviour for AccountItems {
             Some(_) => {}
         }
         Ok(effects)
+    }
+
+    fn check_delete(
+        &self,
+        principal: &Principal,
+        rules: &AccessRules,
+        item: &Item,
+    ) -> Result<(), ItemError> {
+        AccountItems::within_rights(principal, rules.rules(), item)
     }
 
     fn on_delete(&self, item: &Item) -> Vec<Write> {
@@ -375,11 +404,11 @@ impl TypeBehaviour for AclItems {
         for wanted in &rule.permissions {
             let holds = match &rule.target {
                 Target::Type(t) => w.holds(*wanted, t, None, None).await?,
+                // A rule on an item covers everything below it, whoever owns it and of
+                // whatever type: only a right on the item through an item rule (on it or
+                // above it) or a rule on `Item` covers as much.
                 Target::Item(id) => match w.rn.store.get(&w.principal.org, *id).await? {
-                    Some(target) => {
-                        w.holds(*wanted, &target.type_name, target.owner, Some(*id))
-                            .await?
-                    }
+                    Some(_) => w.holds(*wanted, "Item", None, Some(*id)).await?,
                     None => false,
                 },
             };

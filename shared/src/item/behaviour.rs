@@ -3,8 +3,8 @@
 //! so that a subtype defined in an initialization folder gets the behaviour of every base type
 //! it has and cannot escape it. A behaviour says whether clients may create the type's items,
 //! whether writing them needs org-wide admin rights, which attributes are write-only, what to
-//! check beyond the type's schema, which writes go with a change (in the same transaction),
-//! and what to forget once it committed. The core behaviours are registered in
+//! check beyond the type's schema, what a delete needs beyond the `delete` right, which writes
+//! go with a change (in the same transaction), and what to forget once it committed. The core behaviours are registered in
 //! [`Behaviours::core`]; extensions add theirs there too.
 
 use std::collections::HashMap;
@@ -123,6 +123,17 @@ pub trait TypeBehaviour: Send + Sync + 'static {
         Ok(Effects::default())
     }
 
+    /// Refuses a principal the deletion of the item, with [`ItemError::Forbidden`], where the
+    /// type asks more than the `delete` right (an account with rights the deleter lacks).
+    fn check_delete(
+        &self,
+        _principal: &Principal,
+        _rules: &AccessRules,
+        _item: &Item,
+    ) -> Result<(), ItemError> {
+        Ok(())
+    }
+
     /// The writes that go with deleting the item.
     fn on_delete(&self, _item: &Item) -> Vec<Write> {
         Vec::new()
@@ -186,6 +197,17 @@ impl Chain {
             all.secret = all.secret.or(e.secret);
         }
         Ok(all)
+    }
+
+    pub fn check_delete(
+        &self,
+        principal: &Principal,
+        rules: &AccessRules,
+        item: &Item,
+    ) -> Result<(), ItemError> {
+        self.0
+            .iter()
+            .try_for_each(|b| b.check_delete(principal, rules, item))
     }
 
     pub fn on_delete(&self, item: &Item) -> Vec<Write> {

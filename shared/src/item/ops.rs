@@ -729,8 +729,9 @@ pub async fn delete(
 }
 
 /// Checks a delete: the caller's rights and the version. A recursive delete checks `delete`
-/// on every item it would remove and removes all of them or none; each removed item's
-/// behaviour adds what goes with it (an account's tokens and password).
+/// on every item it would remove (and what each item's behaviour asks more) and removes all
+/// of them or none; each removed item's behaviour adds what goes with it (an account's tokens
+/// and password).
 pub async fn prepare_delete(
     rn: &Realnet,
     principal: &Principal,
@@ -768,6 +769,11 @@ pub async fn prepare_delete(
                 ),
             ));
         }
+    }
+    for item in &doomed {
+        rn.behaviours
+            .of(&item.type_name)
+            .check_delete(principal, &rules, item)?;
     }
     // Deepest first, each on its own: an item added meanwhile makes the delete refused, never
     // removed unchecked.

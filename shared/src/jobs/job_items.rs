@@ -20,7 +20,9 @@ impl TypeBehaviour for JobItems {
 }
 
 /// The write-only attribute a job's payload carries, if it carries one: item jobs may not
-/// hold secrets, since their payload is kept in the `Job` item and the queue.
+/// hold secrets, since their payload is kept in the `Job` item and the queue. A job nested in
+/// an attribute (a `Schedule`'s `job`, sent by an item job) is looked at too, at every depth,
+/// and an item of a type that is not loaded is refused any attribute write-only anywhere.
 pub fn secret_in(rn: &Realnet, kind: &str, payload: &Value) -> Option<String> {
     let items = payload.get("items")?.as_array()?;
     for item in items {
@@ -28,9 +30,11 @@ pub fn secret_in(rn: &Realnet, kind: &str, payload: &Value) -> Option<String> {
             continue;
         };
         let type_name = item.get("type").and_then(Value::as_str);
-        for name in attributes.keys() {
+        for (name, value) in attributes {
             let write_only = match (kind, type_name) {
-                ("items.create", Some(t)) => rn.behaviours.of(t).is_write_only(name),
+                ("items.create", Some(t)) if rn.types.get(t).is_some() => {
+                    rn.behaviours.of(t).is_write_only(name)
+                }
                 // An update names no type: refuse any attribute that is write-only anywhere.
                 _ => rn.behaviours.write_only_anywhere(name),
             };
@@ -39,7 +43,15 @@ pub fn secret_in(rn: &Realnet, kind: &str, payload: &Value) -> Option<String> {
                     "{name:?} is write-only and may not be sent in a job (jobs are stored): set it with a direct request"
                 ));
             }
+            if let Some(m) = nested_job(value).and_then(|(k, p)| secret_in(rn, k, p)) {
+                return Some(m);
+            }
         }
     }
     None
+}
+
+/// The kind and payload of an attribute shaped like a job (`{"kind": ..., "payload": ...}`).
+fn nested_job(value: &Value) -> Option<(&str, &Value)> {
+    Some((value.get("kind")?.as_str()?, value.get("payload")?))
 }

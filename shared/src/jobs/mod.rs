@@ -342,10 +342,17 @@ pub async fn rehearse(
     kind: &str,
     payload: &Value,
 ) -> Result<(), ItemError> {
-    let work = match checked_work(rn, kind, payload) {
+    let mut work = match checked_work(rn, kind, payload) {
         Ok(w) => w,
         Err(e) => return Err(ValidationErrors::single("job", e.to_string()).into()),
     };
+    // Rights do not depend on versions, and a version that is not current yet would stop the
+    // rehearsal at its item (a retry) before the items after it are checked.
+    if let Work::Update(u) = &mut work {
+        for i in &mut u.items {
+            i.version = None;
+        }
+    }
     match prepare(rn, p, work).await {
         Ok(_) | Err(JobFailure::Retry(_)) | Err(JobFailure::AlreadyRan) => Ok(()),
         Err(JobFailure::Permanent(m)) => Err(ValidationErrors::single("job", m).into()),

@@ -159,6 +159,14 @@ impl TypeBehaviour for ScheduleItems {
             }
         };
         if job_set(w.before, w.item) {
+            // The runs act as whoever set the job; the public is no one (without this, the
+            // runs would fall back to the schedule's owner).
+            if w.principal.is_public() {
+                return Err(ItemError::Unauthenticated(
+                    "log in to set a schedule's job (POST /api/auth): its runs act as whoever set it"
+                        .into(),
+                ));
+            }
             match crate::jobs::rehearse(w.rn, w.principal, &job.kind, &job.payload).await {
                 Ok(()) => {}
                 Err(ItemError::Invalid(e)) => errors.0.extend(e.0),
