@@ -330,7 +330,7 @@ wrk.body = '{{"username": "bench", "password": "{MEMBER_PASSWORD}", "org": "big"
             );
         }
     }
-    cold_start(&s, &db).await
+    cold_start(&s, &db, &big_rn).await
 }
 
 /// Creates (or recreates) database `name` and returns a config pointing at it.
@@ -637,7 +637,11 @@ fn run_checked(cmd: &mut Command) -> anyhow::Result<String> {
 }
 
 /// Time from process start to the first answered event, and peak resident memory then.
-async fn cold_start(s: &Settings, db: &tokio_postgres::Config) -> anyhow::Result<()> {
+async fn cold_start(
+    s: &Settings,
+    db: &tokio_postgres::Config,
+    big: &Realnet,
+) -> anyhow::Result<()> {
     let api = PathBuf::from(
         std::env::var("REALNET_BENCH_API_BIN")
             .context("REALNET_BENCH_API_BIN is not set: run tests/bench")?,
@@ -660,6 +664,30 @@ async fn cold_start(s: &Settings, db: &tokio_postgres::Config) -> anyhow::Result
     };
     let ping = event("api/ping.json")?;
     let query = event("api/query-items.json")?;
+    // The query event carries an identity provider's claims: link them to `admin` of `big`.
+    let claims = &query["requestContext"]["authorizer"]["claims"];
+    let admin = realnet::auth::identity::find_account(big, "big", "admin")
+        .await?
+        .context("the big org's admin")?;
+    let link = ops::Change::Patch {
+        name: None,
+        parent: None,
+        attributes: Some(
+            json!({"idp_issuer": claims["iss"], "idp_subject": claims["sub"]})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        ),
+    };
+    ops::update(
+        big,
+        &Principal::org_admin("big"),
+        admin.id,
+        link,
+        None,
+        None,
+    )
+    .await?;
     let batch = event("worker/fifo-batch.json")?;
     let tick = event("scheduler/tick.json")?;
     let url = format!(
@@ -669,7 +697,6 @@ async fn cold_start(s: &Settings, db: &tokio_postgres::Config) -> anyhow::Result
         db.get_user().unwrap_or("postgres"),
         db.get_dbname().unwrap_or("postgres")
     );
-    // The query event carries an authorizer's claims for `admin`.
     let env = [
         ("REALNET_DB_TYPE", "postgresql"),
         ("REALNET_DB_URL", url.as_str()),
