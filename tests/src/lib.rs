@@ -358,6 +358,31 @@ impl TestApp {
         self.call(Method::POST, uri, Some(body), &[]).await
     }
 
+    /// Sends `method uri` as the holder of `token`, with an optional JSON body.
+    pub async fn call_with(
+        &self,
+        token: &str,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        self.call_as(Some(token), method, uri, body, &[]).await
+    }
+
+    /// Asserts a refusal: `status`, a JSON error body, and that neither org changed since
+    /// `before` (a [`TestApp::snapshot`]).
+    pub async fn assert_refused(&self, before: &[Item], a: &Answer, status: StatusCode) {
+        assert_eq!(a.status, status, "{}", a.text);
+        assert!(a.body["error"]["message"].is_string(), "{}", a.text);
+        assert_eq!(self.snapshot().await, before, "a refusal changed nothing");
+    }
+
+    /// Creates an access rule (an `Acl` item) as the default org's admin.
+    pub async fn acl(&self, attributes: Value) -> Value {
+        self.create(serde_json::json!({"type": "Acl", "name": "rule", "attributes": attributes}))
+            .await
+    }
+
     /// Creates an item through the API and returns it, failing the test if that fails.
     pub async fn create(&self, body: Value) -> Value {
         let a = self.post("/api/items", body.clone()).await;
@@ -382,6 +407,11 @@ impl TestApp {
         }
         all
     }
+}
+
+/// The `id` of an item as the API shows it.
+pub fn id_of(item: &Value) -> String {
+    item["id"].as_str().expect("an item id").to_string()
 }
 
 /// Test-only conveniences on the context.

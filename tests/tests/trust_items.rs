@@ -6,28 +6,8 @@
 //! in either org.
 
 use axum::http::{Method, StatusCode};
-use realnet_tests::{Answer, StoreKind, TestApp, on_every_store};
+use realnet_tests::{StoreKind, TestApp, id_of, on_every_store};
 use serde_json::{Value, json};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
-async fn as_(app: &TestApp, token: &str, method: Method, uri: &str, body: Option<Value>) -> Answer {
-    app.call_as(Some(token), method, uri, body, &[]).await
-}
-
-/// Asserts a refusal: the status, a JSON error body, and that neither org changed.
-async fn refused(app: &TestApp, before: &[realnet::item::Item], a: &Answer, status: StatusCode) {
-    assert_eq!(a.status, status, "{}", a.text);
-    assert!(a.body["error"]["message"].is_string(), "{}", a.text);
-    assert_eq!(app.snapshot().await, before, "a refusal changed nothing");
-}
-
-async fn acl(app: &TestApp, attributes: Value) -> Value {
-    app.create(json!({"type": "Acl", "name": "rule", "attributes": attributes}))
-        .await
-}
 
 /// A member may delete their own folder, but not recursively when it holds another member's
 /// items: all or nothing, and the refusal names the item.
@@ -35,77 +15,77 @@ async fn recursive_delete_checks_every_item(kind: StoreKind) {
     let app = TestApp::new(kind).await;
     let (_, alice) = app.account("default", "alice", false).await;
     let (_, bob) = app.account("default", "bob", false).await;
-    let folder = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "Folder", "name": "mine"})),
-    )
-    .await;
+    let folder = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Folder", "name": "mine"})),
+        )
+        .await;
     assert_eq!(folder.status, StatusCode::CREATED, "{}", folder.text);
-    let own = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "Folder", "name": "own child", "parent": id(&folder.body)})),
-    )
-    .await;
+    let own = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Folder", "name": "own child", "parent": id_of(&folder.body)})),
+        )
+        .await;
     assert_eq!(own.status, StatusCode::CREATED);
-    let theirs = as_(
-        &app,
-        &bob,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "Company", "name": "Bob's", "parent": id(&own.body)})),
-    )
-    .await;
+    let theirs = app
+        .call_with(
+            &bob,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Company", "name": "Bob's", "parent": id_of(&own.body)})),
+        )
+        .await;
     assert_eq!(theirs.status, StatusCode::CREATED, "{}", theirs.text);
 
     let before = app.snapshot().await;
-    let uri = format!("/api/items/{}?recursive=true", id(&folder.body));
-    let a = as_(&app, &alice, Method::DELETE, &uri, None).await;
-    refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
+    let uri = format!("/api/items/{}?recursive=true", id_of(&folder.body));
+    let a = app.call_with(&alice, Method::DELETE, &uri, None).await;
+    app.assert_refused(&before, &a, StatusCode::FORBIDDEN).await;
     assert!(
-        a.text.contains(&id(&theirs.body)),
+        a.text.contains(&id_of(&theirs.body)),
         "names the item: {}",
         a.text
     );
 
     // The same through the items.delete job: it fails, and nothing is removed.
-    let job = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/jobs",
-        Some(json!({"kind": "items.delete",
-        "payload": {"ids": [id(&folder.body)], "recursive": true}})),
-    )
-    .await;
+    let job = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/jobs",
+            Some(json!({"kind": "items.delete",
+        "payload": {"ids": [id_of(&folder.body)], "recursive": true}})),
+        )
+        .await;
     assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.text);
-    let done = app.finished_job(&alice, &id(&job.body)).await;
+    let done = app.finished_job(&alice, &id_of(&job.body)).await;
     assert_eq!(done["status"], "failed", "{done}");
     assert!(
         app.snapshot()
             .await
             .iter()
-            .any(|i| i.id.to_string() == id(&theirs.body))
+            .any(|i| i.id.to_string() == id_of(&theirs.body))
     );
 
     // Once Bob's item is gone, Alice's own tree goes, all of it.
-    let gone = as_(
-        &app,
-        &bob,
-        Method::DELETE,
-        &format!("/api/items/{}", id(&theirs.body)),
-        None,
-    )
-    .await;
+    let gone = app
+        .call_with(
+            &bob,
+            Method::DELETE,
+            &format!("/api/items/{}", id_of(&theirs.body)),
+            None,
+        )
+        .await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT);
-    let a = as_(&app, &alice, Method::DELETE, &uri, None).await;
+    let a = app.call_with(&alice, Method::DELETE, &uri, None).await;
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
-    let left = app.get(&format!("/api/items/{}", id(&own.body))).await;
+    let left = app.get(&format!("/api/items/{}", id_of(&own.body))).await;
     assert_eq!(left.status, StatusCode::NOT_FOUND);
 }
 
@@ -117,7 +97,7 @@ async fn a_recursive_delete_runs_each_items_behaviour(kind: StoreKind) {
         .await;
     let carol = app
         .create(
-            json!({"type": "Account", "name": "carol", "parent": id(&folder),
+            json!({"type": "Account", "name": "carol", "parent": id_of(&folder),
         "attributes": {"username": "carol", "password": "carol's long password"}}),
         )
         .await;
@@ -136,13 +116,13 @@ async fn a_recursive_delete_runs_each_items_behaviour(kind: StoreKind) {
     let a = app
         .call(
             Method::DELETE,
-            &format!("/api/items/{}?recursive=true", id(&folder)),
+            &format!("/api/items/{}?recursive=true", id_of(&folder)),
             None,
             &[],
         )
         .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
-    let me = as_(&app, &token, Method::GET, "/api/auth", None).await;
+    let me = app.call_with(&token, Method::GET, "/api/auth", None).await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.text);
     let again = app
         .call_as(
@@ -156,7 +136,9 @@ async fn a_recursive_delete_runs_each_items_behaviour(kind: StoreKind) {
         .await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        app.get(&format!("/api/items/{}", id(&carol))).await.status,
+        app.get(&format!("/api/items/{}", id_of(&carol)))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
 }
@@ -170,35 +152,34 @@ async fn admin_is_org_wide(kind: StoreKind) {
     let folder = app
         .create(json!({"type": "Folder", "name": "alice's"}))
         .await;
-    acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_item": id(&folder)})).await;
-    acl(
-        &app,
-        json!({"principal": "owner", "permissions": ["admin"], "target_type": "Item"}),
-    )
-    .await;
-    acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": "Item"})).await;
+    app.acl(json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_item": id_of(&folder)})).await;
+    app.acl(json!({"principal": "owner", "permissions": ["admin"], "target_type": "Item"}))
+        .await;
+    app.acl(json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": "Item"})).await;
 
     let before = app.snapshot().await;
     for body in [
         json!({"type": "Account", "name": "eve", "attributes": {"username": "eve", "admin": true, "password": "eve's long password"}}),
-        json!({"type": "Account", "name": "eve", "parent": id(&folder), "attributes": {"username": "eve", "password": "eve's long password"}}),
+        json!({"type": "Account", "name": "eve", "parent": id_of(&folder), "attributes": {"username": "eve", "password": "eve's long password"}}),
         json!({"type": "Acl", "name": "mine", "attributes": {"principal": "members", "permissions": ["admin"], "target_type": "Account"}}),
         json!({"type": "Group", "name": "admins"}),
         json!({"type": "ApiKey", "name": "k", "attributes": {"account": alice_id}}),
     ] {
-        let a = as_(&app, &alice, Method::POST, "/api/items", Some(body.clone())).await;
-        refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
+        let a = app
+            .call_with(&alice, Method::POST, "/api/items", Some(body.clone()))
+            .await;
+        app.assert_refused(&before, &a, StatusCode::FORBIDDEN).await;
     }
     // Her own account neither: she owns nothing of it, and making herself admin is refused.
     let me = format!("/api/items/{alice_id}");
-    let a = as_(
-        &app,
-        &alice,
-        Method::PATCH,
-        &me,
-        Some(json!({"attributes": {"admin": true}})),
-    )
-    .await;
+    let a = app
+        .call_with(
+            &alice,
+            Method::PATCH,
+            &me,
+            Some(json!({"attributes": {"admin": true}})),
+        )
+        .await;
     assert!(
         a.status == StatusCode::FORBIDDEN || a.status == StatusCode::NOT_FOUND,
         "{}",
@@ -228,9 +209,9 @@ async fn nobody_grants_what_they_do_not_hold(kind: StoreKind) {
         .create(json!({"type": "Group", "name": "finance"}))
         .await;
     for t in ["Account", "Acl", "ApiKey"] {
-        acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": t})).await;
+        app.acl(json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": t})).await;
     }
-    acl(&app, json!({"principal": format!("account:{bob_id}"), "permissions": ["read"], "target_type": "Deal"})).await;
+    app.acl(json!({"principal": format!("account:{bob_id}"), "permissions": ["read"], "target_type": "Deal"})).await;
     let (carl_id, _) = app.account("default", "carl", false).await;
     let admin = realnet::auth::identity::find_account(&app.rn, "default", "admin")
         .await
@@ -257,7 +238,7 @@ async fn nobody_grants_what_they_do_not_hold(kind: StoreKind) {
         (
             Method::POST,
             "/api/items".to_string(),
-            json!({"type": "Account", "name": "eve", "attributes": {"username": "eve", "groups": [id(&group)]}}),
+            json!({"type": "Account", "name": "eve", "attributes": {"username": "eve", "groups": [id_of(&group)]}}),
         ),
         (
             Method::PATCH,
@@ -286,33 +267,35 @@ async fn nobody_grants_what_they_do_not_hold(kind: StoreKind) {
         ),
     ];
     for (method, uri, body) in attempts {
-        let a = as_(&app, &alice, method, &uri, Some(body.clone())).await;
+        let a = app
+            .call_with(&alice, method, &uri, Some(body.clone()))
+            .await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{body}: {}", a.text);
         assert_eq!(app.snapshot().await, before, "{body}");
     }
     // Within her rights, she may.
-    let ok = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "Account", "name": "dan",
+    let ok = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Account", "name": "dan",
         "attributes": {"username": "dan"}})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
-    let ok = as_(&app, &alice, Method::POST, "/api/items", Some(json!({"type": "Acl", "name": "r",
+    let ok = app.call_with(&alice, Method::POST, "/api/items", Some(json!({"type": "Acl", "name": "r",
         "attributes": {"principal": "members", "permissions": ["read"], "target_type": "Resource"}}))).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
-    let ok = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "ApiKey", "name": "mine",
+    let ok = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "ApiKey", "name": "mine",
         "attributes": {"account": alice_id}})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
 }
 
@@ -322,28 +305,28 @@ async fn nobody_grants_what_they_do_not_hold(kind: StoreKind) {
 async fn server_owned_fields_and_items(kind: StoreKind) {
     let app = TestApp::new(kind).await;
     let (_, alice) = app.account("default", "alice", false).await;
-    let file = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/files",
-        Some(json!({"name": "a.txt", "content_type": "text/plain", "size": 3})),
-    )
-    .await;
+    let file = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/files",
+            Some(json!({"name": "a.txt", "content_type": "text/plain", "size": 3})),
+        )
+        .await;
     assert_eq!(file.status, StatusCode::CREATED, "{}", file.text);
-    let uri = format!("/api/items/{}", id(&file.body["item"]));
-    let job = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/jobs",
-        Some(json!({"kind": "items.create",
+    let uri = format!("/api/items/{}", id_of(&file.body["item"]));
+    let job = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/jobs",
+            Some(json!({"kind": "items.create",
         "payload": {"items": [{"type": "Folder", "name": "by job"}]}})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.text);
-    app.finished_job(&alice, &id(&job.body)).await;
-    let job_uri = format!("/api/items/{}", id(&job.body));
+    app.finished_job(&alice, &id_of(&job.body)).await;
+    let job_uri = format!("/api/items/{}", id_of(&job.body));
 
     let before = app.snapshot().await;
     let checksum = "0".repeat(64);
@@ -398,7 +381,7 @@ async fn server_owned_fields_and_items(kind: StoreKind) {
             "error",
         ),
     ] {
-        let a = as_(&app, token, method, uri, Some(body.clone())).await;
+        let a = app.call_with(token, method, uri, Some(body.clone())).await;
         assert_eq!(
             a.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -424,7 +407,9 @@ async fn server_owned_fields_and_items(kind: StoreKind) {
         ),
         (&app.admin_token, json!({"type": "Org", "name": "nope"})),
     ] {
-        let a = as_(&app, token, Method::POST, "/api/items", Some(body.clone())).await;
+        let a = app
+            .call_with(token, Method::POST, "/api/items", Some(body.clone()))
+            .await;
         assert_eq!(
             a.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -440,15 +425,15 @@ async fn server_owned_fields_and_items(kind: StoreKind) {
     }
     // Sending a server-owned field unchanged (a read-modify-write PUT) is fine.
     let current = app.get(&uri).await.body;
-    let put = as_(
-        &app,
-        &alice,
-        Method::PUT,
-        &uri,
-        Some(json!({"name": "renamed.txt",
+    let put = app
+        .call_with(
+            &alice,
+            Method::PUT,
+            &uri,
+            Some(json!({"name": "renamed.txt",
         "attributes": current["attributes"]})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.text);
     assert_eq!(put.body["attributes"]["status"], "pending");
 }
@@ -469,7 +454,7 @@ async fn moves_need_create_on_the_new_parent(kind: StoreKind) {
     assert_eq!(
         app.call(
             Method::DELETE,
-            &format!("/api/items/{}", id(rule)),
+            &format!("/api/items/{}", id_of(rule)),
             None,
             &[]
         )
@@ -477,44 +462,37 @@ async fn moves_need_create_on_the_new_parent(kind: StoreKind) {
         .status,
         StatusCode::NO_CONTENT
     );
-    acl(
-        &app,
-        json!({"principal": "members", "permissions": ["read"], "target_type": "Resource"}),
-    )
-    .await;
-    acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["create"], "target_item": id(&open)})).await;
-    let mine = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "Folder", "name": "mine", "parent": id(&open)})),
-    )
-    .await;
+    app.acl(json!({"principal": "members", "permissions": ["read"], "target_type": "Resource"}))
+        .await;
+    app.acl(json!({"principal": format!("account:{alice_id}"), "permissions": ["create"], "target_item": id_of(&open)})).await;
+    let mine = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Folder", "name": "mine", "parent": id_of(&open)})),
+        )
+        .await;
     assert_eq!(mine.status, StatusCode::CREATED, "{}", mine.text);
 
     let before = app.snapshot().await;
-    let uri = format!("/api/items/{}", id(&mine.body));
-    for parent in [json!(id(&closed)), Value::Null] {
-        let a = as_(
-            &app,
+    let uri = format!("/api/items/{}", id_of(&mine.body));
+    for parent in [json!(id_of(&closed)), Value::Null] {
+        let a = app
+            .call_with(&alice, Method::PATCH, &uri, Some(json!({"parent": parent})))
+            .await;
+        app.assert_refused(&before, &a, StatusCode::FORBIDDEN).await;
+    }
+    let put = app
+        .call_with(
             &alice,
-            Method::PATCH,
+            Method::PUT,
             &uri,
-            Some(json!({"parent": parent})),
+            Some(json!({"name": "mine", "parent": id_of(&closed)})),
         )
         .await;
-        refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
-    }
-    let put = as_(
-        &app,
-        &alice,
-        Method::PUT,
-        &uri,
-        Some(json!({"name": "mine", "parent": id(&closed)})),
-    )
-    .await;
-    refused(&app, &before, &put, StatusCode::FORBIDDEN).await;
+    app.assert_refused(&before, &put, StatusCode::FORBIDDEN)
+        .await;
 }
 
 /// A deleted group grants nothing, even to accounts whose `groups` still name it.
@@ -524,15 +502,17 @@ async fn a_deleted_group_grants_nothing(kind: StoreKind) {
     let carol = app
         .create(
             json!({"type": "Account", "name": "carol", "attributes": {"username": "carol",
-        "groups": [id(&group)]}}),
+        "groups": [id_of(&group)]}}),
         )
         .await;
-    acl(&app, json!({"principal": format!("group:{}", id(&group)), "permissions": ["read"], "target_type": "Account"})).await;
+    app.acl(json!({"principal": format!("group:{}", id_of(&group)), "permissions": ["read"], "target_type": "Account"})).await;
     let token = realnet_tests::TestTokens::token_for(&*app.rn, "default", "carol").await;
-    let uri = format!("/api/items/{}", id(&carol));
+    let uri = format!("/api/items/{}", id_of(&carol));
     let admin_list = "/api/items?type=Account";
     assert_eq!(
-        as_(&app, &token, Method::GET, admin_list, None).await.body["items"]
+        app.call_with(&token, Method::GET, admin_list, None)
+            .await
+            .body["items"]
             .as_array()
             .map(Vec::len),
         Some(2)
@@ -540,19 +520,19 @@ async fn a_deleted_group_grants_nothing(kind: StoreKind) {
     let gone = app
         .call(
             Method::DELETE,
-            &format!("/api/items/{}", id(&group)),
+            &format!("/api/items/{}", id_of(&group)),
             None,
             &[],
         )
         .await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT);
-    let listed = as_(&app, &token, Method::GET, admin_list, None).await;
+    let listed = app.call_with(&token, Method::GET, admin_list, None).await;
     assert_eq!(listed.body["items"], json!([]), "{}", listed.text);
-    let me = as_(&app, &token, Method::GET, "/api/auth", None).await;
+    let me = app.call_with(&token, Method::GET, "/api/auth", None).await;
     assert_eq!(me.body["groups"], json!([]), "{}", me.text);
     assert_eq!(
         app.get(&uri).await.body["attributes"]["groups"],
-        json!([id(&group)])
+        json!([id_of(&group)])
     );
 }
 
@@ -577,7 +557,8 @@ async fn no_secret_rests_in_a_job(kind: StoreKind) {
         let a = app
             .post("/api/jobs", json!({"kind": kind, "payload": payload}))
             .await;
-        refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+        app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
         assert!(a.text.contains("write-only"), "{}", a.text);
         let s = app
             .post(
@@ -586,7 +567,8 @@ async fn no_secret_rests_in_a_job(kind: StoreKind) {
             "cron": "0 * * * *", "job": {"kind": kind, "payload": payload}}}),
             )
             .await;
-        refused(&app, &before, &s, StatusCode::UNPROCESSABLE_ENTITY).await;
+        app.assert_refused(&before, &s, StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
         assert!(
             s.body["error"]["details"]["fields"]["job"].is_string(),
             "{}",
@@ -599,33 +581,34 @@ async fn no_secret_rests_in_a_job(kind: StoreKind) {
 async fn schedules_run_as_the_account_that_set_their_job(kind: StoreKind) {
     let app = TestApp::new(kind).await;
     let (alice_id, alice) = app.account("default", "alice", false).await;
-    acl(&app, json!({"principal": "members", "permissions": ["create", "update"], "target_type": "Schedule"})).await;
+    app.acl(json!({"principal": "members", "permissions": ["create", "update"], "target_type": "Schedule"})).await;
     let job = json!({"kind": "items.create", "payload": {"items": [{"type": "Folder", "name": "nightly"}]}});
-    let made = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "Schedule", "name": "s",
+    let made = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Schedule", "name": "s",
         "attributes": {"cron": "0 3 * * *", "job": job}})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
     assert_eq!(made.body["attributes"]["run_as"], json!(alice_id));
-    let uri = format!("/api/items/{}", id(&made.body));
+    let uri = format!("/api/items/{}", id_of(&made.body));
 
     // A job she may not run (creating accounts) is refused when she sets it.
     let before = app.snapshot().await;
     let bad = json!({"kind": "items.create", "payload": {"items": [{"type": "Account", "name": "eve", "attributes": {"username": "eve", "admin": true}}]}});
-    let a = as_(
-        &app,
-        &alice,
-        Method::PATCH,
-        &uri,
-        Some(json!({"attributes": {"job": bad}})),
-    )
-    .await;
-    refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let a = app
+        .call_with(
+            &alice,
+            Method::PATCH,
+            &uri,
+            Some(json!({"attributes": {"job": bad}})),
+        )
+        .await;
+    app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
     assert!(
         a.body["error"]["details"]["fields"]["job"].is_string(),
         "{}",
@@ -636,25 +619,26 @@ async fn schedules_run_as_the_account_that_set_their_job(kind: StoreKind) {
         .await
         .expect("q")
         .expect("admin");
-    let a = as_(
-        &app,
-        &alice,
-        Method::PATCH,
-        &uri,
-        Some(json!({"attributes": {"run_as": admin.id}})),
-    )
-    .await;
-    refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let a = app
+        .call_with(
+            &alice,
+            Method::PATCH,
+            &uri,
+            Some(json!({"attributes": {"run_as": admin.id}})),
+        )
+        .await;
+    app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
 
     // Renaming keeps who it runs as; the admin setting the job takes it over.
-    let renamed = as_(
-        &app,
-        &alice,
-        Method::PATCH,
-        &uri,
-        Some(json!({"name": "renamed"})),
-    )
-    .await;
+    let renamed = app
+        .call_with(
+            &alice,
+            Method::PATCH,
+            &uri,
+            Some(json!({"name": "renamed"})),
+        )
+        .await;
     assert_eq!(
         renamed.body["attributes"]["run_as"],
         json!(alice_id),
@@ -703,16 +687,16 @@ async fn subtypes_keep_their_base_behaviour(kind: StoreKind) {
     assert_eq!(login.status, StatusCode::OK, "{}", login.text);
 
     let before = app.snapshot().await;
-    let a = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "Employee",
+    let a = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Employee",
         "name": "mallory", "attributes": {"username": "mallory", "admin": true}})),
-    )
-    .await;
-    refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
+        )
+        .await;
+    app.assert_refused(&before, &a, StatusCode::FORBIDDEN).await;
     let a = app
         .post(
             "/api/items",
@@ -720,7 +704,7 @@ async fn subtypes_keep_their_base_behaviour(kind: StoreKind) {
         "attributes": {"username": "alice"}}),
         )
         .await;
-    refused(&app, &before, &a, StatusCode::CONFLICT).await;
+    app.assert_refused(&before, &a, StatusCode::CONFLICT).await;
     let a = app
         .post(
             "/api/items",
@@ -728,7 +712,8 @@ async fn subtypes_keep_their_base_behaviour(kind: StoreKind) {
         "attributes": {"status": "ready"}}),
         )
         .await;
-    refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+    app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
     let a = app
         .post(
             "/api/jobs",
@@ -736,7 +721,8 @@ async fn subtypes_keep_their_base_behaviour(kind: StoreKind) {
         "name": "e", "attributes": {"username": "e", "password": "a long enough password"}}]}}),
         )
         .await;
-    refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+    app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
 }
 
 on_every_store!(

@@ -5,28 +5,8 @@
 
 use axum::http::{Method, StatusCode};
 use realnet::types::TypeRegistry;
-use realnet_tests::{Answer, OTHER_ORG, StoreKind, TestApp, TestTokens, on_every_store};
+use realnet_tests::{Answer, OTHER_ORG, StoreKind, TestApp, TestTokens, id_of, on_every_store};
 use serde_json::{Value, json};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
-async fn as_(app: &TestApp, token: &str, method: Method, uri: &str, body: Option<Value>) -> Answer {
-    app.call_as(Some(token), method, uri, body, &[]).await
-}
-
-/// Asserts a refusal: the status, a JSON error body, and that neither org changed.
-async fn refused(app: &TestApp, before: &[realnet::item::Item], a: &Answer, status: StatusCode) {
-    assert_eq!(a.status, status, "{}", a.text);
-    assert!(a.body["error"]["message"].is_string(), "{}", a.text);
-    assert_eq!(app.snapshot().await, before, "a refusal changed nothing");
-}
-
-async fn acl(app: &TestApp, attributes: Value) -> Value {
-    app.create(json!({"type": "Acl", "name": "rule", "attributes": attributes}))
-        .await
-}
 
 async fn admin_of(app: &TestApp, org: &str) -> realnet::item::Item {
     realnet::auth::identity::find_account(&app.rn, org, "admin")
@@ -90,21 +70,22 @@ async fn no_secret_nested_in_a_job(kind: StoreKind) {
             "attributes": {"cron": "0 * * * *", "job": secret}}]}}),
         json!({"kind": "items.create", "payload": {"items": [{"type": "Schedule", "name": "s3",
             "attributes": {"cron": "0 * * * *", "job": deeper}}]}}),
-        json!({"kind": "items.update", "payload": {"items": [{"id": id(&schedule),
+        json!({"kind": "items.update", "payload": {"items": [{"id": id_of(&schedule),
             "attributes": {"job": secret}}]}}),
         json!({"kind": "items.create", "payload": {"items": [{"type": "account", "name": "eve",
             "attributes": {"username": "eve", "password": "eve's long password"}}]}}),
     ] {
         let a = app.post("/api/jobs", payload.clone()).await;
-        refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+        app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
         assert!(a.text.contains("write-only"), "{payload}: {}", a.text);
     }
     // A schedule whose job's first item has a stale version: the rehearsal stops there (the
     // run would retry), so only the payload itself can show the secret in the second item.
     let stale = json!({"kind": "items.update", "payload": {"items": [
-        {"id": id(&folder), "version": 99, "attributes": {}},
-        {"id": id(&schedule), "attributes": {"job": secret}}]}});
-    let uri = format!("/api/items/{}", id(&schedule));
+        {"id": id_of(&folder), "version": 99, "attributes": {}},
+        {"id": id_of(&schedule), "attributes": {"job": secret}}]}});
+    let uri = format!("/api/items/{}", id_of(&schedule));
     let a = app
         .call(
             Method::PATCH,
@@ -113,7 +94,8 @@ async fn no_secret_nested_in_a_job(kind: StoreKind) {
             &[],
         )
         .await;
-    refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+    app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
     assert!(a.text.contains("write-only"), "{}", a.text);
 }
 
@@ -123,9 +105,7 @@ async fn no_secret_nested_in_a_job(kind: StoreKind) {
 /// item at the version the change itself makes) gave the public an admin's rights.
 async fn the_public_sets_no_schedules_job(kind: StoreKind) {
     let app = TestApp::new(kind).await;
-    acl(
-        &app,
-        json!({"principal": "public", "permissions": ["read", "update"], "target_type": "Schedule"}),
+    app.acl(json!({"principal": "public", "permissions": ["read", "update"], "target_type": "Schedule"}),
     )
     .await;
     let job =
@@ -133,7 +113,7 @@ async fn the_public_sets_no_schedules_job(kind: StoreKind) {
     let schedule = app
         .create(json!({"type": "Schedule", "name": "s", "attributes": {"cron": "0 * * * *", "job": job}}))
         .await;
-    let uri = format!("/api/items/{}", id(&schedule));
+    let uri = format!("/api/items/{}", id_of(&schedule));
     // The rehearsal stops at the first item, whose version is the one this change makes
     // (so the run would retry): the rule after it would be checked only at run time, as the
     // owner.
@@ -143,8 +123,8 @@ async fn the_public_sets_no_schedules_job(kind: StoreKind) {
         .body["items"][0];
     let next = schedule["version"].as_i64().expect("version") + 1;
     let other = json!({"kind": "items.update", "payload": {"items": [
-        {"id": id(&schedule), "version": next, "attributes": {"enabled": true}},
-        {"id": id(rule), "attributes": {"principal": "public", "permissions": ["admin"]}}]}});
+        {"id": id_of(&schedule), "version": next, "attributes": {"enabled": true}},
+        {"id": id_of(rule), "attributes": {"principal": "public", "permissions": ["admin"]}}]}});
     let before = app.snapshot().await;
     let a = app
         .call_as(
@@ -155,7 +135,8 @@ async fn the_public_sets_no_schedules_job(kind: StoreKind) {
             &[],
         )
         .await;
-    refused(&app, &before, &a, StatusCode::UNAUTHORIZED).await;
+    app.assert_refused(&before, &a, StatusCode::UNAUTHORIZED)
+        .await;
     // What the rule grants without touching the job, the public may still do.
     let a = app
         .call_as(
@@ -191,7 +172,8 @@ async fn subtypes_keep_their_base_behaviour(kind: StoreKind) {
         ),
     ] {
         let a = app.post(uri, body.clone()).await;
-        refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+        app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
         assert!(
             a.body["error"]["details"]["fields"]["type"].is_string(),
             "{body}: {}",
@@ -199,33 +181,31 @@ async fn subtypes_keep_their_base_behaviour(kind: StoreKind) {
         );
     }
     let employee = json!({"type": "Employee", "name": "eve", "attributes": {"username": "eve", "admin": true, "password": "eve's long password"}});
-    let a = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/items",
-        Some(employee.clone()),
-    )
-    .await;
-    refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
+    let a = app
+        .call_with(&alice, Method::POST, "/api/items", Some(employee.clone()))
+        .await;
+    app.assert_refused(&before, &a, StatusCode::FORBIDDEN).await;
     let a = app
         .post(
             "/api/jobs",
             json!({"kind": "items.create", "payload": {"items": [employee]}}),
         )
         .await;
-    refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+    app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
     // With an admin rule on Account (org-wide), a subtype is still no way to an admin.
-    acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": "Account"})).await;
+    app.acl(json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": "Account"})).await;
     let before = app.snapshot().await;
-    let a = as_(&app, &alice, Method::POST, "/api/items", Some(employee)).await;
-    refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
+    let a = app
+        .call_with(&alice, Method::POST, "/api/items", Some(employee))
+        .await;
+    app.assert_refused(&before, &a, StatusCode::FORBIDDEN).await;
     // Rules of a subtype of Acl are rules: they grant no more than their author holds.
-    acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": "Acl"})).await;
+    app.acl(json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": "Acl"})).await;
     let before = app.snapshot().await;
-    let a = as_(&app, &alice, Method::POST, "/api/items", Some(json!({"type": "Rule", "name": "r",
+    let a = app.call_with(&alice, Method::POST, "/api/items", Some(json!({"type": "Rule", "name": "r",
         "attributes": {"principal": "members", "permissions": ["delete"], "target_type": "Resource"}}))).await;
-    refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
+    app.assert_refused(&before, &a, StatusCode::FORBIDDEN).await;
     // An account of the subtype an admin makes keeps its password out of its attributes.
     let made = app
         .create(json!({"type": "Employee", "name": "dan", "attributes": {"username": "dan", "password": "dan's long password"}}))
@@ -234,7 +214,7 @@ async fn subtypes_keep_their_base_behaviour(kind: StoreKind) {
     let stored = app
         .rn
         .store
-        .get("default", id(&made).parse().expect("uuid"))
+        .get("default", id_of(&made).parse().expect("uuid"))
         .await
         .expect("get")
         .expect("stored");
@@ -248,16 +228,16 @@ async fn managed_fields_in_odd_shapes(kind: StoreKind) {
     let app = TestApp::new(kind).await;
     let (alice_id, alice) = app.account("default", "alice", false).await;
     let (bob_id, _) = app.account("default", "bob", false).await;
-    let file = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/files",
-        Some(json!({"name": "a.txt", "content_type": "text/plain", "size": 3})),
-    )
-    .await;
+    let file = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/files",
+            Some(json!({"name": "a.txt", "content_type": "text/plain", "size": 3})),
+        )
+        .await;
     assert_eq!(file.status, StatusCode::CREATED, "{}", file.text);
-    let file_uri = format!("/api/files/{}", id(&file.body["item"]));
+    let file_uri = format!("/api/files/{}", id_of(&file.body["item"]));
     let job =
         json!({"kind": "items.create", "payload": {"items": [{"type": "Folder", "name": "f"}]}});
     let schedule = app
@@ -294,20 +274,21 @@ async fn managed_fields_in_odd_shapes(kind: StoreKind) {
         (
             &app.admin_token,
             Method::PUT,
-            format!("/api/items/{}", id(&schedule)),
+            format!("/api/items/{}", id_of(&schedule)),
             json!({"name": "s", "attributes": {"cron": "0 * * * *", "job": job, "run_as": alice_id}}),
             "run_as",
         ),
         (
             &app.admin_token,
             Method::PUT,
-            format!("/api/items/{}", id(&key)),
+            format!("/api/items/{}", id_of(&key)),
             json!({"name": "k", "attributes": {"account": bob_id}}),
             "account",
         ),
     ] {
-        let a = as_(&app, token, method, &uri, Some(body.clone())).await;
-        refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let a = app.call_with(token, method, &uri, Some(body.clone())).await;
+        app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
         assert!(
             a.body["error"]["details"]["fields"][field].is_string(),
             "{body}: {}",
@@ -322,41 +303,43 @@ async fn nothing_reaches_another_org(kind: StoreKind) {
     let app = TestApp::new(kind).await;
     let (_, alice) = app.account("default", "alice", false).await;
     let other_admin = app.rn.token_for(OTHER_ORG, "admin").await;
-    let theirs = as_(
-        &app,
-        &other_admin,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "Folder", "name": "theirs"})),
-    )
-    .await;
+    let theirs = app
+        .call_with(
+            &other_admin,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Folder", "name": "theirs"})),
+        )
+        .await;
     assert_eq!(theirs.status, StatusCode::CREATED, "{}", theirs.text);
     let their_admin = admin_of(&app, OTHER_ORG).await;
-    let mine = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "Folder", "name": "mine"})),
-    )
-    .await;
+    let mine = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Folder", "name": "mine"})),
+        )
+        .await;
     assert_eq!(mine.status, StatusCode::CREATED);
     let before = app.snapshot().await;
-    let moved = as_(
-        &app,
-        &alice,
-        Method::PATCH,
-        &format!("/api/items/{}", id(&mine.body)),
-        Some(json!({"parent": id(&theirs.body)})),
-    )
-    .await;
-    refused(&app, &before, &moved, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let moved = app
+        .call_with(
+            &alice,
+            Method::PATCH,
+            &format!("/api/items/{}", id_of(&mine.body)),
+            Some(json!({"parent": id_of(&theirs.body)})),
+        )
+        .await;
+    app.assert_refused(&before, &moved, StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
     for body in [
-        json!({"type": "Acl", "name": "r", "attributes": {"principal": "members", "permissions": ["admin"], "target_item": id(&theirs.body)}}),
+        json!({"type": "Acl", "name": "r", "attributes": {"principal": "members", "permissions": ["admin"], "target_item": id_of(&theirs.body)}}),
         json!({"type": "ApiKey", "name": "k", "attributes": {"account": their_admin.id}}),
     ] {
         let a = app.post("/api/items", body.clone()).await;
-        refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+        app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
     }
 }
 
@@ -368,31 +351,33 @@ async fn nothing_reaches_another_org(kind: StoreKind) {
 async fn an_account_subtype_takes_no_username(kind: StoreKind) {
     let app = TestApp::with_types(kind, types_with_subtypes(), |_| {}).await;
     let (alice_id, alice) = app.account("default", "alice", false).await;
-    acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": "Account"})).await;
-    let bot = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "Employee", "name": "bot", "attributes": {"username": "bot"}})),
-    )
-    .await;
-    assert_eq!(bot.status, StatusCode::CREATED, "{}", bot.text);
-    let before = app.snapshot().await;
-    let made = as_(&app, &alice, Method::POST, "/api/items", Some(json!({"type": "Employee", "name": "shadow",
-        "attributes": {"username": "admin", "idp_issuer": "https://idp.example.com", "idp_subject": "alice"}}))).await;
-    refused(&app, &before, &made, StatusCode::CONFLICT).await;
-    let uri = format!("/api/items/{}", id(&bot.body));
-    for username in ["admin", "alice"] {
-        let renamed = as_(
-            &app,
+    app.acl(json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": "Account"})).await;
+    let bot = app
+        .call_with(
             &alice,
-            Method::PATCH,
-            &uri,
-            Some(json!({"attributes": {"username": username}})),
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Employee", "name": "bot", "attributes": {"username": "bot"}})),
         )
         .await;
-        refused(&app, &before, &renamed, StatusCode::CONFLICT).await;
+    assert_eq!(bot.status, StatusCode::CREATED, "{}", bot.text);
+    let before = app.snapshot().await;
+    let made = app.call_with(&alice, Method::POST, "/api/items", Some(json!({"type": "Employee", "name": "shadow",
+        "attributes": {"username": "admin", "idp_issuer": "https://idp.example.com", "idp_subject": "alice"}}))).await;
+    app.assert_refused(&before, &made, StatusCode::CONFLICT)
+        .await;
+    let uri = format!("/api/items/{}", id_of(&bot.body));
+    for username in ["admin", "alice"] {
+        let renamed = app
+            .call_with(
+                &alice,
+                Method::PATCH,
+                &uri,
+                Some(json!({"attributes": {"username": username}})),
+            )
+            .await;
+        app.assert_refused(&before, &renamed, StatusCode::CONFLICT)
+            .await;
     }
     // The other way round too: an Account may not take an Employee's username.
     let a = app
@@ -401,16 +386,16 @@ async fn an_account_subtype_takes_no_username(kind: StoreKind) {
             json!({"type": "Account", "name": "bot", "attributes": {"username": "bot"}}),
         )
         .await;
-    refused(&app, &before, &a, StatusCode::CONFLICT).await;
+    app.assert_refused(&before, &a, StatusCode::CONFLICT).await;
     // Keeping one's own username is no conflict.
-    let kept = as_(
-        &app,
-        &alice,
-        Method::PATCH,
-        &uri,
-        Some(json!({"name": "robot", "attributes": {"username": "bot"}})),
-    )
-    .await;
+    let kept = app
+        .call_with(
+            &alice,
+            Method::PATCH,
+            &uri,
+            Some(json!({"name": "robot", "attributes": {"username": "bot"}})),
+        )
+        .await;
     assert_eq!(kept.status, StatusCode::OK, "{}", kept.text);
 }
 
@@ -421,23 +406,23 @@ async fn an_account_subtype_takes_no_username(kind: StoreKind) {
 async fn a_member_deletes_no_account_with_more_rights(kind: StoreKind) {
     let app = TestApp::new(kind).await;
     let (alice_id, alice) = app.account("default", "alice", false).await;
-    acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": "Account"})).await;
+    app.acl(json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": "Account"})).await;
     let group = app
         .create(json!({"type": "Group", "name": "finance"}))
         .await;
-    let folder = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "Folder", "name": "people"})),
-    )
-    .await;
+    let folder = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Folder", "name": "people"})),
+        )
+        .await;
     assert_eq!(folder.status, StatusCode::CREATED, "{}", folder.text);
     let carol = app
         .create(
-            json!({"type": "Account", "name": "carol", "parent": id(&folder.body),
-            "attributes": {"username": "carol", "groups": [id(&group)]}}),
+            json!({"type": "Account", "name": "carol", "parent": id_of(&folder.body),
+            "attributes": {"username": "carol", "groups": [id_of(&group)]}}),
         )
         .await;
     let dan = app
@@ -447,20 +432,20 @@ async fn a_member_deletes_no_account_with_more_rights(kind: StoreKind) {
     let before = app.snapshot().await;
     for uri in [
         format!("/api/items/{}", admin.id),
-        format!("/api/items/{}", id(&carol)),
-        format!("/api/items/{}?recursive=true", id(&folder.body)),
+        format!("/api/items/{}", id_of(&carol)),
+        format!("/api/items/{}?recursive=true", id_of(&folder.body)),
     ] {
-        let a = as_(&app, &alice, Method::DELETE, &uri, None).await;
-        refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
+        let a = app.call_with(&alice, Method::DELETE, &uri, None).await;
+        app.assert_refused(&before, &a, StatusCode::FORBIDDEN).await;
     }
-    let a = as_(
-        &app,
-        &alice,
-        Method::DELETE,
-        &format!("/api/items/{}", id(&dan)),
-        None,
-    )
-    .await;
+    let a = app
+        .call_with(
+            &alice,
+            Method::DELETE,
+            &format!("/api/items/{}", id_of(&dan)),
+            None,
+        )
+        .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
 }
 
@@ -473,35 +458,35 @@ async fn an_item_rule_grants_nothing_over_others_items_below(kind: StoreKind) {
     let app = TestApp::new(kind).await;
     let (alice_id, alice) = app.account("default", "alice", false).await;
     let (_, bob) = app.account("default", "bob", false).await;
-    acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": "Acl"})).await;
-    let folder = as_(
-        &app,
-        &alice,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "Folder", "name": "shared"})),
-    )
-    .await;
+    app.acl(json!({"principal": format!("account:{alice_id}"), "permissions": ["admin"], "target_type": "Acl"})).await;
+    let folder = app
+        .call_with(
+            &alice,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Folder", "name": "shared"})),
+        )
+        .await;
     assert_eq!(folder.status, StatusCode::CREATED, "{}", folder.text);
-    let theirs = as_(
-        &app,
-        &bob,
-        Method::POST,
-        "/api/items",
-        Some(json!({"type": "Company", "name": "Bob's", "parent": id(&folder.body)})),
-    )
-    .await;
+    let theirs = app
+        .call_with(
+            &bob,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Company", "name": "Bob's", "parent": id_of(&folder.body)})),
+        )
+        .await;
     assert_eq!(theirs.status, StatusCode::CREATED, "{}", theirs.text);
     let given = app.create(json!({"type": "Folder", "name": "given"})).await;
-    acl(&app, json!({"principal": format!("account:{alice_id}"), "permissions": ["update"], "target_item": id(&given)})).await;
+    app.acl(json!({"principal": format!("account:{alice_id}"), "permissions": ["update"], "target_item": id_of(&given)})).await;
     let before = app.snapshot().await;
-    for (permission, target) in [("delete", id(&folder.body)), ("delete", id(&given))] {
-        let a = as_(&app, &alice, Method::POST, "/api/items", Some(json!({"type": "Acl", "name": "mine",
+    for (permission, target) in [("delete", id_of(&folder.body)), ("delete", id_of(&given))] {
+        let a = app.call_with(&alice, Method::POST, "/api/items", Some(json!({"type": "Acl", "name": "mine",
             "attributes": {"principal": format!("account:{alice_id}"), "permissions": [permission], "target_item": target}}))).await;
-        refused(&app, &before, &a, StatusCode::FORBIDDEN).await;
+        app.assert_refused(&before, &a, StatusCode::FORBIDDEN).await;
     }
-    let a = as_(&app, &alice, Method::POST, "/api/items", Some(json!({"type": "Acl", "name": "pass on",
-        "attributes": {"principal": "members", "permissions": ["update"], "target_item": id(&given)}}))).await;
+    let a = app.call_with(&alice, Method::POST, "/api/items", Some(json!({"type": "Acl", "name": "pass on",
+        "attributes": {"principal": "members", "permissions": ["update"], "target_item": id_of(&given)}}))).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
 }
 
@@ -510,12 +495,10 @@ async fn an_item_rule_grants_nothing_over_others_items_below(kind: StoreKind) {
 async fn jobs_set_no_run_as(kind: StoreKind) {
     let app = TestApp::new(kind).await;
     let (alice_id, alice) = app.account("default", "alice", false).await;
-    acl(&app, json!({"principal": "members", "permissions": ["create", "update"], "target_type": "Schedule"})).await;
+    app.acl(json!({"principal": "members", "permissions": ["create", "update"], "target_type": "Schedule"})).await;
     let job =
         json!({"kind": "items.create", "payload": {"items": [{"type": "Folder", "name": "f"}]}});
-    let schedule = as_(
-        &app,
-        &alice,
+    let schedule = app.call_with(&alice,
         Method::POST,
         "/api/items",
         Some(json!({"type": "Schedule", "name": "s", "attributes": {"cron": "0 * * * *", "job": job}})),
@@ -524,17 +507,15 @@ async fn jobs_set_no_run_as(kind: StoreKind) {
     assert_eq!(schedule.status, StatusCode::CREATED, "{}", schedule.text);
     let admin = admin_of(&app, "default").await;
     let before = app.snapshot().await;
-    let sent = as_(
-        &app,
-        &alice,
+    let sent = app.call_with(&alice,
         Method::POST,
         "/api/jobs",
         Some(json!({"kind": "items.update",
-        "payload": {"items": [{"id": id(&schedule.body), "attributes": {"run_as": admin.id}}]}})),
+        "payload": {"items": [{"id": id_of(&schedule.body), "attributes": {"run_as": admin.id}}]}})),
     )
     .await;
     assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.text);
-    let done = app.finished_job(&alice, &id(&sent.body)).await;
+    let done = app.finished_job(&alice, &id_of(&sent.body)).await;
     assert_eq!(done["status"], "failed", "{done}");
     assert!(done.to_string().contains("run_as"), "{done}");
     let after: Vec<_> = app
@@ -548,9 +529,9 @@ async fn jobs_set_no_run_as(kind: StoreKind) {
         .filter(|i| i.type_name != "Job")
         .collect();
     assert_eq!(after, before);
-    let sent = as_(&app, &alice, Method::POST, "/api/jobs", Some(json!({"kind": "items.create",
+    let sent = app.call_with(&alice, Method::POST, "/api/jobs", Some(json!({"kind": "items.create",
         "payload": {"items": [{"type": "Schedule", "name": "by job", "attributes": {"cron": "0 * * * *", "job": job}}]}}))).await;
-    let done = app.finished_job(&alice, &id(&sent.body)).await;
+    let done = app.finished_job(&alice, &id_of(&sent.body)).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let made = app
         .get(&format!(
@@ -572,12 +553,10 @@ async fn jobs_set_no_run_as(kind: StoreKind) {
 async fn a_stale_version_skips_no_rehearsal(kind: StoreKind) {
     let app = TestApp::new(kind).await;
     let (_, alice) = app.account("default", "alice", false).await;
-    acl(&app, json!({"principal": "members", "permissions": ["create", "update"], "target_type": "Schedule"})).await;
+    app.acl(json!({"principal": "members", "permissions": ["create", "update"], "target_type": "Schedule"})).await;
     let job =
         json!({"kind": "items.create", "payload": {"items": [{"type": "Folder", "name": "f"}]}});
-    let schedule = as_(
-        &app,
-        &alice,
+    let schedule = app.call_with(&alice,
         Method::POST,
         "/api/items",
         Some(json!({"type": "Schedule", "name": "s", "attributes": {"cron": "0 * * * *", "job": job}})),
@@ -587,18 +566,19 @@ async fn a_stale_version_skips_no_rehearsal(kind: StoreKind) {
     let admin = admin_of(&app, "default").await;
     let next = schedule.body["version"].as_i64().expect("version") + 1;
     let sneaky = json!({"kind": "items.update", "payload": {"items": [
-        {"id": id(&schedule.body), "version": next, "attributes": {"enabled": true}},
+        {"id": id_of(&schedule.body), "version": next, "attributes": {"enabled": true}},
         {"id": admin.id, "attributes": {"disabled": true}}]}});
     let before = app.snapshot().await;
-    let a = as_(
-        &app,
-        &alice,
-        Method::PATCH,
-        &format!("/api/items/{}", id(&schedule.body)),
-        Some(json!({"attributes": {"job": sneaky}})),
-    )
-    .await;
-    refused(&app, &before, &a, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let a = app
+        .call_with(
+            &alice,
+            Method::PATCH,
+            &format!("/api/items/{}", id_of(&schedule.body)),
+            Some(json!({"attributes": {"job": sneaky}})),
+        )
+        .await;
+    app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
     assert!(
         a.body["error"]["details"]["fields"]["job"].is_string(),
         "{}",
