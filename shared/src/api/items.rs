@@ -199,6 +199,7 @@ pub async fn children(
     responses((status = 201, description = "Created; Location and ETag headers", body = Item),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 409, description = "A username or identity link is taken", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid item; details name each field", body = ErrorBody)))]
 pub async fn create(

@@ -85,7 +85,7 @@ fn build(rn: &Realnet) -> String {
 }
 
 /// Bearer authentication, and the `401` every route but `/ping`, this document and login can
-/// answer, and the `403` of every item write.
+/// answer, the `403` of every item write and the `503` of those that may hash a password.
 fn add_auth_responses(doc: &mut Value) {
     doc["components"]["securitySchemes"] = json!({"bearer": {"type": "http", "scheme": "bearer",
         "description": "A login token (POST /api/auth) or an API key"}});
@@ -107,6 +107,11 @@ fn add_auth_responses(doc: &mut Value) {
             {
                 op["responses"]["403"] = json!({"description":
                     "The caller may read the item but not do this", "content": error});
+                if method != "delete" {
+                    op["responses"]["503"] = json!({"description":
+                        "Every password hash of this process is running or waiting (an account's password): retry after Retry-After",
+                        "content": error});
+                }
             }
         }
     }
