@@ -423,6 +423,18 @@ async fn server_owned_fields_and_items(kind: StoreKind) {
         );
         assert_eq!(app.snapshot().await, before, "{body}");
     }
+    // The org's own `Org` item cannot be deleted, not even by an admin.
+    let org_item = app.get("/api/items?type=Org").await.body["items"][0].clone();
+    let a = app
+        .call(
+            Method::DELETE,
+            &format!("/api/items/{}", id_of(&org_item)),
+            None,
+            &[],
+        )
+        .await;
+    app.assert_refused(&before, &a, StatusCode::FORBIDDEN).await;
+
     // Sending a server-owned field unchanged (a read-modify-write PUT) is fine.
     let current = app.get(&uri).await.body;
     let put = app

@@ -152,6 +152,15 @@ impl TypeBehaviour for OrgItems {
     fn guards_identity(&self) -> bool {
         true
     }
+
+    /// The `Org` item is what makes the org exist; without it nobody could log in to the org
+    /// again, and the item API cannot make another.
+    fn check_delete(&self, _: &Principal, _: &AccessRules, item: &Item) -> Result<(), ItemError> {
+        Err(forbidden(format!(
+            "item {} is the Org item of org {:?}: it cannot be deleted",
+            item.id, item.org
+        )))
+    }
 }
 
 /// `Account` items.
