@@ -748,19 +748,36 @@ pub async fn prepare_delete(
     } else {
         vec![current]
     };
+    // The walk knows each item's lineage below the root; only the root's ancestors are read,
+    // and only if a rule on an item could grant the delete.
+    let wanted = Permission::Delete;
+    let above_root = if doomed.len() > 1 && rules.needs_lineage(principal, wanted) {
+        rn.store
+            .ancestors(&principal.org, id, rn.config.max_depth)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let parents: std::collections::HashMap<Uuid, Uuid> = doomed
+        .iter()
+        .skip(1)
+        .filter_map(|i| Some((i.id, i.parent?)))
+        .collect();
     for item in doomed.iter().skip(1) {
-        let wanted = Permission::Delete;
-        if !can(
-            rn,
-            &rules,
+        let mut lineage = vec![item.id];
+        while let Some(parent) = lineage.last().and_then(|l| parents.get(l)) {
+            lineage.push(*parent);
+        }
+        lineage.extend(&above_root);
+        let types = (&rn.types, &rn.behaviours);
+        if !rules.allows(
             principal,
             wanted,
+            types,
             &item.type_name,
             item.owner,
-            Some(item.id),
-        )
-        .await?
-        {
+            &lineage,
+        ) {
             return Err(denied(
                 principal,
                 format!(

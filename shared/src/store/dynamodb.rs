@@ -120,6 +120,27 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// An SDK error: the service unreachable, or a failed call.
+/// The outcome of a conditional request: `None` when its condition refused it (the record
+/// was not as asked), an error for anything else.
+fn conditional<T, E, R>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+) -> Result<Option<T>, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e)
+            if e.as_service_error().and_then(|s| s.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(sdk(e)),
+    }
+}
+
 fn sdk<E: std::error::Error + 'static, R: std::fmt::Debug>(
     e: aws_sdk_dynamodb::error::SdkError<E, R>,
 ) -> StoreError {
@@ -1214,13 +1235,7 @@ impl ItemStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        if let Err(e) = put
-            && !e
-                .as_service_error()
-                .is_some_and(|s| s.is_conditional_check_failed_exception())
-        {
-            return Err(sdk(e));
-        }
+        conditional(put)?;
         let r = self
             .get_record(format!("SETTING#{name}"), "SETTING".into())
             .await?;
@@ -1317,16 +1332,10 @@ impl ItemStore for DynamoStore {
                 .return_values(ReturnValue::AllNew)
                 .send()
                 .await;
-            match counted {
-                Ok(out) => {
-                    let r = out.attributes.unwrap_or_default();
-                    let since = get_time(&r, "since")?.ok_or_else(|| backend("no since"))?;
-                    return Ok(Attempt::Counted { since });
-                }
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(sdk(e)),
+            if let Some(out) = conditional(counted)? {
+                let r = out.attributes.unwrap_or_default();
+                let since = get_time(&r, "since")?.ok_or_else(|| backend("no since"))?;
+                return Ok(Attempt::Counted { since });
             }
             let mut fresh = key(pk.clone(), "FAIL");
             fresh.insert("count".into(), n(1));
@@ -1343,12 +1352,8 @@ impl ItemStore for DynamoStore {
                 .expression_attribute_values(":ws", ws.clone())
                 .send()
                 .await;
-            match started {
-                Ok(_) => return Ok(Attempt::Counted { since: now }),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(sdk(e)),
+            if conditional(started)?.is_some() {
+                return Ok(Attempt::Counted { since: now });
             }
             if let Some(r) = self.get_record(pk.clone(), "FAIL".into()).await?
                 && let Some(since) = get_time(&r, "since")?
@@ -1378,16 +1383,7 @@ impl ItemStore for DynamoStore {
             .expression_attribute_values(":since", s(format_datetime(since)))
             .send()
             .await;
-        match taken {
-            Err(e)
-                if !e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(sdk(e))
-            }
-            _ => Ok(()),
-        }
+        conditional(taken).map(drop)
     }
 
     async fn begin_job(
@@ -1418,12 +1414,8 @@ impl ItemStore for DynamoStore {
             .expression_attribute_values(":now", s(format_datetime(now)))
             .send()
             .await;
-        match claimed {
-            Ok(_) => return Ok(JobClaim::Started),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-            Err(e) => return Err(sdk(e)),
+        if conditional(claimed)?.is_some() {
+            return Ok(JobClaim::Started);
         }
         let r = self.get_record(pk, "JOB".into()).await?.unwrap_or_default();
         Ok(match (get_s(&r, "state"), get_s(&r, "outcome")) {
@@ -1444,16 +1436,7 @@ impl ItemStore for DynamoStore {
             .expression_attribute_values(":running", s("running"))
             .send()
             .await;
-        match deleted {
-            Err(e)
-                if !e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(sdk(e))
-            }
-            _ => Ok(()),
-        }
+        conditional(deleted).map(drop)
     }
 
     async fn clear_attempts(&self, name: &str) -> Result<(), StoreError> {
