@@ -89,6 +89,46 @@ async fn recursive_delete_checks_every_item(kind: StoreKind) {
     assert_eq!(left.status, StatusCode::NOT_FOUND);
 }
 
+/// A rule on a folder reaches everything below it in a recursive delete too, even items of
+/// others, and even when the folder deleted is below the rule's.
+async fn a_rule_above_reaches_a_recursive_delete(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (alice_id, alice) = app.account("default", "alice", false).await;
+    let (_, bob) = app.account("default", "bob", false).await;
+    let top = app.create(json!({"type": "Folder", "name": "top"})).await;
+    let shared = app
+        .create(json!({"type": "Folder", "name": "shared", "parent": id_of(&top)}))
+        .await;
+    let sub = app
+        .create(json!({"type": "Folder", "name": "sub", "parent": id_of(&shared)}))
+        .await;
+    app.acl(
+        json!({"principal": format!("account:{alice_id}"), "permissions": ["delete"],
+        "target_item": id_of(&top)}),
+    )
+    .await;
+    let theirs = app
+        .call_with(
+            &bob,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Company", "name": "Bob's", "parent": id_of(&sub)})),
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::CREATED, "{}", theirs.text);
+    let uri = format!("/api/items/{}?recursive=true", id_of(&shared));
+    let a = app.call_with(&alice, Method::DELETE, &uri, None).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    for gone in [&shared, &sub, &theirs.body] {
+        let uri = format!("/api/items/{}", id_of(gone));
+        assert_eq!(app.get(&uri).await.status, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(
+        app.get(&format!("/api/items/{}", id_of(&top))).await.status,
+        StatusCode::OK
+    );
+}
+
 /// Deleting an account recursively (its children with it) revokes its tokens too.
 async fn a_recursive_delete_runs_each_items_behaviour(kind: StoreKind) {
     let app = TestApp::new(kind).await;
@@ -738,6 +778,7 @@ async fn subtypes_keep_their_base_behaviour(kind: StoreKind) {
 }
 
 on_every_store!(
+    a_rule_above_reaches_a_recursive_delete,
     subtypes_keep_their_base_behaviour,
     recursive_delete_checks_every_item,
     a_recursive_delete_runs_each_items_behaviour,
