@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use realnet::context::InitReport;
+use realnet::orgs::InitReport;
 
 /// The file a generated first-admin password of `org` is written to when standard output is
 /// not a terminal: `initial-admin-password` for the default org, with `-<org>` for others.
@@ -85,7 +85,7 @@ fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use realnet::context::NewAdmin;
+    use realnet::orgs::NewAdmin;
 
     fn report(password: Option<&str>) -> InitReport {
         InitReport {

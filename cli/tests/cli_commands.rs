@@ -966,7 +966,7 @@ async fn queue_bridge_feeds_the_worker() {
         sqs.send_message()
             .queue_url(&url)
             .message_body(body)
-            .message_attributes(realnet::jobs::trust::API_KEY, attribute.clone())
+            .message_attributes(realnet::jobs::envelope::API_KEY, attribute.clone())
             .send()
     };
     for body in [job("Bridged"), "not json".to_string()] {

@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::item::Item;
-use crate::item::behaviour::Behaviours;
 use crate::query::Readable;
 use crate::types::TypeRegistry;
 
@@ -178,6 +177,13 @@ pub struct AccessRules {
     rules: Vec<AccessRule>,
 }
 
+/// What the rules need to know of types: inheritance, and which types hold identities (whose
+/// writes need org-wide admin rights). The type behaviours answer the second.
+pub trait TypeFacts: Copy {
+    fn is_a(&self, type_name: &str, base: &str) -> bool;
+    fn guards_identity(&self, type_name: &str) -> bool;
+}
+
 impl AccessRules {
     pub fn new(rules: Vec<AccessRule>) -> Self {
         AccessRules { rules }
@@ -243,7 +249,7 @@ impl AccessRules {
         &self,
         p: &Principal,
         wanted: Permission,
-        (registry, behaviours): (&TypeRegistry, &Behaviours),
+        types: impl TypeFacts,
         type_name: &str,
         owner: Option<Uuid>,
         lineage: &[Uuid],
@@ -251,13 +257,13 @@ impl AccessRules {
         if p.admin {
             return true;
         }
-        if wanted != Permission::Read && behaviours.of(type_name).guards_identity() {
+        if wanted != Permission::Read && types.guards_identity(type_name) {
             // Org-wide: only an admin rule on an identity type itself.
             return self.rules.iter().any(|r| {
                 r.grants(Permission::Admin)
                     && r.grantee.includes(p)
                     && matches!(&r.target, Target::Type(t)
-                        if registry.is_a(type_name, t) && behaviours.of(t).guards_identity())
+                        if types.is_a(type_name, t) && types.guards_identity(t))
             });
         }
         let is_owner = owner.is_some() && owner == p.account;
@@ -265,7 +271,7 @@ impl AccessRules {
             r.grants(wanted)
                 && (r.grantee.includes(p) || (r.grantee == Grantee::Owner && is_owner))
                 && match &r.target {
-                    Target::Type(t) => registry.is_a(type_name, t),
+                    Target::Type(t) => types.is_a(type_name, t),
                     Target::Item(id) => lineage.contains(id),
                 }
         })
@@ -347,7 +353,7 @@ mod tests {
         let a = member(alice, vec![group]);
         let b = member(bob, vec![]);
         let public = Principal::public("default");
-        let behaviours = Behaviours::core(&registry);
+        let behaviours = crate::start::core_behaviours(&registry);
         let allows = |p: &Principal, perm, t: &str, owner, lineage: &[Uuid]| {
             rules.allows(p, perm, (&registry, &behaviours), t, owner, lineage)
         };
@@ -371,7 +377,7 @@ mod tests {
     #[test]
     fn admin_over_identity_types_is_org_wide() {
         let registry = TypeRegistry::embedded().expect("types");
-        let behaviours = Behaviours::core(&registry);
+        let behaviours = crate::start::core_behaviours(&registry);
         let (alice, folder) = (Uuid::now_v7(), Uuid::now_v7());
         let a = member(alice, vec![]);
         let everything_but_identity = AccessRules::new(vec![

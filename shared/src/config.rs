@@ -280,7 +280,7 @@ impl Config {
             ));
         }
         let default_org = get("REALNET_DEFAULT_ORG").unwrap_or_else(|| "default".to_string());
-        crate::context::check_org_name(&default_org).map_err(|m| bad("REALNET_DEFAULT_ORG", m))?;
+        check_org_name(&default_org).map_err(|m| bad("REALNET_DEFAULT_ORG", m))?;
         let mode = match get("REALNET_AUTH_MODE").as_deref() {
             None | Some("token") => AuthMode::Token,
             Some("authorizer") => AuthMode::Authorizer,
@@ -454,6 +454,23 @@ impl Config {
                 other => other,
             },
         })
+    }
+}
+
+/// Why `name` cannot name an org, if it cannot.
+pub fn check_org_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not an org name: use 1 to 63 lowercase letters, digits and -, not starting with -"
+        ))
     }
 }
 

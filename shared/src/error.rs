@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::auth::login::LoginError;
 use crate::auth::{AuthError, password};
+use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
-use crate::item::ops::ItemError;
 use crate::query::QueryError;
 use crate::store::StoreError;
 

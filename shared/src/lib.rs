@@ -1,6 +1,6 @@
 //! Realnet: a configuration-driven backend. This crate holds everything the runners share: the
 //! type system ([`types`]), items ([`item`]) and their query language ([`query`]), the stores
-//! ([`store`]), the HTTP API ([`api`]), configuration ([`config`]) and the per-process context
+//! ([`store`]), the HTTP API ([`api`]), configuration ([`config`]) and the per-process core
 //! ([`Realnet`]). The binaries in `functions/` and `cli/` only wire these together.
 
 pub mod access;
@@ -13,11 +13,14 @@ pub mod context;
 pub mod error;
 pub mod item;
 pub mod jobs;
+pub mod orgs;
 pub mod query;
 pub mod queue;
 pub mod schedule;
+pub mod start;
 pub mod store;
 pub mod telemetry;
 pub mod types;
 
-pub use context::{Realnet, StartError};
+pub use context::Realnet;
+pub use start::StartError;

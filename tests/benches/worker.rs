@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use aws_lambda_events::event::sqs::SqsEvent;
 use realnet::Realnet;
 use realnet::config::DbConfig;
-use realnet::jobs::trust::{JobSigner, SIGNATURE};
+use realnet::jobs::envelope::{JobSigner, SIGNATURE};
 use realnet::store::{DynamoStore, ItemStore, PostgresStore};
 use serde_json::{Value, json};
 

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use realnet::jobs::trust::{API_KEY, SIGNATURE};
+use realnet::jobs::envelope::{API_KEY, SIGNATURE};
 use serde_json::{Value, json};
 
 use crate::TestApp;
@@ -32,8 +32,8 @@ impl Message {
     }
 
     /// The proofs as the worker takes them.
-    pub fn credentials(&self) -> realnet::jobs::trust::Credentials {
-        realnet::jobs::trust::Credentials {
+    pub fn credentials(&self) -> realnet::jobs::envelope::Credentials {
+        realnet::jobs::envelope::Credentials {
             signature: self.signature.clone(),
             api_key: self.api_key.clone(),
         }

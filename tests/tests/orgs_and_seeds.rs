@@ -102,7 +102,7 @@ async fn an_org_never_set_up_has_no_account_to_log_in_to_or_act_as(kind: StoreKi
         "payload": {"items": [{"type": "Account", "name": "mallory",
             "attributes": {"username": "mallory", "admin": true}}]}})
     .to_string();
-    let credentials = realnet::jobs::trust::Credentials {
+    let credentials = realnet::jobs::envelope::Credentials {
         signature: Some(app.sign(&envelope).await),
         api_key: None,
     };

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use realnet::config::Secret;
-use realnet::jobs::trust::Credentials;
+use realnet::jobs::envelope::Credentials;
 use realnet::jobs::{JobFailure, decode, worker};
 use realnet::store::JobClaim;
 use realnet_tests::sqs::{Message, SAMPLE_EVENTS_KEY, event, ids};
@@ -345,7 +345,7 @@ async fn an_sqs_queue_with_a_dead_letter_queue() {
             .message_body(message.body);
         if let Some(signature) = message.signature {
             send = send.message_attributes(
-                realnet::jobs::trust::SIGNATURE,
+                realnet::jobs::envelope::SIGNATURE,
                 aws_sdk_sqs::types::MessageAttributeValue::builder()
                     .data_type("String")
                     .string_value(signature)

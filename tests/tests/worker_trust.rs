@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use realnet::jobs::trust::JobSigner;
+use realnet::jobs::envelope::JobSigner;
 use realnet::jobs::worker::{self, RecordOutcome};
 use realnet_tests::sqs::{Message, event, ids};
 use realnet_tests::{OTHER_ORG, StoreKind, TestApp, TestTokens, on_every_store};

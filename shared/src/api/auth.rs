@@ -9,11 +9,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::caller::Authenticated;
 use super::extract::JsonBody;
 use crate::auth::login;
-use crate::auth::{Authenticated, ClientAddr, Credential};
+use crate::auth::{ClientAddr, Credential};
 use crate::config::AuthMode;
-use crate::context::{Realnet, check_org_name};
+use crate::config::check_org_name;
+use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::item::attributes::ValidationErrors;
 

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::extract::{JsonBody, QueryPairs, item_id};
 use super::items::{ItemPage, page};
+use super::state::ApiState;
 use crate::auth::Principal;
 use crate::blob::finalize::{FILE, FinalizeError, finalize, is_ready};
 use crate::blob::{BlobError, BlobKey, Chunks, Download, UploadTarget};
@@ -126,10 +127,10 @@ pub enum NewFileBody {
     Inline { file: NewFile, bytes: Bytes },
 }
 
-impl FromRequest<Arc<Realnet>> for NewFileBody {
+impl FromRequest<ApiState> for NewFileBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, rn: &Arc<Realnet>) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, rn: &ApiState) -> Result<Self, ApiError> {
         let multipart = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -247,12 +248,12 @@ fn attr<'a>(item: &'a Item, name: &str) -> Option<&'a Value> {
     responses((status = 200, description = "A page of files", body = ItemPage),
         (status = 400, description = "Unknown parameter, field, operator or sort key", body = ErrorBody)))]
 pub async fn list(
-    State(rn): State<Arc<Realnet>>,
+    State(api): State<ApiState>,
     principal: Principal,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<ItemPage>, ApiError> {
-    let query = ItemQuery::parse(&rn.types, &params, Some(FILE))?;
-    page(&rn, &principal, query).await
+    let query = ItemQuery::parse(&api.rn.types, &params, Some(FILE))?;
+    page(&api, &principal, query).await
 }
 
 #[utoipa::path(post, path = "/api/files", operation_id = "create_file", tag = "files", request_body(content((NewFile = "application/json"), (InlineFile = "multipart/form-data")), description = "A file to upload afterwards (JSON), or a small file sent inline (a multipart form)"),

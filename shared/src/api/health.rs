@@ -3,7 +3,7 @@
 use axum::Json;
 use serde::Serialize;
 
-use crate::auth::Authenticated;
+use super::caller::Authenticated;
 
 /// Liveness: no auth, no store.
 #[utoipa::path(get, path = "/ping", operation_id = "ping", tag = "health",

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::extract::{JsonBody, QueryPairs, etag, if_match, item_id, none_match, recursive_flag};
+use super::state::ApiState;
 use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
@@ -52,19 +53,21 @@ fn scope_of(rn: &Realnet, params: &HashMap<String, String>) -> Result<Option<Str
     }
 }
 
-impl FromRequestParts<Arc<Realnet>> for Scope {
+impl FromRequestParts<ApiState> for Scope {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, rn: &Arc<Realnet>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let rn = &state.rn;
         let params = path_params(parts, rn).await?;
         Ok(Scope(scope_of(rn, &params)?))
     }
 }
 
-impl FromRequestParts<Arc<Realnet>> for Target {
+impl FromRequestParts<ApiState> for Target {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, rn: &Arc<Realnet>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let rn = &state.rn;
         let params = path_params(parts, rn).await?;
         let scope = scope_of(rn, &params)?;
         let id = item_id(params.get("id").map(String::as_str).unwrap_or_default())?;
@@ -138,13 +141,13 @@ fn with_etag(mut response: Response, version: i64) -> Response {
 }
 
 pub(super) async fn page(
-    rn: &Realnet,
+    api: &ApiState,
     principal: &Principal,
     mut query: ItemQuery,
 ) -> Result<Json<ItemPage>, ApiError> {
-    let codec = rn.cursor_codec().await?;
+    let codec = api.cursor_codec().await?;
     codec.decode(&mut query)?;
-    let page = ops::query(rn, principal, &query).await?;
+    let page = ops::query(&api.rn, principal, &query).await?;
     Ok(Json(ItemPage {
         next_cursor: page.next.map(|p| codec.encode(&query, &p)),
         items: page.items,
@@ -164,13 +167,13 @@ pub(super) async fn page(
     responses((status = 200, description = "A page of items", body = ItemPage),
         (status = 400, description = "Unknown parameter, field, operator or sort key", body = ErrorBody)))]
 pub async fn list(
-    State(rn): State<Arc<Realnet>>,
+    State(api): State<ApiState>,
     principal: Principal,
     Scope(scope): Scope,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<ItemPage>, ApiError> {
-    let query = ItemQuery::parse(&rn.types, &params, scope.as_deref())?;
-    page(&rn, &principal, query).await
+    let query = ItemQuery::parse(&api.rn.types, &params, scope.as_deref())?;
+    page(&api, &principal, query).await
 }
 
 #[utoipa::path(get, path = "/api/items/{id}/children", operation_id = "list_children", tag = "items",
@@ -179,7 +182,7 @@ pub async fn list(
         (status = 400, description = "Malformed id or query", body = ErrorBody),
         (status = 404, description = "No such item", body = ErrorBody)))]
 pub async fn children(
-    State(rn): State<Arc<Realnet>>,
+    State(api): State<ApiState>,
     principal: Principal,
     target: Target,
     QueryPairs(params): QueryPairs,
@@ -189,10 +192,10 @@ pub async fn children(
             QueryError::new("parent", "children are always of the item in the path").into(),
         );
     }
-    ops::get(&rn, &principal, target.id, target.scope.as_deref()).await?;
-    let mut query = ItemQuery::parse(&rn.types, &params, None)?;
+    ops::get(&api.rn, &principal, target.id, target.scope.as_deref()).await?;
+    let mut query = ItemQuery::parse(&api.rn.types, &params, None)?;
     query.parent = Some(ParentFilter::Id(target.id));
-    page(&rn, &principal, query).await
+    page(&api, &principal, query).await
 }
 
 #[utoipa::path(post, path = "/api/items", operation_id = "create_item", tag = "items", request_body = CreateItem,

@@ -13,13 +13,14 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::REQUEST_ID;
+use super::caller::Authenticated;
 use super::extract::{JsonBody, item_id};
-use crate::auth::Authenticated;
 use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::item::Item;
+use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
-use crate::item::ops::{self, ItemError};
+use crate::item::ops;
 use crate::jobs;
 use crate::jobs::submit::{JOB, Submission, SubmitError, check_key, submit};
 use crate::queue::QueueError;

@@ -3,12 +3,14 @@
 //! resource; extractors parse and refuse bad input, so handlers read like `API.md`.
 
 mod auth;
+mod caller;
 mod extract;
 mod files;
 mod health;
 mod items;
 mod jobs;
 mod openapi;
+pub mod state;
 mod types;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::context::Realnet;
 use crate::error::ApiError;
+use state::ApiState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -93,7 +96,7 @@ pub fn router(rn: Arc<Realnet>) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
         )
-        .with_state(rn)
+        .with_state(ApiState::new(rn))
 }
 
 async fn not_found(req: Request) -> ApiError {

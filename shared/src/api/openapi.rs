@@ -1,14 +1,13 @@
 //! `GET /api/openapi.json`: the routes that exist, as OpenAPI 3, including one copy of the item
 //! routes per type endpoint. Built on first request, not at cold start.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
+use super::state::ApiState;
 use crate::context::Realnet;
 use crate::types::{Field, FieldKind, TypeDef};
 
@@ -199,7 +198,7 @@ fn field_schema(f: &Field) -> Value {
 
 #[utoipa::path(get, path = "/api/openapi.json", operation_id = "openapi", tag = "meta",
     responses((status = 200, description = "This document", content_type = "application/json")))]
-pub async fn document(State(rn): State<Arc<Realnet>>) -> impl IntoResponse {
-    let text = rn.openapi.get_or_init(|| build(&rn)).clone();
+pub async fn document(State(api): State<ApiState>) -> impl IntoResponse {
+    let text = api.openapi(build).to_string();
     ([(header::CONTENT_TYPE, "application/json")], text)
 }

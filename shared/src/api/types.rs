@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
 
-use crate::auth::Authenticated;
+use super::caller::Authenticated;
 use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::types::TypeDef;

@@ -5,9 +5,9 @@
 
 use async_trait::async_trait;
 
+use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
 use crate::item::behaviour::{Pending, TypeBehaviour};
-use crate::item::ops::ItemError;
 
 pub struct FileItems;
 

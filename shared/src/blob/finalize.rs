@@ -11,8 +11,9 @@ use uuid::Uuid;
 use super::{BlobError, BlobKey};
 use crate::auth::Principal;
 use crate::context::Realnet;
+use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
-use crate::item::ops::{self, Change, ItemError, Origin, Prepared};
+use crate::item::ops::{self, Change, Origin, Prepared};
 
 pub const FILE: &str = "File";
 

@@ -105,7 +105,7 @@ pub struct BlobKey {
 
 impl BlobKey {
     pub fn new(org: &str, id: Uuid) -> Result<Self, String> {
-        crate::context::check_org_name(org)?;
+        crate::config::check_org_name(org)?;
         Ok(BlobKey {
             org: org.to_string(),
             id,

@@ -5,7 +5,7 @@
 //! whether writing them needs org-wide admin rights, which attributes are write-only, what to
 //! check beyond the type's schema, what a delete needs beyond the `delete` right, which writes
 //! go with a change (in the same transaction), and what to forget once it committed. The core behaviours are registered in
-//! [`Behaviours::core`]; extensions add theirs there too.
+//! `start::core_behaviours`; extensions add theirs beside them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,9 +15,9 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::Item;
+use super::ItemError;
 use super::attributes::ValidationErrors;
-use super::ops::ItemError;
-use crate::access::{AccessRules, Permission};
+use crate::access::{AccessRules, Permission, TypeFacts};
 use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::store::{StoreError, Write};
@@ -57,16 +57,9 @@ impl Pending<'_> {
         owner: Option<Uuid>,
         at: Option<Uuid>,
     ) -> Result<bool, StoreError> {
-        super::ops::can(
-            self.rn,
-            self.rules,
-            self.principal,
-            wanted,
-            type_name,
-            owner,
-            at,
-        )
-        .await
+        self.rn
+            .may(self.rules, self.principal, wanted, type_name, owner, at)
+            .await
     }
 
     /// The attribute's value as it will be, if it changes (or is new).
@@ -235,24 +228,6 @@ impl std::fmt::Debug for Behaviours {
 }
 
 impl Behaviours {
-    /// The behaviours Realnet itself gives its core types: the one place they are registered.
-    pub fn core(types: &TypeRegistry) -> Behaviours {
-        use crate::auth::identity::{AccountItems, AclItems, ApiKeyItems, GroupItems, OrgItems};
-        Behaviours::new(
-            types,
-            vec![
-                ("Org", Arc::new(OrgItems)),
-                ("Account", Arc::new(AccountItems)),
-                ("Group", Arc::new(GroupItems)),
-                ("ApiKey", Arc::new(ApiKeyItems)),
-                ("Acl", Arc::new(AclItems)),
-                ("File", Arc::new(crate::blob::file_items::FileItems)),
-                ("Job", Arc::new(crate::jobs::job_items::JobItems)),
-                ("Schedule", Arc::new(crate::schedule::ScheduleItems)),
-            ],
-        )
-    }
-
     /// Resolves `registered` (a behaviour per type name) for every type in `types`: a type
     /// gets the behaviour of itself and of each of its bases.
     pub fn new(types: &TypeRegistry, registered: Vec<(&str, Arc<dyn TypeBehaviour>)>) -> Self {
@@ -282,5 +257,15 @@ impl Behaviours {
     /// carry it).
     pub fn write_only_anywhere(&self, name: &str) -> bool {
         self.by_type.values().any(|c| c.is_write_only(name))
+    }
+}
+
+impl TypeFacts for (&TypeRegistry, &Behaviours) {
+    fn is_a(&self, type_name: &str, base: &str) -> bool {
+        self.0.is_a(type_name, base)
+    }
+
+    fn guards_identity(&self, type_name: &str) -> bool {
+        self.1.of(type_name).guards_identity()
     }
 }

@@ -5,7 +5,10 @@
 pub mod attributes;
 pub mod behaviour;
 mod depth;
+mod error;
 pub mod ops;
+
+pub use error::ItemError;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};

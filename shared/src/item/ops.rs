@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::attributes::{ValidationErrors, validate_merge, validate_name, validate_new};
 pub use super::behaviour::Origin;
 use super::behaviour::Pending;
-use super::{Item, now};
+use super::{Item, ItemError, now};
 use crate::access::{AccessRules, Permission};
 use crate::auth::Principal;
 use crate::context::Realnet;
@@ -30,58 +30,12 @@ const UPDATE_ATTEMPTS: usize = 5;
 /// At most this many items go in one recursive delete.
 pub const MAX_DELETE: usize = 1000;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ItemError {
-    #[error(transparent)]
-    Invalid(#[from] ValidationErrors),
-    #[error("no item with id {0}")]
-    NotFound(Uuid),
-    #[error("{0}")]
-    Cycle(String),
-    /// The caller has no credentials and the public may not do this.
-    #[error("{0}")]
-    Unauthenticated(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error(transparent)]
-    Store(StoreError),
-    /// Too many passwords are being hashed: try again shortly.
-    #[error(transparent)]
-    Busy(#[from] crate::auth::password::Busy),
-}
-
 /// The refusal of `action` to `p`: log in first, or not allowed.
 fn denied(p: &Principal, action: String) -> ItemError {
     if p.is_public() {
         ItemError::Unauthenticated(format!("log in to {action} (POST /api/auth)"))
     } else {
         ItemError::Forbidden(format!("you may not {action}"))
-    }
-}
-
-/// Whether `p` may do `wanted` on an item of `type_name` owned by `owner`; `at` is the item
-/// (or for a new item, its parent), whose ancestors are looked up only if a rule on an item
-/// could apply.
-pub(crate) async fn can(
-    rn: &Realnet,
-    rules: &AccessRules,
-    p: &Principal,
-    wanted: Permission,
-    type_name: &str,
-    owner: Option<Uuid>,
-    at: Option<Uuid>,
-) -> Result<bool, StoreError> {
-    let types = (&rn.types, &rn.behaviours);
-    if rules.allows(p, wanted, types, type_name, owner, &[]) {
-        return Ok(true);
-    }
-    match at {
-        Some(id) if rules.needs_lineage(p, wanted) => {
-            let mut lineage = rn.store.ancestors(&p.org, id, rn.config.max_depth).await?;
-            lineage.push(id);
-            Ok(rules.allows(p, wanted, types, type_name, owner, &lineage))
-        }
-        _ => Ok(false),
     }
 }
 
@@ -94,29 +48,20 @@ async fn readable(
 ) -> Result<Option<Item>, StoreError> {
     match rn.store.get(&p.org, id).await? {
         Some(item)
-            if can(
-                rn,
-                rules,
-                p,
-                Permission::Read,
-                &item.type_name,
-                item.owner,
-                Some(id),
-            )
-            .await? =>
+            if rn
+                .may(
+                    rules,
+                    p,
+                    Permission::Read,
+                    &item.type_name,
+                    item.owner,
+                    Some(id),
+                )
+                .await? =>
         {
             Ok(Some(item))
         }
         _ => Ok(None),
-    }
-}
-
-impl From<StoreError> for ItemError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(id) => ItemError::NotFound(id),
-            e => ItemError::Store(e),
-        }
     }
 }
 
@@ -348,16 +293,16 @@ pub async fn prepare_create(
         return Err(ValidationErrors::single("type", why).into());
     }
     let p = principal;
-    if !can(
-        rn,
-        &rules,
-        p,
-        Permission::Create,
-        &t.name,
-        p.account,
-        input.parent,
-    )
-    .await?
+    if !rn
+        .may(
+            &rules,
+            p,
+            Permission::Create,
+            &t.name,
+            p.account,
+            input.parent,
+        )
+        .await?
     {
         return Err(denied(p, format!("create {} items here", t.name)));
     }
@@ -452,7 +397,10 @@ async fn get_for(
     wanted: Permission,
 ) -> Result<Item, ItemError> {
     let item = get_with(rn, rules, p, id, scope).await?;
-    if !can(rn, rules, p, wanted, &item.type_name, item.owner, Some(id)).await? {
+    if !rn
+        .may(rules, p, wanted, &item.type_name, item.owner, Some(id))
+        .await?
+    {
         return Err(denied(p, format!("{} item {id}", wanted.as_str())));
     }
     Ok(item)
@@ -548,16 +496,16 @@ pub async fn prepare_update(
 pub async fn check_update(rn: &Realnet, p: &Principal, item: &Item) -> Result<(), ItemError> {
     let rules = rn.access_rules(&p.org).await?;
     let wanted = Permission::Update;
-    if !can(
-        rn,
-        &rules,
-        p,
-        wanted,
-        &item.type_name,
-        item.owner,
-        Some(item.id),
-    )
-    .await?
+    if !rn
+        .may(
+            &rules,
+            p,
+            wanted,
+            &item.type_name,
+            item.owner,
+            Some(item.id),
+        )
+        .await?
     {
         return Err(denied(p, format!("update item {}", item.id)));
     }
@@ -680,16 +628,16 @@ async fn check_move(
     current: &Item,
     parent: Option<Uuid>,
 ) -> Result<(), ItemError> {
-    if !can(
-        rn,
-        rules,
-        p,
-        Permission::Create,
-        &current.type_name,
-        current.owner,
-        parent,
-    )
-    .await?
+    if !rn
+        .may(
+            rules,
+            p,
+            Permission::Create,
+            &current.type_name,
+            current.owner,
+            parent,
+        )
+        .await?
     {
         let place = parent.map_or("the root".to_string(), |id| format!("item {id}"));
         return Err(denied(

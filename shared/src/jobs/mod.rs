@@ -14,6 +14,7 @@
 //! A failure is either permanent (bad input, no rights: retrying cannot help, so the job is
 //! recorded as failed and not retried) or retryable (the store unavailable, a version race).
 
+pub mod envelope;
 pub mod job_items;
 pub mod submit;
 pub mod trust;
@@ -25,39 +26,17 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::blob::finalize::{FinalizeError, finalize};
-use crate::context::{Realnet, check_org_name};
+use crate::config::check_org_name;
+use crate::context::Realnet;
+use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
-use crate::item::ops::{self, Change, ItemError, NewItem, Origin, Prepared};
+use crate::item::ops::{self, Change, NewItem, Origin, Prepared};
 use crate::store::{StoreError, Write};
+
+pub use envelope::JobEnvelope;
 
 /// At most this many items in one bulk job (DynamoDB writes 100 records per transaction).
 pub const MAX_BULK: usize = 25;
-
-/// A job as a producer sends it.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobEnvelope {
-    /// `items.create`, `items.update`, `items.delete`, `files.finalize` or `extension.call`.
-    pub kind: String,
-    pub org: String,
-    /// The username of the account the job acts as (with its rights).
-    pub actor: String,
-    pub payload: Value,
-    /// Jobs of the same account with the same key run once.
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-    /// Carried into the logs, to follow a request through its jobs.
-    #[serde(default)]
-    pub request_id: Option<String>,
-    /// The `Job` item that reports this job's status (jobs sent through `POST /api/jobs`).
-    /// Only in envelopes the installation signed.
-    #[serde(default)]
-    pub job: Option<Uuid>,
-    /// The scheduled run this job is (`schedule:<id>:<time>`), its key in place of an
-    /// idempotency key. Only in envelopes the installation signed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run: Option<String>,
-}
 
 /// The key a job's record is kept under, in its org: its scheduled run; else the sending
 /// account's idempotency key; else its `Job` item; else the message. The namespaces are

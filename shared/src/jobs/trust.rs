@@ -12,64 +12,19 @@
 //! writes nothing, and the worker reports it for the dead-letter queue. Refusals say why,
 //! never with the signature or key.
 
-use std::collections::HashMap;
-
-use aws_lambda_events::event::sqs::SqsMessageAttribute;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
-use super::JobEnvelope;
+use super::envelope::{API_KEY, Credentials, JobEnvelope, JobSigner, SIGNATURE, SignedJob};
 use crate::auth::{AuthError, Credential, Principal};
 use crate::context::Realnet;
 use crate::queue::{MAX_MESSAGE, QueueError};
 use crate::store::StoreError;
 
-/// The message attribute carrying the installation's signature.
-pub const SIGNATURE: &str = "realnet-signature";
-/// The message attribute carrying a producer's API key.
-pub const API_KEY: &str = "realnet-api-key";
 /// The store setting holding the generated signing key.
 const KEY_SETTING: &str = "job_signing_key";
 
-/// Signs and checks envelopes with the installation's key.
-#[derive(Clone)]
-pub struct JobSigner {
-    key: Vec<u8>,
-}
-
-impl std::fmt::Debug for JobSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JobSigner(..)")
-    }
-}
-
 impl JobSigner {
-    pub fn new(key: &[u8]) -> Self {
-        JobSigner { key: key.to_vec() }
-    }
-
-    fn mac(&self, body: &str) -> Hmac<Sha256> {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
-        mac.update(body.as_bytes());
-        mac
-    }
-
-    /// The signature of `body`, as the `realnet-signature` attribute carries it.
-    pub fn sign(&self, body: &str) -> String {
-        STANDARD.encode(self.mac(body).finalize().into_bytes())
-    }
-
-    /// Whether `signature` is this key's signature of exactly `body` (compared in constant
-    /// time).
-    pub fn verify(&self, body: &str, signature: &str) -> bool {
-        STANDARD
-            .decode(signature.trim())
-            .is_ok_and(|sig| self.mac(body).verify_slice(&sig).is_ok())
-    }
-
     /// The envelope as a message body with its signature.
     pub fn seal(&self, envelope: JobEnvelope) -> Result<SignedJob, QueueError> {
         let body =
@@ -83,60 +38,6 @@ impl JobSigner {
             body,
             signature,
         })
-    }
-}
-
-/// An envelope ready for the queue: the body exactly as the worker will read it, and the
-/// installation's signature over that body.
-#[derive(Clone)]
-pub struct SignedJob {
-    pub envelope: JobEnvelope,
-    pub body: String,
-    pub signature: String,
-}
-
-impl std::fmt::Debug for SignedJob {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignedJob")
-            .field("envelope", &self.envelope)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SignedJob {
-    /// What the worker receives beside the body.
-    pub fn credentials(&self) -> Credentials {
-        Credentials {
-            signature: Some(self.signature.clone()),
-            api_key: None,
-        }
-    }
-}
-
-/// The proofs a message carries beside its body (its message attributes).
-#[derive(Clone, Default)]
-pub struct Credentials {
-    pub signature: Option<String>,
-    pub api_key: Option<String>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("signature", &self.signature.is_some())
-            .field("api_key", &self.api_key.is_some())
-            .finish()
-    }
-}
-
-impl Credentials {
-    /// The proofs among an SQS record's message attributes.
-    pub fn from_sqs(attributes: &HashMap<String, SqsMessageAttribute>) -> Self {
-        let text = |name: &str| attributes.get(name).and_then(|a| a.string_value.clone());
-        Credentials {
-            signature: text(SIGNATURE),
-            api_key: text(API_KEY),
-        }
     }
 }
 

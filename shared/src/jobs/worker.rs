@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use super::trust::{self, Credentials, Sender, SignedJob, Untrusted};
+use super::envelope::{Credentials, SignedJob};
+use super::trust::{self, Sender, Untrusted};
 use super::{JobEnvelope, JobFailure, actor, decode, record as record_of, record_key, run};
 use crate::auth::Principal;
 use crate::context::Realnet;

@@ -11,8 +11,7 @@ use tokio::sync::{Mutex, OnceCell, mpsc};
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 
-use crate::jobs::JobEnvelope;
-use crate::jobs::trust::{SIGNATURE, SignedJob};
+use crate::jobs::envelope::{JobEnvelope, SIGNATURE, SignedJob};
 
 /// SQS refuses larger messages.
 pub const MAX_MESSAGE: usize = 256 * 1024;

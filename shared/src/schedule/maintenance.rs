@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::auth::Principal;
 use crate::blob::BlobKey;
 use crate::context::Realnet;
-use crate::item::ops::{self, ItemError};
+use crate::item::ItemError;
+use crate::item::ops;
 use crate::query::{ItemQuery, Readable};
 use crate::store::Purged;
 
