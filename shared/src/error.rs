@@ -9,9 +9,13 @@ use serde_json::{Value, json};
 
 use crate::auth::login::LoginError;
 use crate::auth::{AuthError, password};
+use crate::blob::BlobError;
+use crate::blob::finalize::FinalizeError;
 use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
+use crate::jobs::submit::SubmitError;
 use crate::query::QueryError;
+use crate::queue::QueueError;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -208,6 +212,86 @@ impl From<LoginError> for ApiError {
             }
             LoginError::Busy(b) => b.into(),
             LoginError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::TooLarge(_) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                e.to_string(),
+            ),
+            QueueError::Unavailable(m) => {
+                tracing::error!(error = %m, "queue unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the job queue is unavailable; try again shortly",
+                )
+            }
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::NoQueue => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
+            SubmitError::Queue(e) => e.into(),
+            SubmitError::Item(e) => e.into(),
+            SubmitError::Store(e) => ItemError::from(e).into(),
+        }
+    }
+}
+
+impl From<BlobError> for ApiError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::Unavailable(m) => {
+                tracing::error!(error = %m, "file storage unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "file storage is unavailable; try again shortly",
+                )
+            }
+            BlobError::Backend(m) => {
+                tracing::error!(error = %m, "file storage error");
+                ApiError::internal()
+            }
+            e @ BlobError::TooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                e.to_string(),
+            ),
+            e @ BlobError::TooSmall { .. } => {
+                ValidationErrors::single("size", e.to_string()).into()
+            }
+            e @ BlobError::Body(_) => ApiError::bad_request(e.to_string()),
+        }
+    }
+}
+
+impl From<FinalizeError> for ApiError {
+    fn from(e: FinalizeError) -> Self {
+        match e {
+            FinalizeError::NotUploaded(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "nothing has been uploaded for this file yet",
+            ),
+            e @ FinalizeError::Confirmed(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            FinalizeError::Item(e) => e.into(),
+            FinalizeError::Blob(e) => e.into(),
         }
     }
 }

@@ -30,51 +30,6 @@ use crate::item::attributes::ValidationErrors;
 use crate::item::ops::{self, NewItem};
 use crate::query::ItemQuery;
 
-impl From<BlobError> for ApiError {
-    fn from(e: BlobError) -> Self {
-        match e {
-            BlobError::Unavailable(m) => {
-                tracing::error!(error = %m, "file storage unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "file storage is unavailable; try again shortly",
-                )
-            }
-            BlobError::Backend(m) => {
-                tracing::error!(error = %m, "file storage error");
-                ApiError::internal()
-            }
-            e @ BlobError::TooLarge { .. } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                e.to_string(),
-            ),
-            e @ BlobError::TooSmall { .. } => {
-                ValidationErrors::single("size", e.to_string()).into()
-            }
-            e @ BlobError::Body(_) => ApiError::bad_request(e.to_string()),
-        }
-    }
-}
-
-impl From<FinalizeError> for ApiError {
-    fn from(e: FinalizeError) -> Self {
-        match e {
-            FinalizeError::NotUploaded(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "nothing has been uploaded for this file yet",
-            ),
-            e @ FinalizeError::Confirmed(_) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-            }
-            FinalizeError::Item(e) => e.into(),
-            FinalizeError::Blob(e) => e.into(),
-        }
-    }
-}
-
 /// A request's body, read a chunk at a time as it arrives.
 struct RequestBody(Body);
 

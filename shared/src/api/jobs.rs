@@ -18,12 +18,10 @@ use super::extract::{JsonBody, item_id};
 use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::item::Item;
-use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
 use crate::item::ops;
 use crate::jobs;
-use crate::jobs::submit::{JOB, Submission, SubmitError, check_key, submit};
-use crate::queue::QueueError;
+use crate::jobs::submit::{JOB, Submission, check_key, submit};
 
 /// `POST /api/jobs` body.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -73,26 +71,6 @@ impl From<&Item> for JobStatus {
     }
 }
 
-impl From<QueueError> for ApiError {
-    fn from(e: QueueError) -> Self {
-        match e {
-            QueueError::TooLarge(_) => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                e.to_string(),
-            ),
-            QueueError::Unavailable(m) => {
-                tracing::error!(error = %m, "queue unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the job queue is unavailable; try again shortly",
-                )
-            }
-        }
-    }
-}
-
 #[utoipa::path(post, path = "/api/jobs", operation_id = "create_job", tag = "jobs", request_body = NewJob,
     responses((status = 202, description = "Queued (or, for a repeated idempotency key, the job it started)", body = JobStatus),
         (status = 400, description = "Malformed body", body = ErrorBody),
@@ -134,21 +112,6 @@ pub async fn create(
     };
     let item = submit(&rn, &principal, &actor, job).await?;
     Ok((StatusCode::ACCEPTED, Json(JobStatus::from(&item))))
-}
-
-impl From<SubmitError> for ApiError {
-    fn from(e: SubmitError) -> Self {
-        match e {
-            SubmitError::NoQueue => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
-            ),
-            SubmitError::Queue(e) => e.into(),
-            SubmitError::Item(e) => e.into(),
-            SubmitError::Store(e) => ItemError::from(e).into(),
-        }
-    }
 }
 
 #[utoipa::path(get, path = "/api/jobs/{id}", operation_id = "get_job", tag = "jobs",
