@@ -245,7 +245,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::from_env()?;
     realnet::telemetry::init(false, config.debug);
-    let rn = Arc::new(Realnet::from_config(config)?);
+    let rn = Arc::new(Realnet::from_config(config, realnet_extensions::linked())?);
     match cli.command {
         Command::Serve => serve(rn).await,
         Command::Init => {

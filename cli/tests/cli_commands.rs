@@ -80,7 +80,7 @@ fn open(dir: &Path) -> realnet::Realnet {
         (k == "REALNET_DATA_DIR").then(|| dir.to_str().expect("utf-8").to_string())
     })
     .expect("config");
-    realnet::Realnet::from_config(config).expect("open")
+    realnet::Realnet::from_config(config, realnet_extensions::linked()).expect("open")
 }
 
 /// Whether `password` is the password of `username` in `org`.
@@ -999,7 +999,9 @@ async fn queue_bridge_feeds_the_worker() {
         (k == "REALNET_DATA_DIR").then(|| dir.to_str().expect("utf-8").to_string())
     })
     .expect("config");
-    let rn = std::sync::Arc::new(realnet::Realnet::from_config(config).expect("open"));
+    let rn = std::sync::Arc::new(
+        realnet::Realnet::from_config(config, realnet_extensions::linked()).expect("open"),
+    );
     let app = axum::Router::new().route(
         "/2015-03-31/functions/worker/invocations",
         axum::routing::post(

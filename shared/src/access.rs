@@ -20,15 +20,18 @@ pub enum Permission {
     Create,
     Update,
     Delete,
+    /// Calling an extension's handlers (rules on the `Extension` type).
+    Call,
     Admin,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 6] = [
         Permission::Read,
         Permission::Create,
         Permission::Update,
         Permission::Delete,
+        Permission::Call,
         Permission::Admin,
     ];
 
@@ -38,6 +41,7 @@ impl Permission {
             Permission::Create => "create",
             Permission::Update => "update",
             Permission::Delete => "delete",
+            Permission::Call => "call",
             Permission::Admin => "admin",
         }
     }
@@ -257,7 +261,8 @@ impl AccessRules {
         if p.admin {
             return true;
         }
-        if wanted != Permission::Read && types.guards_identity(type_name) {
+        let writes = !matches!(wanted, Permission::Read | Permission::Call);
+        if writes && types.guards_identity(type_name) {
             // Org-wide: only an admin rule on an identity type itself.
             return self.rules.iter().any(|r| {
                 r.grants(Permission::Admin)
@@ -321,7 +326,7 @@ mod tests {
 
     #[test]
     fn default_deny_and_grants_by_type_group_owner_and_item() {
-        let registry = TypeRegistry::embedded().expect("types");
+        let registry = TypeRegistry::with_crm();
         let (alice, bob, group, folder) = (
             Uuid::now_v7(),
             Uuid::now_v7(),
@@ -376,7 +381,7 @@ mod tests {
 
     #[test]
     fn admin_over_identity_types_is_org_wide() {
-        let registry = TypeRegistry::embedded().expect("types");
+        let registry = TypeRegistry::with_crm();
         let behaviours = crate::start::core_behaviours(&registry);
         let (alice, folder) = (Uuid::now_v7(), Uuid::now_v7());
         let a = member(alice, vec![]);
@@ -445,7 +450,7 @@ mod tests {
 
     #[test]
     fn readable_is_a_filter_of_types_owner_and_subtrees() {
-        let registry = TypeRegistry::embedded().expect("types");
+        let registry = TypeRegistry::with_crm();
         let alice = Uuid::now_v7();
         let root = Uuid::now_v7();
         let rules = AccessRules::new(vec![
@@ -492,7 +497,7 @@ mod tests {
 
     #[test]
     fn acl_attributes_are_checked() {
-        let registry = TypeRegistry::embedded().expect("types");
+        let registry = TypeRegistry::with_crm();
         let check = |v: serde_json::Value| {
             check_acl(&registry, v.as_object().expect("object"))
                 .into_iter()

@@ -1,5 +1,5 @@
 //! The core every runner builds once (at cold start on Lambda) and shares: configuration, the
-//! type registry with the behaviour of each type, the stores and the queue, and the caches of
+//! type registry with the behaviour of each type, the linked extensions, the stores and the queue, and the caches of
 //! who is calling ([`AuthCaches`]). It knows nothing of HTTP (the API's own state is
 //! `api::state`), of setting up orgs ([`crate::orgs`]) or of how a runner starts
 //! ([`crate::start`]), so that everything else can build on it without reaching back.
@@ -14,6 +14,7 @@ use crate::auth::Principal;
 use crate::auth::cache::AuthCaches;
 use crate::blob::{BlobStore, LocalBlobStore, S3BlobStore};
 use crate::config::{Config, StorageConfig};
+use crate::extensions::Extensions;
 use crate::item::behaviour::Behaviours;
 use crate::jobs::envelope::JobSigner;
 use crate::queue::{LocalQueue, Queue, SqsQueue};
@@ -25,6 +26,8 @@ pub struct Realnet {
     pub types: TypeRegistry,
     /// What is special about each type, resolved for every loaded type.
     pub behaviours: Behaviours,
+    /// The linked extensions and their handlers.
+    pub extensions: Extensions,
     pub store: Arc<dyn ItemStore>,
     pub blobs: Arc<dyn BlobStore>,
     /// Where jobs go: SQS with `REALNET_QUEUE_URL`, in process under `realnet serve`.
@@ -44,12 +47,13 @@ impl std::fmt::Debug for Realnet {
 }
 
 impl Realnet {
-    /// The core over `store`, with `behaviours` resolved for `types` (see
-    /// [`crate::start`], which registers them).
+    /// The core over `store`, with `behaviours` resolved for `types` and the linked
+    /// `extensions` (see [`crate::start`], which registers them).
     pub fn assemble(
         config: Config,
         types: TypeRegistry,
         behaviours: Behaviours,
+        extensions: Extensions,
         store: Arc<dyn ItemStore>,
     ) -> Realnet {
         let blobs: Arc<dyn BlobStore> = match &config.storage {
@@ -67,6 +71,7 @@ impl Realnet {
             auth: AuthCaches::new(config.auth.cache_ttl),
             config,
             behaviours,
+            extensions,
             types,
             store,
             blobs,

@@ -11,6 +11,8 @@ use crate::auth::login::LoginError;
 use crate::auth::{AuthError, password};
 use crate::blob::BlobError;
 use crate::blob::finalize::FinalizeError;
+use crate::extensions::HandlerError;
+use crate::extensions::invoke::CallError;
 use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
 use crate::jobs::submit::SubmitError;
@@ -292,6 +294,52 @@ impl From<FinalizeError> for ApiError {
             }
             FinalizeError::Item(e) => e.into(),
             FinalizeError::Blob(e) => e.into(),
+        }
+    }
+}
+
+impl From<HandlerError> for ApiError {
+    fn from(e: HandlerError) -> Self {
+        match e {
+            HandlerError::Refused {
+                status,
+                message,
+                details,
+            } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                let code = match status {
+                    StatusCode::UNAUTHORIZED => "unauthorized",
+                    StatusCode::FORBIDDEN => "forbidden",
+                    StatusCode::NOT_FOUND => "not_found",
+                    StatusCode::CONFLICT => "conflict",
+                    StatusCode::PRECONDITION_FAILED => "precondition_failed",
+                    StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                    StatusCode::UNPROCESSABLE_ENTITY => "validation_failed",
+                    StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+                    _ => "bad_request",
+                };
+                let err = ApiError::new(status, code, message);
+                match details {
+                    Some(d) => err.with_details(d),
+                    None => err,
+                }
+            }
+            HandlerError::Item(e) => e.into(),
+            HandlerError::Query(e) => e.into(),
+            HandlerError::Remote(m) => ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", m),
+        }
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::NotFound(m) => ApiError::not_found(m),
+            CallError::Item(e) => e.into(),
+            CallError::Handler(e) => e.into(),
+            e @ CallError::Panicked { .. } => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
         }
     }
 }

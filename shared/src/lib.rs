@@ -11,6 +11,7 @@ pub mod blob;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod extensions;
 pub mod item;
 pub mod jobs;
 pub mod orgs;

@@ -3,6 +3,7 @@
 //! definitions once, and a first admin account if it has none.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -65,23 +66,37 @@ impl Realnet {
     /// Whether `org` has been set up (it has its `Org` item): every path that takes an org
     /// from its input refuses one that has not, so a misspelled org name never makes a tenant.
     pub async fn org_exists(&self, org: &str) -> Result<bool, StoreError> {
+        Ok(self.org_portfolio(org).await?.is_some())
+    }
+
+    /// The portfolio `org` belongs to: its `Org` item's `portfolio` attribute, or else the
+    /// org's own name; `None` if the org has not been set up. Cached like the access rules.
+    pub async fn org_portfolio(&self, org: &str) -> Result<Option<Arc<str>>, StoreError> {
         let cache = !self.config.auth.cache_ttl.is_zero();
-        if cache && self.auth.orgs.contains_key(&org.to_string()) {
-            return Ok(true);
+        if cache && let Some(portfolio) = self.auth.orgs.get(&org.to_string()) {
+            return Ok(Some(portfolio));
         }
         if check_org_name(org).is_err() {
-            return Ok(false);
+            return Ok(None);
         }
         let mut query =
             ItemQuery::parse(&self.types, &[], None).expect("an empty query always parses");
         query.types = vec!["Org".to_string()];
         query.readable = Readable::All;
         query.limit = 1;
-        let exists = !self.store.query(org, &query).await?.items.is_empty();
-        if exists && cache {
-            self.auth.orgs.insert(org.to_string(), ());
+        let Some(item) = self.store.query(org, &query).await?.items.pop() else {
+            return Ok(None);
+        };
+        let portfolio: Arc<str> = item
+            .attributes
+            .get("portfolio")
+            .and_then(Value::as_str)
+            .unwrap_or(org)
+            .into();
+        if cache {
+            self.auth.orgs.insert(org.to_string(), portfolio.clone());
         }
-        Ok(exists)
+        Ok(Some(portfolio))
     }
 
     /// Sets up `org`: its `Org` item, the seed items of the definitions (including the default

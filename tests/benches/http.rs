@@ -424,7 +424,11 @@ async fn serve(
     config.auth.max_failures_per_address = 10_000;
     config.auth.max_failures_per_username = 10_000;
     config.auth.max_failures = 10_000;
-    let rn = Arc::new(Realnet::new(config, realnet_tests::registry(), store));
+    let rn = Arc::new(realnet_tests::realnet(
+        config,
+        realnet_tests::registry(),
+        store,
+    ));
     rn.init_org(org, Some(MEMBER_PASSWORD.to_string())).await?;
     let admin = Principal::org_admin(org);
     let attributes = |v: Value| v.as_object().cloned().unwrap_or_default();

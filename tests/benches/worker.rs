@@ -104,7 +104,7 @@ async fn throughput(
 }
 
 async fn context(db: DbConfig, store: Arc<dyn ItemStore>) -> anyhow::Result<Arc<Realnet>> {
-    let rn = Arc::new(Realnet::new(
+    let rn = Arc::new(realnet_tests::realnet(
         realnet_tests::config(db),
         realnet_tests::registry(),
         store,

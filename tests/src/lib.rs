@@ -131,8 +131,29 @@ pub async fn store(kind: StoreKind) -> TestStore {
     }
 }
 
+/// The compiled-in definitions, with the files the linked extensions ship.
 pub fn registry() -> TypeRegistry {
-    TypeRegistry::embedded().expect("the embedded definitions load")
+    TypeRegistry::load(None, &extensions().type_files()).expect("the embedded definitions load")
+}
+
+/// The definitions of an initialization folder, with the files the linked extensions ship.
+pub fn types_in(dir: &std::path::Path) -> TypeRegistry {
+    TypeRegistry::load(Some(dir), &extensions().type_files()).expect("the folder loads")
+}
+
+/// The linked extensions, as every runner has them.
+pub fn extensions() -> realnet::extensions::Extensions {
+    realnet::extensions::Extensions::new(realnet_extensions::linked())
+        .expect("the linked extensions")
+}
+
+/// A Realnet over `types` and `store` with the linked extensions, as the runners build it.
+pub fn realnet(
+    config: Config,
+    types: TypeRegistry,
+    store: Arc<dyn realnet::store::ItemStore>,
+) -> Realnet {
+    Realnet::build(config, types, extensions(), store).expect("the extensions fit the types")
 }
 
 /// A query from `key=value` pairs, as `GET /api/items` would parse it.
@@ -208,6 +229,28 @@ impl TestApp {
         types: TypeRegistry,
         adjust: impl FnOnce(&mut Config),
     ) -> TestApp {
+        TestApp::assemble(kind, types, extensions(), adjust).await
+    }
+
+    /// A test app with the linked extensions and `extra` ones (and the types they ship).
+    pub async fn with_extensions(
+        kind: StoreKind,
+        extra: Vec<realnet::extensions::Extension>,
+    ) -> TestApp {
+        let mut linked = realnet_extensions::linked();
+        linked.extend(extra);
+        let extensions =
+            realnet::extensions::Extensions::new(linked).expect("the extensions fit together");
+        let types = TypeRegistry::load(None, &extensions.type_files()).expect("the types load");
+        TestApp::assemble(kind, types, extensions, |_| {}).await
+    }
+
+    async fn assemble(
+        kind: StoreKind,
+        types: TypeRegistry,
+        extensions: realnet::extensions::Extensions,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let store = store(kind).await;
         let files = tempfile::tempdir().expect("temp dir");
         let mut config = config(store.db.clone());
@@ -215,7 +258,10 @@ impl TestApp {
             root: files.path().to_path_buf(),
         };
         adjust(&mut config);
-        let rn = Arc::new(Realnet::new(config, types, store.store.clone()));
+        let rn = Arc::new(
+            Realnet::build(config, types, extensions, store.store.clone())
+                .expect("the extensions fit the types"),
+        );
         let default_org = rn.config.default_org.clone();
         for org in [default_org.as_str(), OTHER_ORG] {
             rn.init_org(org, Some(ADMIN_PASSWORD.to_string()))

@@ -293,7 +293,7 @@ async fn the_public_gets_only_what_a_rule_grants(kind: StoreKind) {
 async fn revocation_elsewhere_takes_effect_within_the_cache_ttl(kind: StoreKind) {
     let app = TestApp::with_config(kind, |c| c.auth.cache_ttl = Duration::from_secs(1)).await;
     let (_, token) = app.account("default", "carol", false).await;
-    let other = realnet::api::router(Arc::new(realnet::Realnet::new(
+    let other = realnet::api::router(Arc::new(realnet_tests::realnet(
         app.rn.config.clone(),
         realnet_tests::registry(),
         app.rn.store.clone(),

@@ -187,7 +187,7 @@ on_every_store!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_queue_jobs_are_refused() {
     let app = TestApp::new(StoreKind::Sqlite).await;
-    let bare = realnet::api::router(std::sync::Arc::new(realnet::Realnet::new(
+    let bare = realnet::api::router(std::sync::Arc::new(realnet_tests::realnet(
         app.rn.config.clone(),
         realnet_tests::registry(),
         app.rn.store.clone(),

@@ -11,7 +11,6 @@ use realnet::Realnet;
 use realnet::auth::password;
 use realnet::item::Item;
 use realnet::store::Write;
-use realnet::types::TypeRegistry;
 use realnet_tests::{ADMIN_PASSWORD, OTHER_ORG, StoreKind, TestApp, on_every_store, query};
 use serde_json::{Value, json};
 
@@ -133,7 +132,7 @@ async fn an_org_never_set_up_has_no_account_to_log_in_to_or_act_as(kind: StoreKi
     );
 
     // Set up, the org is one: its accounts log in.
-    let fresh = Realnet::new(
+    let fresh = realnet_tests::realnet(
         app.rn.config.clone(),
         realnet_tests::registry(),
         app.rn.store.clone(),
@@ -184,7 +183,7 @@ async fn a_deleted_default_rule_stays_deleted_after_a_restart(kind: StoreKind) {
 
     // A restart: a new context over the same store, set up as `realnet serve` does.
     for _ in 0..2 {
-        let restarted = Realnet::new(
+        let restarted = realnet_tests::realnet(
             app.rn.config.clone(),
             realnet_tests::registry(),
             app.rn.store.clone(),
@@ -243,9 +242,9 @@ fn folders_named<'a>(items: &'a [Item], name: &str) -> Vec<&'a Item> {
 async fn seeds_of_a_newer_definition_are_added_once(kind: StoreKind) {
     let app = TestApp::new(kind).await;
     let dir = newer_definitions();
-    let newer = Realnet::new(
+    let newer = realnet_tests::realnet(
         app.rn.config.clone(),
-        TypeRegistry::from_dir(dir.path()).expect("the newer definitions load"),
+        realnet_tests::types_in(dir.path()),
         app.rn.store.clone(),
     );
     for org in ["default", OTHER_ORG] {

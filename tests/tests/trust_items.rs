@@ -718,7 +718,7 @@ async fn subtypes_keep_their_base_behaviour(kind: StoreKind) {
         {"name": "Employee", "base": "Account", "fields": [{"name": "department", "kind": "string"}]},
         {"name": "Invoice", "base": "File"}
     ]));
-    let types = realnet::types::TypeRegistry::from_dir(dir.path()).expect("the folder loads");
+    let types = realnet_tests::types_in(dir.path());
     let app = TestApp::with_types(kind, types, |_| {}).await;
     let (_, alice) = app.account("default", "alice", false).await;
     let made = app

@@ -44,7 +44,7 @@ fn types_with_subtypes() -> TypeRegistry {
         {"name": "Rule", "base": "Acl"},
     ]});
     std::fs::write(dir.path().join("subtypes.json"), subtypes.to_string()).expect("write");
-    TypeRegistry::from_dir(dir.path()).expect("the folder loads")
+    realnet_tests::types_in(dir.path())
 }
 
 /// No password rests in a `Job` item or a queue body, however deep it is nested: a

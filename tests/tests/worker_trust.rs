@@ -313,7 +313,7 @@ async fn proven_envelopes_run_as_their_sender(kind: StoreKind) {
 async fn every_process_of_an_installation_shares_its_key(kind: StoreKind) {
     let app = TestApp::new(kind).await;
     let body = company("default", "admin", "Shared").to_string();
-    let elsewhere = realnet::Realnet::new(
+    let elsewhere = realnet_tests::realnet(
         app.rn.config.clone(),
         realnet_tests::registry(),
         app.rn.store.clone(),
@@ -323,7 +323,7 @@ async fn every_process_of_an_installation_shares_its_key(kind: StoreKind) {
     let configured = |key: &str| {
         let mut config = app.rn.config.clone();
         config.job_signing_key = Some(realnet::config::Secret(key.to_string()));
-        realnet::Realnet::new(config, realnet_tests::registry(), app.rn.store.clone())
+        realnet_tests::realnet(config, realnet_tests::registry(), app.rn.store.clone())
     };
     let (one, two) = (
         configured("the first installation's key, 32 characters or more"),

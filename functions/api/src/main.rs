@@ -19,7 +19,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let rn = Realnet::start_function("api");
+    let rn = Realnet::start_function("api", realnet_extensions::linked());
     let app = ServiceBuilder::new()
         .map_request(from_gateway)
         .service(api::router(Arc::new(rn)));

@@ -59,7 +59,7 @@ async fn answers_the_sample_events() {
         (k == "REALNET_DATA_DIR").then(|| dir.to_string())
     })
     .expect("config");
-    let rn = realnet::Realnet::from_config(config).expect("store");
+    let rn = realnet::Realnet::from_config(config, realnet_extensions::linked()).expect("store");
     rn.init().await.expect("init");
     link_the_sample_identity(&rn).await;
     let runtime = RuntimeApi::start().await;

@@ -11,7 +11,10 @@ use realnet::schedule::{self, ScheduledEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let rn = Arc::new(Realnet::start_function("scheduler"));
+    let rn = Arc::new(Realnet::start_function(
+        "scheduler",
+        realnet_extensions::linked(),
+    ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduledEvent>| {
         let rn = rn.clone();
         async move {

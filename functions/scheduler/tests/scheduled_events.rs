@@ -41,7 +41,7 @@ async fn answers_the_sample_events() {
             .map(|(_, v)| v.to_string())
     })
     .expect("config");
-    let rn = realnet::Realnet::from_config(config).expect("store");
+    let rn = realnet::Realnet::from_config(config, realnet_extensions::linked()).expect("store");
     rn.init().await.expect("init");
     // A schedule the admin made the day before the sample tick (09:00 UTC), every 5 minutes.
     let tick = event("tick.json");

@@ -13,7 +13,10 @@ use realnet::jobs::worker;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let rn = Arc::new(Realnet::start_function("worker"));
+    let rn = Arc::new(Realnet::start_function(
+        "worker",
+        realnet_extensions::linked(),
+    ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let rn = rn.clone();
         async move {

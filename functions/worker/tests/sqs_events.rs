@@ -25,7 +25,7 @@ async fn answers_the_sample_batches() {
         (k == "REALNET_DATA_DIR").then(|| dir.to_string())
     })
     .expect("config");
-    let rn = realnet::Realnet::from_config(config).expect("store");
+    let rn = realnet::Realnet::from_config(config, realnet_extensions::linked()).expect("store");
     rn.init().await.expect("init");
     let runtime = RuntimeApi::start().await;
     let mut function = runtime.spawn_function(

@@ -18,6 +18,7 @@ use super::state::ApiState;
 use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
+use crate::extensions::source;
 use crate::item::Item;
 use crate::item::ops::{self, Change, NewItem};
 use crate::query::{ItemQuery, ParentFilter, QueryError};
@@ -147,7 +148,10 @@ pub(super) async fn page(
 ) -> Result<Json<ItemPage>, ApiError> {
     let codec = api.cursor_codec().await?;
     codec.decode(&mut query)?;
-    let page = ops::query(&api.rn, principal, &query).await?;
+    let page = match source::query(&api.rn, principal, &query).await? {
+        Some(page) => page,
+        None => ops::query(&api.rn, principal, &query).await?,
+    };
     Ok(Json(ItemPage {
         next_cursor: page.next.map(|p| codec.encode(&query, &p)),
         items: page.items,
@@ -256,7 +260,13 @@ pub async fn get(
     target: Target,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let item = ops::get(&rn, &principal, target.id, target.scope.as_deref()).await?;
+    let bound = target.scope.as_deref().filter(|t| source::is_bound(&rn, t));
+    let item = match bound {
+        Some(t) => source::get(&rn, &principal, t, target.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no item with id {}", target.id)))?,
+        None => ops::get(&rn, &principal, target.id, target.scope.as_deref()).await?,
+    };
     let response = if none_match(&headers, item.version) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

@@ -21,7 +21,8 @@ use crate::item::Item;
 use crate::item::attributes::ValidationErrors;
 use crate::item::ops;
 use crate::jobs;
-use crate::jobs::submit::{JOB, Submission, check_key, submit};
+use crate::jobs::envelope::Submission;
+use crate::jobs::submit::{JOB, check_key, submit};
 
 /// `POST /api/jobs` body.
 #[derive(Deserialize, utoipa::ToSchema)]

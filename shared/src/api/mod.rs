@@ -4,6 +4,7 @@
 
 mod auth;
 mod caller;
+mod extensions;
 mod extract;
 mod files;
 mod health;
@@ -59,6 +60,11 @@ pub fn router(rn: Arc<Realnet>) -> Router {
             get(files::content).put(files::upload),
         )
         .route("/api/files/{id}/confirm", axum::routing::post(files::confirm))
+        .route("/api/extensions", get(extensions::list))
+        .route(
+            "/_schd/{portfolio}/{org}/call/{extension}/{handler}",
+            axum::routing::post(extensions::call),
+        )
         .route("/api/jobs", axum::routing::post(jobs::create))
         .route("/api/jobs/{id}", get(jobs::get))
         // Type endpoints; the static routes above take precedence and the loader refuses

@@ -39,6 +39,8 @@ use crate::types::{Field, FieldKind, TypeDef};
         super::files::content,
         super::jobs::create,
         super::jobs::get,
+        super::extensions::list,
+        super::extensions::call,
         document,
     ),
     components(schemas(crate::item::Item, crate::types::TypeDef, crate::error::ErrorBody))
@@ -50,6 +52,7 @@ fn build(rn: &Realnet) -> String {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let mut doc = serde_json::to_value(&doc).unwrap_or_default();
     add_auth_responses(&mut doc);
+    add_handlers(rn, &mut doc);
     let paths = doc["paths"].clone();
     for t in rn.types.all() {
         let Some(ep) = &t.endpoint else { continue };
@@ -81,6 +84,32 @@ fn build(rn: &Realnet) -> String {
         }
     }
     doc.to_string()
+}
+
+/// One copy of the call route per linked handler, with the handler's input and output
+/// schemas, so that clients (and the fuzzer in `tests/run`) know what each takes.
+fn add_handlers(rn: &Realnet, doc: &mut Value) {
+    const CALL: &str = "/_schd/{portfolio}/{org}/call/{extension}/{handler}";
+    let template = doc["paths"][CALL].clone();
+    for e in rn.extensions.linked() {
+        for h in e.handlers() {
+            let mut item = template.clone();
+            let op = &mut item["post"];
+            op["operationId"] = json!(format!("call_{}_{}", e.name.replace('-', "_"), h.name));
+            op["summary"] = json!(h.description);
+            if let Some(params) = op["parameters"].as_array_mut() {
+                params.retain(|p| p["name"] != "extension" && p["name"] != "handler");
+            }
+            if let Some(input) = h.input_schema() {
+                op["requestBody"]["content"]["application/json"]["schema"] = input.clone();
+            }
+            if let Some(output) = h.output_schema() {
+                op["responses"]["200"]["content"]["application/json"]["schema"] = output.clone();
+            }
+            let path = format!("/_schd/{{portfolio}}/{{org}}/call/{}/{}", e.name, h.name);
+            doc["paths"][path] = item;
+        }
+    }
 }
 
 /// Bearer authentication, and the `401` every route but `/ping`, this document and login can

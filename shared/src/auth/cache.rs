@@ -13,8 +13,9 @@ use crate::access::AccessRules;
 pub struct AuthCaches {
     pub(crate) principals: Cache<String, Arc<CachedPrincipal>>,
     pub(crate) rules: Cache<String, Arc<AccessRules>>,
-    /// Orgs known to be set up (never those that are not, so a new org is seen at once).
-    pub(crate) orgs: Cache<String, ()>,
+    /// Orgs known to be set up, with their portfolio (never those that are not, so a new
+    /// org is seen at once).
+    pub(crate) orgs: Cache<String, Arc<str>>,
 }
 
 impl AuthCaches {

@@ -13,7 +13,8 @@ use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
-use crate::item::ops::{self, Change, Origin, Prepared};
+use crate::item::ops::{self, Change, Origin};
+use crate::item::prepared::Prepared;
 
 pub const FILE: &str = "File";
 

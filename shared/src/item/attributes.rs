@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn defaults_fill_in_and_required_fields_are_named() {
-        let registry = TypeRegistry::embedded().expect("types");
+        let registry = TypeRegistry::with_crm();
         let deal = registry.get("Deal").expect("Deal");
         let err = validate_new(deal, &obj(json!({"amount": 5}))).expect_err("company missing");
         assert_eq!(
@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn a_misspelled_attribute_is_refused_with_a_hint() {
-        let registry = TypeRegistry::embedded().expect("types");
+        let registry = TypeRegistry::with_crm();
         let contact = registry.get("Contact").expect("Contact");
         let err = validate_new(contact, &obj(json!({"email": "a@b.c", "phnoe": "123"})))
             .expect_err("unknown attribute");
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn nul_characters_are_refused_anywhere() {
-        let registry = TypeRegistry::embedded().expect("types");
+        let registry = TypeRegistry::with_crm();
         let view = registry.get("View").expect("View");
         let err = validate_new(view, &obj(json!({"query": {"a": ["x\u{0}y"]}})))
             .expect_err("NUL inside JSON");
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn merge_removes_nulls_and_rechecks() {
-        let registry = TypeRegistry::embedded().expect("types");
+        let registry = TypeRegistry::with_crm();
         let contact = registry.get("Contact").expect("Contact");
         let current = obj(json!({"email": "a@b.c", "phone": "12345"}));
         let merged = validate_merge(contact, &current, &obj(json!({"phone": null}))).expect("ok");

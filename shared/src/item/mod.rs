@@ -7,6 +7,7 @@ pub mod behaviour;
 mod depth;
 mod error;
 pub mod ops;
+pub mod prepared;
 
 pub use error::ItemError;
 

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::attributes::{ValidationErrors, validate_merge, validate_name, validate_new};
 pub use super::behaviour::Origin;
 use super::behaviour::Pending;
+use super::prepared::Prepared;
 use super::{Item, ItemError, now};
 use crate::access::{AccessRules, Permission};
 use crate::auth::Principal;
@@ -192,18 +193,6 @@ async fn check_parent(
         errors.add("parent", format!("no item with id {p}"));
     }
     Ok(())
-}
-
-/// A checked change, ready to be written with others in one transaction by [`commit`].
-#[derive(Debug)]
-pub struct Prepared {
-    writes: Vec<Write>,
-    /// The item as it will be (none for a delete).
-    pub item: Option<Item>,
-    /// The types written, whose behaviours run once the write committed.
-    types: Vec<String>,
-    /// An API key's token, to show once.
-    secret: Option<String>,
 }
 
 /// Writes prepared changes all together, or none of them.

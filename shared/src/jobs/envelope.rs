@@ -39,6 +39,18 @@ pub struct JobEnvelope {
     pub run: Option<String>,
 }
 
+/// A job to send as `principal` (an account).
+#[derive(Debug)]
+pub struct Submission {
+    pub kind: String,
+    pub payload: Value,
+    /// The client's key ([`super::submit::check_key`]).
+    pub idempotency_key: Option<String>,
+    /// The scheduled run this is (`schedule:<id>:<time>`): the scheduler's key.
+    pub run: Option<String>,
+    pub request_id: Option<String>,
+}
+
 /// The message attribute carrying the installation's signature.
 pub const SIGNATURE: &str = "realnet-signature";
 /// The message attribute carrying a producer's API key.

@@ -20,6 +20,8 @@ pub mod submit;
 pub mod trust;
 pub mod worker;
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -28,9 +30,12 @@ use crate::auth::Principal;
 use crate::blob::finalize::{FinalizeError, finalize};
 use crate::config::check_org_name;
 use crate::context::Realnet;
+use crate::extensions::HandlerError;
+use crate::extensions::invoke::{self, CallError, Target};
 use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
-use crate::item::ops::{self, Change, NewItem, Origin, Prepared};
+use crate::item::ops::{self, Change, NewItem, Origin};
+use crate::item::prepared::Prepared;
 use crate::store::{StoreError, Write};
 
 pub use envelope::JobEnvelope;
@@ -184,9 +189,28 @@ struct FinalizeFile {
 struct CallExtension {
     extension: String,
     handler: String,
-    /// Accepted for the handler; unused until extensions are registered.
-    #[serde(default, rename = "payload")]
-    _payload: Value,
+    #[serde(default)]
+    payload: Value,
+}
+
+impl CallExtension {
+    fn target(&self) -> Target<'_> {
+        Target {
+            extension: &self.extension,
+            handler: &self.handler,
+        }
+    }
+}
+
+impl From<CallError> for JobFailure {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Item(e) => e.into(),
+            // A remote extension that failed may answer next time.
+            CallError::Handler(HandlerError::Remote(m)) => JobFailure::Retry(m),
+            e => JobFailure::Permanent(e.to_string()),
+        }
+    }
 }
 
 fn bulk<T>(kind: &str, list: &[T]) -> Result<(), JobFailure> {
@@ -216,6 +240,7 @@ enum Work {
     Update(UpdateItems),
     Delete(DeleteItems),
     Finalize(FinalizeFile),
+    Call(CallExtension),
 }
 
 /// The work a job of `kind` asks for, if its payload has the right shape.
@@ -225,13 +250,7 @@ fn work(kind: &str, payload_value: &Value) -> Result<Work, JobFailure> {
         "items.update" => Work::Update(payload(kind, payload_value)?),
         "items.delete" => Work::Delete(payload(kind, payload_value)?),
         "files.finalize" => Work::Finalize(payload(kind, payload_value)?),
-        "extension.call" => {
-            let call: CallExtension = payload(kind, payload_value)?;
-            return Err(JobFailure::Permanent(format!(
-                "no extension handler {}/{} is registered (the extension registry is not built yet)",
-                call.extension, call.handler
-            )));
-        }
+        "extension.call" => Work::Call(payload(kind, payload_value)?),
         other => {
             return Err(JobFailure::Permanent(format!(
                 "unknown job kind {other:?}: use items.create, items.update, items.delete, files.finalize or extension.call"
@@ -242,7 +261,7 @@ fn work(kind: &str, payload_value: &Value) -> Result<Work, JobFailure> {
         Work::Create(c) => bulk(kind, &c.items)?,
         Work::Update(u) => bulk(kind, &u.items)?,
         Work::Delete(d) => bulk(kind, &d.ids)?,
-        Work::Finalize(_) => {}
+        Work::Finalize(_) | Work::Call(_) => {}
     }
     Ok(work)
 }
@@ -298,6 +317,8 @@ async fn prepare(rn: &Realnet, p: &Principal, work: Work) -> Result<Vec<Prepared
             }
         }
         Work::Finalize(f) => batch.push(finalize(rn, p, f.file).await?),
+        // A handler's writes are known only once it ran: checked, not prepared.
+        Work::Call(c) => invoke::check(rn, p, c.target(), &c.payload).await?,
     }
     Ok(batch)
 }
@@ -342,12 +363,19 @@ pub async fn rehearse(
 /// effects, and the record that it ran, in one transaction; or none of them. If the key's
 /// record exists, nothing is written ([`JobFailure::AlreadyRan`]).
 pub async fn run(
-    rn: &Realnet,
+    rn: &Arc<Realnet>,
     p: &Principal,
     job: &JobEnvelope,
     key: &str,
 ) -> Result<Value, JobFailure> {
     let work = checked_work(rn, &job.kind, &job.payload)?;
+    if let Work::Call(mut c) = work {
+        let payload = std::mem::take(&mut c.payload);
+        let outcome = invoke::run(rn, p, c.target(), payload, job.request_id.clone()).await?;
+        let result = outcome.result.clone();
+        let record = record(rn, key, json!({ "result": result }));
+        return Ok(outcome.commit(rn, p, vec![record]).await?);
+    }
     let batch = prepare(rn, p, work).await?;
     let items: Vec<Value> = batch
         .iter()

@@ -4,9 +4,10 @@
 //! sends it: it finds only that account's own jobs (an admin's too), and a scheduled run's key
 //! (`schedule:...`) is not one a client may choose.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use super::JobEnvelope;
+use super::envelope::Submission;
 use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::item::Item;
@@ -47,18 +48,6 @@ pub enum SubmitError {
     /// The signing key could not be read from the store.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// A job to send as `principal` (an account).
-#[derive(Debug)]
-pub struct Submission {
-    pub kind: String,
-    pub payload: Value,
-    /// The client's key ([`check_key`]).
-    pub idempotency_key: Option<String>,
-    /// The scheduled run this is (`schedule:<id>:<time>`): the scheduler's key.
-    pub run: Option<String>,
-    pub request_id: Option<String>,
 }
 
 /// Records a `Job` item that `principal` owns and sends the job; with an idempotency key (or

@@ -122,7 +122,7 @@ mod tests {
     use crate::types::TypeRegistry;
 
     fn query(sort: &str, cursor: Option<&str>) -> ItemQuery {
-        let registry = TypeRegistry::embedded().expect("embedded types");
+        let registry = TypeRegistry::with_crm();
         let mut params = vec![
             ("type".to_string(), "Deal".to_string()),
             ("sort".to_string(), sort.to_string()),

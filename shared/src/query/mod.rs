@@ -450,7 +450,7 @@ mod tests {
     use super::*;
 
     fn parse(q: &[(&str, &str)]) -> Result<ItemQuery, QueryError> {
-        let registry = TypeRegistry::embedded().expect("embedded types");
+        let registry = TypeRegistry::with_crm();
         let params: Vec<(String, String)> = q
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

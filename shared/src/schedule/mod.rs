@@ -28,7 +28,8 @@ use crate::item::Item;
 use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
 use crate::item::behaviour::{Pending, TypeBehaviour};
-use crate::jobs::submit::{Submission, SubmitError, submit};
+use crate::jobs::envelope::Submission;
+use crate::jobs::submit::{SubmitError, submit};
 use crate::query::{ItemQuery, Readable};
 use crate::store::{JobClaim, StoreError, Write};
 

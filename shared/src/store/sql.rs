@@ -564,7 +564,7 @@ mod tests {
 
     #[test]
     fn values_are_bound_never_spliced() {
-        let registry = TypeRegistry::embedded().expect("types");
+        let registry = TypeRegistry::with_crm();
         let evil = "x' OR '1'='1";
         let params: Vec<(String, String)> = vec![
             ("type".into(), "Contact".into()),

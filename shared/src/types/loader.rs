@@ -55,6 +55,15 @@ pub(crate) enum Source {
     Dir(PathBuf),
 }
 
+/// A definition file a linked extension ships, loaded after the manifest's files of its layer.
+#[derive(Debug, Clone)]
+pub struct TypeFile {
+    /// How errors name it: `<extension>/<file>`.
+    pub name: String,
+    pub layer: Layer,
+    pub json: &'static str,
+}
+
 impl Source {
     fn read(&self, file: &str) -> Result<String, String> {
         match self {
@@ -199,7 +208,7 @@ fn check_core_types(declared: &[Declared], problems: &mut Problems) {
     }
 }
 
-pub(crate) fn load(source: &Source) -> Result<TypeRegistry, LoadErrors> {
+pub(crate) fn load(source: &Source, extra: &[TypeFile]) -> Result<TypeRegistry, LoadErrors> {
     let mut problems = Problems::default();
     let manifest: Manifest = match source
         .read(MANIFEST)
@@ -218,8 +227,6 @@ pub(crate) fn load(source: &Source) -> Result<TypeRegistry, LoadErrors> {
         }
     };
     let mut layer_seen = Layer::Core;
-    let mut declared = Vec::new();
-    let mut seeds: Vec<(String, Layer, String, Value)> = Vec::new();
     for (i, entry) in manifest.files.iter().enumerate() {
         if entry.layer < layer_seen {
             problems.add(
@@ -233,25 +240,46 @@ pub(crate) fn load(source: &Source) -> Result<TypeRegistry, LoadErrors> {
             );
         }
         layer_seen = layer_seen.max(entry.layer);
-        let file = entry.file.as_str();
-        let doc = match source
-            .read(file)
-            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
-        {
-            Ok(Value::Object(doc)) => doc,
-            Ok(_) => {
-                problems.add(
-                    file,
-                    "",
-                    "expected a JSON object with \"types\" and/or \"items\"",
-                );
-                continue;
-            }
-            Err(msg) => {
-                problems.add(file, "", msg);
-                continue;
-            }
+    }
+    // The manifest's files, each extension's after those of its layer.
+    let mut files: Vec<(&str, Layer, Option<&str>)> = manifest
+        .files
+        .iter()
+        .map(|e| (e.file.as_str(), e.layer, None))
+        .chain(
+            extra
+                .iter()
+                .map(|f| (f.name.as_str(), f.layer, Some(f.json))),
+        )
+        .collect();
+    files.sort_by_key(|(_, layer, _)| *layer);
+    let mut declared = Vec::new();
+    let mut seeds: Vec<(String, Layer, String, Value)> = Vec::new();
+    for (file, layer, shipped) in files {
+        let entry = ManifestEntry {
+            file: file.to_string(),
+            layer,
         };
+        let text = match shipped {
+            Some(json) => Ok(json.to_string()),
+            None => source.read(file),
+        };
+        let doc =
+            match text.and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string())) {
+                Ok(Value::Object(doc)) => doc,
+                Ok(_) => {
+                    problems.add(
+                        file,
+                        "",
+                        "expected a JSON object with \"types\" and/or \"items\"",
+                    );
+                    continue;
+                }
+                Err(msg) => {
+                    problems.add(file, "", msg);
+                    continue;
+                }
+            };
         for key in doc.keys() {
             if key != "types" && key != "items" {
                 problems.add(
@@ -348,16 +376,48 @@ mod tests {
             "Schedule",
             "Job",
             "Extension",
-            "Company",
-            "Contact",
-            "Deal",
         ] {
             assert!(registry.get(name).is_some(), "missing core type {name}");
         }
-        assert!(registry.is_a("Deal", "Resource"));
+        assert!(registry.is_a("Folder", "Resource"));
         assert_eq!(
             registry.by_endpoint("files").map(|t| t.name.as_str()),
             Some("File")
+        );
+    }
+
+    #[test]
+    fn a_shipped_file_loads_in_its_layer_after_the_folders_files() {
+        let shipped = |layer, json| TypeFile {
+            name: "ext/types.json".into(),
+            layer,
+            json,
+        };
+        // A resource type may not reference an app type, even one of the folder's.
+        let refs_app = r#"{"types": [{"name": "Gadget", "base": "Resource",
+            "fields": [{"name": "app", "kind": "ref", "ref": "FilesApp"}]}]}"#;
+        let errors = messages(TypeRegistry::load(
+            None,
+            &[shipped(Layer::Resource, refs_app)],
+        ));
+        assert_eq!(
+            errors,
+            [
+                "ext/types.json /types/0/fields/0/ref: a resource type may not reference \"FilesApp\", which is an app type"
+            ]
+        );
+        // An app file sees the folder's resource and app types, and its seeds are made.
+        let app = r#"{"types": [{"name": "GadgetApp", "base": "App"}],
+            "items": [{"type": "GadgetApp", "name": "Gadgets"}]}"#;
+        let registry = TypeRegistry::load(None, &[shipped(Layer::App, app)]).expect("loads");
+        assert!(registry.is_a("GadgetApp", "App"));
+        assert!(registry.seeds().iter().any(|s| s.name == "Gadgets"));
+        // A type the folder defines cannot be defined again.
+        let twice = r#"{"types": [{"name": "FilesApp", "base": "App"}]}"#;
+        let errors = messages(TypeRegistry::load(None, &[shipped(Layer::App, twice)]));
+        assert!(
+            errors[0].contains("duplicate type name \"FilesApp\""),
+            "{errors:?}"
         );
     }
 

@@ -12,7 +12,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use loader::{LoadError, LoadErrors};
+pub use loader::{LoadError, LoadErrors, TypeFile};
 
 /// The layers a definition file belongs to, lowest first. A type may reference only types of
 /// its own or a lower layer.
@@ -163,12 +163,22 @@ pub struct TypeRegistry {
 impl TypeRegistry {
     /// The definitions compiled into the binary from the repository's `initialization/`.
     pub fn embedded() -> Result<Self, LoadErrors> {
-        loader::load(&loader::Source::Embedded)
+        TypeRegistry::load(None, &[])
     }
 
     /// The definitions in a folder (`REALNET_INIT_DIR`, `realnet types check DIR`).
     pub fn from_dir(dir: &std::path::Path) -> Result<Self, LoadErrors> {
-        loader::load(&loader::Source::Dir(dir.to_path_buf()))
+        TypeRegistry::load(Some(dir), &[])
+    }
+
+    /// The definitions in `dir` (or the compiled-in ones), with the files linked extensions
+    /// ship, each loaded after the folder's files of its layer.
+    pub fn load(dir: Option<&std::path::Path>, shipped: &[TypeFile]) -> Result<Self, LoadErrors> {
+        let source = match dir {
+            Some(dir) => loader::Source::Dir(dir.to_path_buf()),
+            None => loader::Source::Embedded,
+        };
+        loader::load(&source, shipped)
     }
 
     pub(crate) fn new(types: Vec<TypeDef>, seeds: Vec<SeedItem>) -> Self {
@@ -197,6 +207,18 @@ impl TypeRegistry {
             subtypes,
             seeds,
         }
+    }
+
+    /// The compiled-in definitions with the CRM extension's types, for unit tests that need
+    /// a few ordinary types (this crate cannot depend on the extension's crate).
+    #[cfg(test)]
+    pub(crate) fn with_crm() -> Self {
+        let crm = TypeFile {
+            name: "crm/crm.json".into(),
+            layer: Layer::Resource,
+            json: include_str!("../../../extensions/crm/types/crm.json"),
+        };
+        TypeRegistry::load(None, &[crm]).expect("the definitions with the CRM types")
     }
 
     pub fn get(&self, name: &str) -> Option<&TypeDef> {

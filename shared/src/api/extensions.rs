@@ -1,0 +1,177 @@
+//! Extension handlers over HTTP: `POST /_schd/{portfolio}/{org}/call/{extension}/{handler}`
+//! calls one (synchronously, or with `?async=true` as an `extension.call` job), and
+//! `GET /api/extensions` lists what is registered with each handler's schemas.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::REQUEST_ID;
+use super::caller::Authenticated;
+use super::extract::{JsonBody, QueryPairs};
+use super::jobs::JobStatus;
+use crate::context::Realnet;
+use crate::error::{ApiError, ErrorBody};
+use crate::extensions::invoke::{self, Target};
+use crate::jobs::envelope::Submission;
+use crate::jobs::submit::submit;
+
+#[derive(Deserialize)]
+pub struct CallPath {
+    portfolio: String,
+    org: String,
+    extension: String,
+    handler: String,
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `?async=true` or `?async=false` (the default), and nothing else.
+fn run_async(params: &[(String, String)]) -> Result<bool, ApiError> {
+    let mut run_async = false;
+    for (k, v) in params {
+        match (k.as_str(), v.as_str()) {
+            ("async", "true") => run_async = true,
+            ("async", "false") => run_async = false,
+            ("async", _) => return Err(ApiError::bad_request("async must be true or false")),
+            (other, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {other:?}: a call takes only async"
+                )));
+            }
+        }
+    }
+    Ok(run_async)
+}
+
+#[utoipa::path(post, path = "/_schd/{portfolio}/{org}/call/{extension}/{handler}",
+    operation_id = "call_handler", tag = "extensions",
+    params(
+        ("portfolio" = String, Path, description = "The caller's org's portfolio (its `portfolio` attribute, else the org's name)"),
+        ("org" = String, Path, description = "The caller's org"),
+        ("extension" = String, Path, description = "Extension name"),
+        ("handler" = String, Path, description = "Handler name"),
+        ("async" = Option<bool>, Query, description = "true: queue the call as an extension.call job and answer 202 with the job"),
+    ),
+    request_body(content = Object, description = "The handler's payload (see GET /api/extensions for its schema)"),
+    responses((status = 200, description = "The handler's result", body = Object),
+        (status = 202, description = "Queued as a job", body = JobStatus),
+        (status = 400, description = "Malformed body or query", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "No call permission, or refused by the handler", body = ErrorBody),
+        (status = 404, description = "No such extension, handler, org or portfolio", body = ErrorBody),
+        (status = 409, description = "Refused by the handler", body = ErrorBody),
+        (status = 413, description = "Payload too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "The payload does not match the handler's input schema, or the handler refused it", body = ErrorBody),
+        (status = 502, description = "A remote extension failed", body = ErrorBody),
+        (status = 503, description = "Unavailable; try again", body = ErrorBody)))]
+pub async fn call(
+    State(rn): State<Arc<Realnet>>,
+    Authenticated(principal): Authenticated,
+    headers: HeaderMap,
+    Path(path): Path<CallPath>,
+    QueryPairs(params): QueryPairs,
+    JsonBody(payload): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let run_async = run_async(&params)?;
+    // Another org, or a portfolio that is not the caller's org's, is a route that does not
+    // exist for this caller.
+    let portfolio = rn.org_portfolio(&principal.org).await?;
+    if path.org != principal.org || portfolio.as_deref() != Some(path.portfolio.as_str()) {
+        return Err(ApiError::not_found(format!(
+            "no org {:?} in portfolio {:?} for this caller",
+            path.org, path.portfolio
+        )));
+    }
+    let target = Target {
+        extension: &path.extension,
+        handler: &path.handler,
+    };
+    if !run_async {
+        let result = invoke::call(&rn, &principal, target, payload, request_id(&headers)).await?;
+        return Ok(Json(result).into_response());
+    }
+    invoke::check(&rn, &principal, target, &payload).await?;
+    let Some(actor) = principal.username.clone() else {
+        return Err(ApiError::forbidden("jobs act as an account; log in as one"));
+    };
+    let job = Submission {
+        kind: "extension.call".into(),
+        payload: json!({"extension": path.extension, "handler": path.handler, "payload": payload}),
+        idempotency_key: None,
+        run: None,
+        request_id: request_id(&headers),
+    };
+    let item = submit(&rn, &principal, &actor, job).await?;
+    Ok((StatusCode::ACCEPTED, Json(JobStatus::from(&item))).into_response())
+}
+
+/// What `GET /api/extensions` lists.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExtensionList {
+    extensions: Vec<ExtensionInfo>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExtensionInfo {
+    name: String,
+    description: String,
+    /// `linked` (a crate of this deployment).
+    kind: &'static str,
+    handlers: Vec<HandlerInfo>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HandlerInfo {
+    name: String,
+    description: String,
+    /// The JSON Schema a payload must match, if the handler declares one.
+    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<Value>,
+    /// The JSON Schema of the handler's result, if it declares one.
+    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<Value>,
+}
+
+#[utoipa::path(get, path = "/api/extensions", operation_id = "list_extensions", tag = "extensions",
+    responses((status = 200, description = "The registered extensions and their handlers", body = ExtensionList),
+        (status = 401, description = "Not logged in", body = ErrorBody)))]
+pub async fn list(
+    State(rn): State<Arc<Realnet>>,
+    Authenticated(_): Authenticated,
+) -> Json<ExtensionList> {
+    let extensions = rn
+        .extensions
+        .linked()
+        .iter()
+        .map(|e| ExtensionInfo {
+            name: e.name.to_string(),
+            description: e.description.to_string(),
+            kind: "linked",
+            handlers: e
+                .handlers()
+                .iter()
+                .map(|h| HandlerInfo {
+                    name: h.name.to_string(),
+                    description: h.description.to_string(),
+                    input: h.input_schema().cloned(),
+                    output: h.output_schema().cloned(),
+                })
+                .collect(),
+        })
+        .collect();
+    Json(ExtensionList { extensions })
+}

@@ -1,0 +1,118 @@
+//! What a handler may do through its [`Call`]: the item operations of the HTTP API, as the
+//! caller, with the same checks. Reads see the store as it is (not the call's own staged
+//! writes); writes are checked now and committed together once the handler has answered.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Call, HandlerError};
+use crate::item::Item;
+use crate::item::ops::{self, Change, NewItem, Origin};
+use crate::item::prepared::Prepared;
+use crate::jobs::envelope::Submission;
+use crate::query::{ItemQuery, MAX_LIMIT};
+use crate::store::Page;
+
+/// At most this many items in one call's [`Call::query_all`].
+pub const MAX_READ: usize = 10_000;
+
+impl Call {
+    /// The item, if the caller may read it (else [`crate::item::ItemError::NotFound`]).
+    pub async fn get(&self, id: Uuid) -> Result<Item, HandlerError> {
+        Ok(ops::get(&self.rn, &self.principal, id, None).await?)
+    }
+
+    /// One page of the items matching `query` that the caller may read.
+    pub async fn query(&self, query: &ItemQuery) -> Result<Page, HandlerError> {
+        Ok(ops::query(&self.rn, &self.principal, query).await?)
+    }
+
+    /// Every item matching `query` that the caller may read, page by page; refused past
+    /// [`MAX_READ`] items.
+    pub async fn query_all(&self, query: &ItemQuery) -> Result<Vec<Item>, HandlerError> {
+        let mut query = query.clone();
+        query.limit = MAX_LIMIT;
+        let mut all = Vec::new();
+        loop {
+            let page = self.query(&query).await?;
+            all.extend(page.items);
+            if all.len() > MAX_READ {
+                return Err(HandlerError::refused(
+                    413,
+                    format!("more than {MAX_READ} items match: narrow the query"),
+                ));
+            }
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Checks a new item as `POST /api/items` does and stages it; returns it as it will be.
+    pub async fn create(&self, item: NewItem) -> Result<Item, HandlerError> {
+        let prepared =
+            ops::prepare_create(&self.rn, &self.principal, item, None, Origin::Client).await?;
+        let item = prepared.item.clone().expect("a created item");
+        self.stage(prepared);
+        Ok(item)
+    }
+
+    /// Checks a change as `PATCH` / `PUT` do (with `if_match`, the version it is based on)
+    /// and stages it; returns the item as it will be.
+    pub async fn update(
+        &self,
+        id: Uuid,
+        change: Change,
+        if_match: Option<i64>,
+    ) -> Result<Item, HandlerError> {
+        let prepared = ops::prepare_update(
+            &self.rn,
+            &self.principal,
+            id,
+            &change,
+            if_match,
+            None,
+            Origin::Client,
+        )
+        .await?;
+        let item = prepared.item.clone().expect("an updated item");
+        self.stage(prepared);
+        Ok(item)
+    }
+
+    /// Checks a delete as `DELETE /api/items/{id}` does and stages it.
+    pub async fn delete(&self, id: Uuid, recursive: bool) -> Result<(), HandlerError> {
+        let prepared =
+            ops::prepare_delete(&self.rn, &self.principal, id, recursive, None, None).await?;
+        self.stage(prepared);
+        Ok(())
+    }
+
+    /// Sends a job as the caller once the call's writes committed (like `POST /api/jobs`).
+    pub fn submit(&self, kind: &str, payload: Value) -> Result<(), HandlerError> {
+        if let Err(m) = crate::jobs::check(kind, &payload) {
+            return Err(HandlerError::invalid(m, None));
+        }
+        self.staged
+            .lock()
+            .expect("the staged writes' lock")
+            .jobs
+            .push(Submission {
+                kind: kind.to_string(),
+                payload,
+                idempotency_key: None,
+                run: None,
+                request_id: self.request_id.clone(),
+            });
+        Ok(())
+    }
+
+    fn stage(&self, prepared: Prepared) {
+        self.staged
+            .lock()
+            .expect("the staged writes' lock")
+            .writes
+            .push(prepared);
+    }
+}

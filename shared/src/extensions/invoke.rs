@@ -1,0 +1,214 @@
+//! The one way a handler is called, whether over HTTP (`POST /_schd/...`), from the queue
+//! (an `extension.call` job) or on a schedule (a `Schedule` whose job is one): the handler
+//! found, the caller's right to call it checked (`call` on the `Extension` type; default
+//! deny; org admins may), the payload checked against the handler's input schema, the
+//! handler run in a task of its own (a panic fails the call, not the process), and its staged
+//! writes committed in one transaction, then its jobs sent.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{Call, HandlerError, Staged};
+use crate::access::Permission;
+use crate::auth::Principal;
+use crate::context::Realnet;
+use crate::item::ItemError;
+use crate::item::attributes::ValidationErrors;
+use crate::item::ops;
+use crate::store::Write;
+
+/// The type on which rules grant the right to call.
+pub const EXTENSION: &str = "Extension";
+
+/// A handler, by name.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub extension: &'a str,
+    pub handler: &'a str,
+}
+
+impl std::fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.extension, self.handler)
+    }
+}
+
+/// Why a call did not answer with the handler's result.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No such extension or handler (`404`).
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may not call it, or must log in first; or the payload is off its schema;
+    /// or committing the handler's writes failed: answered as the item API answers.
+    #[error(transparent)]
+    Item(#[from] ItemError),
+    /// The handler's own answer.
+    #[error(transparent)]
+    Handler(HandlerError),
+    /// The handler panicked (`500`): nothing it began was committed.
+    #[error("handler {target} failed unexpectedly{}; nothing it began was saved", request_note(.request_id))]
+    Panicked {
+        target: String,
+        request_id: Option<String>,
+    },
+}
+
+fn request_note(id: &Option<String>) -> String {
+    id.as_ref()
+        .map(|id| format!(" (request id {id})"))
+        .unwrap_or_default()
+}
+
+impl From<crate::store::StoreError> for CallError {
+    fn from(e: crate::store::StoreError) -> Self {
+        CallError::Item(e.into())
+    }
+}
+
+impl From<HandlerError> for CallError {
+    fn from(e: HandlerError) -> Self {
+        match e {
+            // An item operation's error keeps its own answer.
+            HandlerError::Item(e) => CallError::Item(e),
+            e => CallError::Handler(e),
+        }
+    }
+}
+
+/// Checks that `p` may call `target` with `payload`: what is known before the handler runs
+/// (and what `?async=true`, `POST /api/jobs` and a schedule's job check before anything is
+/// queued).
+pub async fn check(
+    rn: &Realnet,
+    p: &Principal,
+    target: Target<'_>,
+    payload: &Value,
+) -> Result<(), CallError> {
+    let Some(extension) = rn.extensions.get(target.extension) else {
+        return Err(CallError::NotFound(format!(
+            "no extension named {:?} (GET /api/extensions lists them)",
+            target.extension
+        )));
+    };
+    let Some(handler) = extension.find(target.handler) else {
+        return Err(CallError::NotFound(format!(
+            "extension {:?} has no handler {:?} (GET /api/extensions lists them)",
+            target.extension, target.handler
+        )));
+    };
+    if !p.admin {
+        let rules = rn.access_rules(&p.org).await?;
+        if !rn
+            .may(&rules, p, Permission::Call, EXTENSION, None, None)
+            .await?
+        {
+            return Err(if p.is_public() {
+                ItemError::Unauthenticated(format!("log in to call {target} (POST /api/auth)"))
+            } else {
+                ItemError::Forbidden(format!(
+                    "you may not call {target}: that needs the call permission on {EXTENSION}"
+                ))
+            }
+            .into());
+        }
+    }
+    let problems = handler.check_input(payload);
+    if !problems.is_empty() {
+        let mut errors = ValidationErrors::default();
+        for (at, message) in problems {
+            errors.add(format!("payload{at}"), message);
+        }
+        return Err(ItemError::Invalid(errors).into());
+    }
+    Ok(())
+}
+
+/// A handler's answer with its writes, not yet committed.
+pub struct Outcome {
+    pub result: Value,
+    staged: Staged,
+}
+
+/// Checks and runs the handler as `p`; nothing it wrote is committed yet ([`Outcome::commit`]).
+pub async fn run(
+    rn: &Arc<Realnet>,
+    p: &Principal,
+    target: Target<'_>,
+    payload: Value,
+    request_id: Option<String>,
+) -> Result<Outcome, CallError> {
+    check(rn, p, target, &payload).await?;
+    let handler = rn
+        .extensions
+        .get(target.extension)
+        .and_then(|e| e.find(target.handler))
+        .expect("checked above")
+        .clone();
+    let call = Call::new(rn.clone(), p.clone(), request_id.clone());
+    let task = tokio::spawn((handler.run)(call.clone(), payload));
+    match task.await {
+        Ok(Ok(result)) => Ok(Outcome {
+            result,
+            staged: call.take_staged(),
+        }),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => {
+            let reason = if e.is_panic() {
+                "panicked"
+            } else {
+                "was cancelled"
+            };
+            tracing::error!(
+                extension = target.extension,
+                handler = target.handler,
+                request_id = request_id.as_deref().unwrap_or_default(),
+                "the handler {reason}"
+            );
+            Err(CallError::Panicked {
+                target: target.to_string(),
+                request_id,
+            })
+        }
+    }
+}
+
+impl Outcome {
+    /// Commits the handler's writes, with `extra` writes in the same transaction (a job's
+    /// record), then sends the jobs it submitted; answers the handler's result.
+    pub async fn commit(
+        self,
+        rn: &Realnet,
+        p: &Principal,
+        extra: Vec<Write>,
+    ) -> Result<Value, CallError> {
+        let Staged { writes, jobs } = self.staged;
+        if !writes.is_empty() || !extra.is_empty() {
+            ops::commit_with(rn, p, writes, extra).await?;
+        }
+        for job in jobs {
+            let kind = job.kind.clone();
+            let actor = p.username.clone().unwrap_or_default();
+            if let Err(e) = crate::jobs::submit::submit(rn, p, &actor, job).await {
+                // The writes are in; the job is what is missing, and the log says so.
+                tracing::error!(kind, error = %e, "a job the handler submitted was not sent");
+            }
+        }
+        Ok(self.result)
+    }
+}
+
+/// Runs the handler and commits what it wrote: a synchronous call.
+pub async fn call(
+    rn: &Arc<Realnet>,
+    p: &Principal,
+    target: Target<'_>,
+    payload: Value,
+    request_id: Option<String>,
+) -> Result<Value, CallError> {
+    run(rn, p, target, payload, request_id)
+        .await?
+        .commit(rn, p, Vec::new())
+        .await
+}
