@@ -78,7 +78,7 @@ fn narrowed(
         ("name" = Option<String>, Query, description = "Exact name, or a prefix ending in *"),
         ("q" = Option<String>, Query, description = "Words to find in the name and string attributes"),
         ("sort" = Option<String>, Query, description = "name (the default), created, updated or attr.<field>; - for descending"),
-        ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
     responses((status = 200, description = "A page of the apps the caller may read, each with its type's views", body = AppPage),
@@ -117,7 +117,7 @@ pub async fn list(
         ("name" = Option<String>, Query, description = "Narrows the view: exact name, or a prefix ending in *"),
         ("q" = Option<String>, Query, description = "Narrows the view: words to find in the name and string attributes"),
         ("sort" = Option<String>, Query, description = "Replaces the view's sort: name, created, updated or attr.<field>; - for descending"),
-        ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
     responses((status = 200, description = "A page of the items the view selects that the caller may read", body = ItemPage),
@@ -145,7 +145,7 @@ pub async fn view(
     };
     if !types.is_a(&app_type.name, APP) {
         return Err(ApiError::not_found(format!(
-            "item {id} is a {}, not an app",
+            "item {id} is not an app: its type {} does not derive from App",
             app_type.name
         )));
     }
@@ -211,7 +211,8 @@ mod tests {
             ])
         );
         for key in ["type", "attr.stage"] {
-            let err = narrowed(fixed.clone(), pairs(&[(key, "x")]), "view").unwrap_err();
+            let err = narrowed(fixed.clone(), pairs(&[(key, "x")]), "view")
+                .expect_err("a fixed filter cannot be replaced");
             assert_eq!(err.parameter(), Some(key));
         }
     }
