@@ -9,7 +9,9 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use realnet::Realnet;
 use realnet::types::TypeRegistry;
-use realnet_tests::{Answer, OTHER_ORG, StoreKind, TestApp, id_of, on_every_store, query};
+use realnet_tests::{
+    Answer, OTHER_ORG, StoreKind, TestApp, TestTokens, id_of, on_every_store, query,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -169,6 +171,14 @@ async fn a_member_sees_only_what_rules_let_them_read(kind: StoreKind) {
     let mine = app.call_with(&member, Method::GET, &open, None).await;
     assert_eq!(mine.status, StatusCode::OK, "{}", mine.text);
     assert_eq!(names(&mine), ["shared lead", "my lead"]);
+    let probe = app
+        .call_with(&member, Method::GET, &format!("{open}?q=hidden"), None)
+        .await;
+    assert_eq!(
+        names(&probe),
+        Vec::<String>::new(),
+        "filters narrow, never reveal"
+    );
     let all = app.get(&open).await;
     assert_eq!(
         names(&all),
@@ -345,19 +355,22 @@ async fn bad_requests_are_refused(kind: StoreKind) {
         "the error names the views there are: {}",
         unknown.text
     );
-    // The other org's admin sees its own apps, not these.
-    let theirs_listed = app.rn.store.get(OTHER_ORG, theirs).await.expect("read");
-    assert!(theirs_listed.is_some());
-    let listed = app.get("/api/apps").await;
-    assert!(
-        listed.body["items"]
-            .as_array()
-            .expect("apps")
-            .iter()
-            .all(|a| a["org"] == "default"),
-        "{}",
-        listed.text
-    );
+    // Each org's admin lists its own apps only.
+    let mine: Vec<String> = app.get("/api/apps").await.body["items"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .map(id_of)
+        .collect();
+    let their_admin = app.rn.token_for(OTHER_ORG, "admin").await;
+    let listed = app
+        .call_with(&their_admin, Method::GET, "/api/apps", None)
+        .await;
+    assert_eq!(names(&listed), ["CRM", "Files"]);
+    for a in listed.body["items"].as_array().expect("apps") {
+        assert_eq!(a["org"], OTHER_ORG, "{a}");
+        assert!(!mine.contains(&id_of(a)), "{a}");
+    }
 }
 
 /// Without a token, both routes are `401` with the JSON error body.

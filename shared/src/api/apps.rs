@@ -55,6 +55,14 @@ fn narrowed(
     extra: Vec<(String, String)>,
     what: &str,
 ) -> Result<Vec<(String, String)>, QueryError> {
+    for (at, (key, _)) in extra.iter().enumerate() {
+        if extra[..at].iter().any(|(k, _)| k == key) {
+            return Err(QueryError::new(
+                key,
+                format!("{key} is given more than once"),
+            ));
+        }
+    }
     let mut params = fixed;
     for (key, value) in extra {
         match params.iter().position(|(k, _)| *k == key) {
@@ -210,6 +218,9 @@ mod tests {
                 ("limit", "5")
             ])
         );
+        let twice = narrowed(fixed.clone(), pairs(&[("q", "a"), ("q", "b")]), "view")
+            .expect_err("a parameter given twice");
+        assert_eq!(twice.to_string(), "q is given more than once");
         for key in ["type", "attr.stage"] {
             let err = narrowed(fixed.clone(), pairs(&[(key, "x")]), "view")
                 .expect_err("a fixed filter cannot be replaced");
