@@ -391,7 +391,7 @@ async fn the_public_gets_401(kind: StoreKind) {
 async fn an_app_whose_type_was_removed_has_no_views(kind: StoreKind) {
     let dir = realnet_tests::init_dir_with(json!([
         {"name": "PipelineApp", "base": "App", "views": [
-            {"name": "all", "query": {"type": "Company"}}]}
+            {"name": "all", "query": {"type": "Folder"}}]}
     ]));
     let types = TypeRegistry::from_dir(dir.path()).expect("the folder loads");
     let app = TestApp::with_types(kind, types, |_| {}).await;
