@@ -62,6 +62,8 @@ fn routes() -> Vec<Route> {
             Some(json!({"kind": "items.delete", "payload": {"ids": [uuid::Uuid::now_v7()]}})),
         ),
         route(Method::GET, "/api/jobs/{id}", None),
+        route(Method::GET, "/api/apps", None),
+        route(Method::GET, "/api/apps/{id}/views/companies", None),
     ]
 }
 

@@ -347,6 +347,8 @@ async fn service_routes(kind: StoreKind) {
         "/api/files",
         "/api/files/{id}",
         "/api/companies/{id}",
+        "/api/apps",
+        "/api/apps/{id}/views/{view}",
     ] {
         assert!(
             doc.body["paths"].get(path).is_some(),

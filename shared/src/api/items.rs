@@ -121,9 +121,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Uuid>>, D::E
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ItemPage {
-    items: Vec<Item>,
+    pub(super) items: Vec<Item>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
-    next_cursor: Option<String>,
+    pub(super) next_cursor: Option<String>,
 }
 
 /// A new API key item and its token.

@@ -2,6 +2,7 @@
 //! `realnet serve` locally, so a request behaves the same in both places. Routes are grouped by
 //! resource; extractors parse and refuse bad input, so handlers read like `API.md`.
 
+mod apps;
 mod auth;
 mod caller;
 mod extensions;
@@ -65,6 +66,8 @@ pub fn router(rn: Arc<Realnet>) -> Router {
             "/_schd/{portfolio}/{org}/call/{extension}/{handler}",
             axum::routing::post(extensions::call),
         )
+        .route("/api/apps", get(apps::list))
+        .route("/api/apps/{id}/views/{view}", get(apps::view))
         .route("/api/jobs", axum::routing::post(jobs::create))
         .route("/api/jobs/{id}", get(jobs::get))
         // Type endpoints; the static routes above take precedence and the loader refuses

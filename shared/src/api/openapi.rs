@@ -37,6 +37,8 @@ use crate::types::{Field, FieldKind, TypeDef};
         super::files::upload,
         super::files::confirm,
         super::files::content,
+        super::apps::list,
+        super::apps::view,
         super::jobs::create,
         super::jobs::get,
         super::extensions::list,
