@@ -112,6 +112,9 @@ pub struct Config {
     /// The SQS queue jobs are sent to; without one, only `realnet serve` runs jobs (in
     /// process).
     pub queue_url: Option<String>,
+    /// The dead-letter queue of `queue_url`, where the `ops` extension finds the jobs that
+    /// failed for good (the local queue keeps its own).
+    pub dead_letter_queue_url: Option<String>,
     /// The key job envelopes are signed with; without one, a key generated once per
     /// installation and kept in the store.
     pub job_signing_key: Option<Secret>,
@@ -444,16 +447,22 @@ impl Config {
                 k => k.map(Secret),
             },
             max_depth: max_depth as usize,
-            queue_url: match get("REALNET_QUEUE_URL") {
-                Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
-                    return Err(bad(
-                        "REALNET_QUEUE_URL",
-                        format!("{url:?} is not an SQS queue URL"),
-                    ));
-                }
-                other => other,
-            },
+            queue_url: queue_url(get("REALNET_QUEUE_URL"), "REALNET_QUEUE_URL")?,
+            dead_letter_queue_url: queue_url(
+                get("REALNET_DEAD_LETTER_QUEUE_URL"),
+                "REALNET_DEAD_LETTER_QUEUE_URL",
+            )?,
         })
+    }
+}
+
+/// An SQS queue URL from `var`, if it is set.
+fn queue_url(value: Option<String>, var: &'static str) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+            Err(bad(var, format!("{url:?} is not an SQS queue URL")))
+        }
+        other => Ok(other),
     }
 }
 

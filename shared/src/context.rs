@@ -17,6 +17,7 @@ use crate::config::{Config, StorageConfig};
 use crate::extensions::Extensions;
 use crate::item::behaviour::Behaviours;
 use crate::jobs::envelope::JobSigner;
+use crate::queue::dead::{DeadLetters, SqsDeadLetters};
 use crate::queue::{LocalQueue, Queue, SqsQueue};
 use crate::store::{ItemStore, StoreError};
 use crate::types::TypeRegistry;
@@ -32,6 +33,10 @@ pub struct Realnet {
     pub blobs: Arc<dyn BlobStore>,
     /// Where jobs go: SQS with `REALNET_QUEUE_URL`, in process under `realnet serve`.
     queue: std::sync::OnceLock<Arc<dyn Queue>>,
+    /// Where the jobs that failed for good are: SQS's dead-letter queue with
+    /// `REALNET_DEAD_LETTER_QUEUE_URL`, or the local queue's.
+    dead_letters: std::sync::OnceLock<Arc<dyn DeadLetters>>,
+    local: std::sync::OnceLock<Arc<LocalQueue>>,
     /// Signs and checks job envelopes; see [`crate::jobs::trust`].
     pub(crate) job_signer: OnceCell<JobSigner>,
     /// Principals, access rules and orgs, as last read.
@@ -63,9 +68,14 @@ impl Realnet {
             }
         };
         let queue = std::sync::OnceLock::new();
+        let dead_letters = std::sync::OnceLock::new();
         if let Some(url) = &config.queue_url {
             let sqs: Arc<dyn Queue> = Arc::new(SqsQueue::new(url));
             queue.set(sqs).ok();
+            if let Some(dead) = &config.dead_letter_queue_url {
+                let dead: Arc<dyn DeadLetters> = Arc::new(SqsDeadLetters::new(dead, url));
+                dead_letters.set(dead).ok();
+            }
         }
         Realnet {
             auth: AuthCaches::new(config.auth.cache_ttl),
@@ -76,6 +86,8 @@ impl Realnet {
             store,
             blobs,
             queue,
+            dead_letters,
+            local: std::sync::OnceLock::new(),
             job_signer: OnceCell::new(),
         }
     }
@@ -90,7 +102,21 @@ impl Realnet {
     pub fn use_local_queue(&self) -> Option<Arc<LocalQueue>> {
         let local = Arc::new(LocalQueue::default());
         let queue: Arc<dyn Queue> = local.clone();
-        self.queue.set(queue).ok().map(|()| local)
+        self.queue.set(queue).ok()?;
+        let dead: Arc<dyn DeadLetters> = local.clone();
+        self.dead_letters.set(dead).ok();
+        self.local.set(local.clone()).ok();
+        Some(local)
+    }
+
+    /// The in-process queue, if jobs run in this process.
+    pub fn local_queue(&self) -> Option<&Arc<LocalQueue>> {
+        self.local.get()
+    }
+
+    /// The jobs that failed for good, if this runner can see them.
+    pub(crate) fn dead_letters(&self) -> Option<&Arc<dyn DeadLetters>> {
+        self.dead_letters.get()
     }
 
     /// Whether `p` may do `wanted` on an item of `type_name` owned by `owner` under `rules`;

@@ -327,6 +327,9 @@ impl From<HandlerError> for ApiError {
             HandlerError::Item(e) => e.into(),
             HandlerError::Query(e) => e.into(),
             HandlerError::Remote(m) => ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", m),
+            HandlerError::Unavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+            }
         }
     }
 }

@@ -6,5 +6,5 @@ use realnet::extensions::Extension;
 
 /// Every linked extension.
 pub fn linked() -> Vec<Extension> {
-    vec![realnet_crm::extension()]
+    vec![realnet_crm::extension(), realnet_ops::extension()]
 }

@@ -2,6 +2,8 @@
 //! caller, with the same checks. Reads see the store as it is (not the call's own staged
 //! writes); writes are checked now and committed together once the handler has answered.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -11,6 +13,7 @@ use crate::item::ops::{self, Change, NewItem, Origin};
 use crate::item::prepared::Prepared;
 use crate::jobs::envelope::Submission;
 use crate::query::{ItemQuery, MAX_LIMIT};
+use crate::queue::dead::DeadLetters;
 use crate::store::Page;
 
 /// At most this many items in one call's [`Call::query_all`].
@@ -114,5 +117,91 @@ impl Call {
             .expect("the staged writes' lock")
             .writes
             .push(prepared);
+    }
+}
+
+/// A job of the caller's org that failed for good (see [`crate::queue::dead`]).
+#[derive(Debug, Clone)]
+pub struct OrgDeadLetter {
+    pub id: Uuid,
+    pub kind: String,
+    /// The account it acted as.
+    pub actor: String,
+    pub payload: Value,
+    pub receives: u32,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Call {
+    /// The dead-letter queue, for org admins.
+    fn dead_letter_queue(&self) -> Result<&Arc<dyn DeadLetters>, HandlerError> {
+        if !self.principal.admin {
+            return Err(HandlerError::forbidden(
+                "the jobs that failed for good are for org admins",
+            ));
+        }
+        self.rn.dead_letters().ok_or_else(|| {
+            HandlerError::Unavailable(
+                "no dead-letter queue is configured (REALNET_DEAD_LETTER_QUEUE_URL)".into(),
+            )
+        })
+    }
+
+    /// The jobs of the caller's org that failed for good; org admins only. A message that
+    /// is not a job envelope of this org is not shown.
+    pub async fn dead_letters(&self) -> Result<Vec<OrgDeadLetter>, HandlerError> {
+        let letters = self
+            .dead_letter_queue()?
+            .list()
+            .await
+            .map_err(|e| HandlerError::Unavailable(e.to_string()))?;
+        Ok(letters
+            .into_iter()
+            .filter_map(|l| {
+                let job = crate::jobs::decode(&l.body).ok()?;
+                (job.org == self.principal.org).then(|| OrgDeadLetter {
+                    id: l.id,
+                    kind: job.kind,
+                    actor: job.actor,
+                    payload: job.payload,
+                    receives: l.receives,
+                    sent_at: l.sent_at,
+                })
+            })
+            .collect())
+    }
+
+    /// Sends the caller's org's dead letters with `ids` (all of them with `None`) to the job
+    /// queue again, as they were sent; answers those redriven. Org admins only.
+    pub async fn redrive_dead_letters(
+        &self,
+        ids: Option<&[Uuid]>,
+    ) -> Result<Vec<Uuid>, HandlerError> {
+        let ids = self.own_dead_letters(ids).await?;
+        self.dead_letter_queue()?
+            .redrive(&ids)
+            .await
+            .map_err(|e| HandlerError::Unavailable(e.to_string()))
+    }
+
+    /// Removes the caller's org's dead letters with `ids`; answers those removed. Org admins
+    /// only.
+    pub async fn drop_dead_letters(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, HandlerError> {
+        let ids = self.own_dead_letters(Some(ids)).await?;
+        self.dead_letter_queue()?
+            .remove(&ids)
+            .await
+            .map_err(|e| HandlerError::Unavailable(e.to_string()))
+    }
+
+    /// Of `ids` (all with `None`), those of the caller's org's dead letters.
+    async fn own_dead_letters(&self, ids: Option<&[Uuid]>) -> Result<Vec<Uuid>, HandlerError> {
+        Ok(self
+            .dead_letters()
+            .await?
+            .into_iter()
+            .map(|l| l.id)
+            .filter(|id| ids.is_none_or(|ids| ids.contains(id)))
+            .collect())
     }
 }

@@ -9,6 +9,7 @@
 //! the queue, a schedule) goes through [`invoke`].
 
 mod call;
+pub use call::OrgDeadLetter;
 pub mod invoke;
 pub mod source;
 
@@ -54,6 +55,9 @@ pub enum HandlerError {
     /// A remote extension failed (it did not answer, or answered with an error): a `502`.
     #[error("{0}")]
     Remote(String),
+    /// What the handler needs is unavailable or not configured: a `503`.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl HandlerError {

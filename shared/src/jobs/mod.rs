@@ -207,7 +207,9 @@ impl From<CallError> for JobFailure {
         match e {
             CallError::Item(e) => e.into(),
             // A remote extension that failed may answer next time.
-            CallError::Handler(HandlerError::Remote(m)) => JobFailure::Retry(m),
+            CallError::Handler(HandlerError::Remote(m) | HandlerError::Unavailable(m)) => {
+                JobFailure::Retry(m)
+            }
             e => JobFailure::Permanent(e.to_string()),
         }
     }

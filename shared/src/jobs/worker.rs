@@ -27,6 +27,7 @@ use super::{JobEnvelope, JobFailure, actor, decode, record as record_of, record_
 use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::item::ops::{self, Change};
+use crate::queue::dead::DeadLetter;
 use crate::store::StoreError;
 
 /// Records of one batch run at once on a standard queue.
@@ -346,10 +347,24 @@ pub async fn run_local(
         tokio::spawn(async move {
             let id = format!("local:{}", uuid::Uuid::now_v7());
             let credentials = job.credentials();
+            let sent_at = chrono::Utc::now();
             for attempt in 1..=ATTEMPTS {
                 match run_body(&rn, &id, &job.body, &credentials, TIMEOUT).await {
                     RecordOutcome::Retry(_) if attempt < ATTEMPTS => {
                         tokio::time::sleep(Duration::from_secs(1)).await
+                    }
+                    // What SQS's redrive policy would move to the dead-letter queue.
+                    RecordOutcome::Retry(_) | RecordOutcome::Refused(_) => {
+                        if let Some(local) = rn.local_queue() {
+                            local.dead.keep(DeadLetter {
+                                id: uuid::Uuid::now_v7(),
+                                body: job.body.clone(),
+                                credentials: credentials.clone(),
+                                receives: attempt,
+                                sent_at: Some(sent_at),
+                            });
+                        }
+                        break;
                     }
                     _ => break,
                 }

@@ -5,6 +5,7 @@
 //! runs them through the same worker code, signature check included.
 
 pub mod bridge;
+pub mod dead;
 
 use async_trait::async_trait;
 use tokio::sync::{Mutex, OnceCell, mpsc};
@@ -12,6 +13,7 @@ use tokio::sync::{Mutex, OnceCell, mpsc};
 use aws_sdk_sqs::types::MessageAttributeValue;
 
 use crate::jobs::envelope::{JobEnvelope, SIGNATURE, SignedJob};
+use dead::{DeadLetter, DeadLetters, LocalDeadLetters};
 
 /// SQS refuses larger messages.
 pub const MAX_MESSAGE: usize = 256 * 1024;
@@ -112,11 +114,13 @@ fn dedup_id(job: &JobEnvelope) -> String {
     crate::blob::hex(&Sha256::digest(source.as_bytes()))
 }
 
-/// Jobs handed to a task of the same process (`realnet serve`).
+/// Jobs handed to a task of the same process (`realnet serve`), and those its runner gave
+/// up on.
 #[derive(Debug)]
 pub struct LocalQueue {
     sender: mpsc::UnboundedSender<SignedJob>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<SignedJob>>>,
+    pub dead: LocalDeadLetters,
 }
 
 impl Default for LocalQueue {
@@ -125,6 +129,7 @@ impl Default for LocalQueue {
         LocalQueue {
             sender,
             receiver: Mutex::new(Some(receiver)),
+            dead: LocalDeadLetters::default(),
         }
     }
 }
@@ -146,6 +151,38 @@ impl Queue for LocalQueue {
         self.sender
             .send(job.clone())
             .map_err(|_| QueueError::Unavailable("the local job runner has stopped".into()))
+    }
+}
+
+#[async_trait]
+impl DeadLetters for LocalQueue {
+    async fn list(&self) -> Result<Vec<DeadLetter>, QueueError> {
+        Ok(self.dead.all())
+    }
+
+    async fn redrive(&self, ids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>, QueueError> {
+        let mut done = Vec::new();
+        for letter in self.dead.take(ids) {
+            // Only what this installation signed reaches the local queue.
+            let (Ok(envelope), Some(signature)) = (
+                serde_json::from_str::<JobEnvelope>(&letter.body),
+                letter.credentials.signature.clone(),
+            ) else {
+                continue;
+            };
+            self.send(&SignedJob {
+                envelope,
+                body: letter.body,
+                signature,
+            })
+            .await?;
+            done.push(letter.id);
+        }
+        Ok(done)
+    }
+
+    async fn remove(&self, ids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>, QueueError> {
+        Ok(self.dead.take(ids).into_iter().map(|l| l.id).collect())
     }
 }
 
