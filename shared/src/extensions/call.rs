@@ -159,7 +159,7 @@ impl Call {
             .into_iter()
             .filter_map(|l| {
                 let job = crate::jobs::decode(&l.body).ok()?;
-                (job.org == self.principal.org).then(|| OrgDeadLetter {
+                (job.org == self.principal.org).then_some(OrgDeadLetter {
                     id: l.id,
                     kind: job.kind,
                     actor: job.actor,
