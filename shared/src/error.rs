@@ -268,7 +268,7 @@ impl From<BlobError> for ApiError {
                 tracing::error!(error = %m, "file storage error");
                 ApiError::internal()
             }
-            e @ BlobError::TooLarge { .. } => ApiError::new(
+            e @ (BlobError::TooLarge { .. } | BlobError::OverRead { .. }) => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 e.to_string(),

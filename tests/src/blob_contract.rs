@@ -56,6 +56,14 @@ pub async fn contents_round_trip(blobs: &dyn BlobStore) {
     );
     assert!(blobs.confirm(&k).await.expect("confirm"));
     assert_eq!(
+        blobs.read(&k, 11).await.expect("read"),
+        Bytes::from_static(b"hello files")
+    );
+    assert!(matches!(
+        blobs.read(&k, 10).await,
+        Err(realnet::blob::BlobError::OverRead { size: 11, max: 10 })
+    ));
+    assert_eq!(
         blobs.info(&k).await.expect("info").map(|i| i.size),
         Some(11)
     );

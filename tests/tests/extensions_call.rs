@@ -7,7 +7,7 @@
 //! handler that panics (a `500` naming the request id; nothing it began is saved).
 
 use axum::http::{Method, StatusCode};
-use realnet::extensions::{Extension, Handler};
+use realnet::extensions::{Extension, Handler, HandlerError};
 use realnet::item::ops::NewItem;
 use realnet_tests::{OTHER_ORG, StoreKind, TestApp, TestTokens, id_of, on_every_store};
 use serde_json::{Value, json};
@@ -443,6 +443,80 @@ async fn a_panicking_handler_fails_the_call_not_the_server(kind: StoreKind) {
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
 }
 
+/// A test extension that reads a file and writes another, as the caller.
+fn files() -> Extension {
+    Extension::new("files", "Reads and writes files")
+        .handler(Handler::new(
+            "shout",
+            "Writes an upper-case copy of a file",
+            |call, input: Value| async move {
+                let id = input["file"].as_str().and_then(|s| s.parse().ok());
+                let id = id.ok_or_else(|| HandlerError::invalid("file: an id", None))?;
+                let (file, bytes) = call.read_file(id).await?;
+                let loud = String::from_utf8_lossy(&bytes).to_uppercase();
+                let copy = call
+                    .write_file(
+                        &format!("loud-{}", file.name),
+                        None,
+                        "text/plain",
+                        loud.into(),
+                    )
+                    .await?;
+                Ok(json!({"id": copy.id}))
+            },
+        ))
+        .handler(Handler::new(
+            "half",
+            "Writes a file, then refuses",
+            |call, _| async move {
+                call.write_file("half.txt", None, "text/plain", "half".into())
+                    .await?;
+                Err(HandlerError::refused(409, "changed my mind"))
+            },
+        ))
+}
+
+async fn handlers_read_and_write_files_as_the_caller(kind: StoreKind) {
+    let app = TestApp::with_extensions(kind, vec![files()]).await;
+    let form = "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"quiet.txt\"\r\nContent-Type: text/plain\r\n\r\nhello there\r\n--XX--\r\n";
+    let request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/files")
+        .header("content-type", "multipart/form-data; boundary=XX")
+        .body(axum::body::Body::from(form))
+        .expect("request");
+    let sent = app.send(request).await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.text);
+    let file = sent.body["item"]["id"].as_str().expect("id").to_string();
+    let a = app
+        .post(
+            "/_schd/default/default/call/files/shout",
+            json!({"file": file}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let copy = a.body["id"].as_str().expect("id");
+    let content = app.get(&format!("/api/files/{copy}/content")).await;
+    assert_eq!(content.text, "HELLO THERE");
+    let item = app.get(&format!("/api/items/{copy}")).await;
+    assert_eq!(item.body["attributes"]["status"], "ready", "{}", item.text);
+    assert_eq!(item.body["name"], "loud-quiet.txt");
+
+    // Another org's admin reads no file of this org; a refusal after a write saves nothing.
+    let other = app.rn.token_for(OTHER_ORG, "admin").await;
+    app.acl(json!({"principal": "members", "permissions": ["call"], "target_type": "Extension"}))
+        .await;
+    let path = format!("/_schd/{OTHER_ORG}/{OTHER_ORG}/call/files/shout");
+    let a = call(&app, &other, &path, json!({"file": file})).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
+    let before = app.snapshot().await;
+    let a = app
+        .post("/_schd/default/default/call/files/half", json!({}))
+        .await;
+    app.assert_refused(&before, &a, StatusCode::CONFLICT).await;
+    assert_eq!(a.body["error"]["message"], "changed my mind");
+}
+
 async fn the_registry_lists_handlers_with_their_schemas(kind: StoreKind) {
     let app = TestApp::new(kind).await;
     let a = app.get("/api/extensions").await;
@@ -484,5 +558,6 @@ on_every_store!(
     calls_run_as_jobs_too,
     schedules_call_handlers,
     a_panicking_handler_fails_the_call_not_the_server,
+    handlers_read_and_write_files_as_the_caller,
     the_registry_lists_handlers_with_their_schemas,
 );

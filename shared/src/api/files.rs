@@ -21,7 +21,7 @@ use super::extract::{JsonBody, QueryPairs, item_id};
 use super::items::{ItemPage, page};
 use super::state::ApiState;
 use crate::auth::Principal;
-use crate::blob::finalize::{FILE, FinalizeError, finalize, is_ready};
+use crate::blob::finalize::{self, FILE, FinalizeError, finalize, is_ready};
 use crate::blob::{BlobError, BlobKey, Chunks, Download, UploadTarget};
 use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
@@ -273,40 +273,20 @@ pub async fn create(
     Ok(response)
 }
 
-/// Stores the bytes of a file sent inline and confirms it; if that fails, the file is
-/// deleted again, so that nothing is half-written.
+/// Stores the bytes of a file sent inline and confirms it (or deletes the file again).
 async fn store_inline(
     rn: &Realnet,
     principal: &Principal,
     item: &Item,
     bytes: Bytes,
 ) -> Result<Item, ApiError> {
-    let stored = async {
-        let size = bytes.len() as u64;
-        rn.blobs
-            .put_upload(&key(item)?, &mut Some(bytes), size)
-            .await?;
-        let prepared = finalize(rn, principal, item.id)
-            .await
-            .map_err(|e| match e {
-                FinalizeError::NotUploaded(_) => ApiError::internal(),
-                e => ApiError::from(e),
-            })?;
-        let ready = prepared.item.clone().expect("a finalized file");
-        ops::commit(rn, principal, vec![prepared]).await?;
-        Ok::<Item, ApiError>(ready)
-    }
-    .await;
-    if stored.is_err() {
-        let installation = Principal::org_admin(&item.org);
-        if let Ok(k) = key(item) {
-            rn.blobs.delete(&k).await.ok();
-        }
-        ops::delete(rn, &installation, item.id, false, None, Some(FILE))
-            .await
-            .ok();
-    }
-    stored
+    finalize::store_inline(rn, principal, item, bytes)
+        .await
+        .map_err(|e| match e {
+            // Stored just now: not finding it is the server's fault.
+            FinalizeError::NotUploaded(_) => ApiError::internal(),
+            e => ApiError::from(e),
+        })
 }
 
 #[utoipa::path(put, path = "/api/files/{id}/content", operation_id = "upload_file_content", tag = "files",

@@ -5,16 +5,17 @@
 //! `POST /api/files/{id}/confirm` and the `files.finalize` job both do it, as the caller, who
 //! must be allowed to update the file.
 
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::{BlobError, BlobKey};
 use crate::auth::Principal;
 use crate::context::Realnet;
-use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
 use crate::item::ops::{self, Change, Origin};
 use crate::item::prepared::Prepared;
+use crate::item::{Item, ItemError};
 
 pub const FILE: &str = "File";
 
@@ -28,6 +29,36 @@ pub enum FinalizeError {
     Item(#[from] ItemError),
     #[error(transparent)]
     Blob(#[from] BlobError),
+}
+
+/// Stores `bytes` as the content of the pending file `item` and confirms it (files sent
+/// inline, files a handler writes); if that fails, the file is deleted again, so that
+/// nothing is half-written.
+pub async fn store_inline(
+    rn: &Realnet,
+    principal: &Principal,
+    item: &Item,
+    bytes: Bytes,
+) -> Result<Item, FinalizeError> {
+    let key = BlobKey::new(&item.org, item.id)
+        .map_err(|m| BlobError::Backend(format!("file {}: {m}", item.id)))?;
+    let stored = async {
+        let size = bytes.len() as u64;
+        rn.blobs.put_upload(&key, &mut Some(bytes), size).await?;
+        let prepared = finalize(rn, principal, item.id).await?;
+        let ready = prepared.item.clone().expect("a finalized file");
+        ops::commit(rn, principal, vec![prepared]).await?;
+        Ok::<Item, FinalizeError>(ready)
+    }
+    .await;
+    if stored.is_err() {
+        let installation = Principal::org_admin(&item.org);
+        rn.blobs.delete(&key).await.ok();
+        ops::delete(rn, &installation, item.id, false, None, Some(FILE))
+            .await
+            .ok();
+    }
+    stored
 }
 
 /// The change that makes file `id` ready, checked (the caller's rights, the uploaded size)

@@ -140,6 +140,15 @@ impl BlobStore for LocalBlobStore {
         Ok(hex(&Sha256::digest(&bytes)))
     }
 
+    async fn read(&self, key: &BlobKey, max: u64) -> Result<Bytes, BlobError> {
+        let size = tokio::fs::metadata(self.path(key)).await.map_err(io)?.len();
+        if size > max {
+            return Err(BlobError::OverRead { size, max });
+        }
+        let bytes = tokio::fs::read(self.path(key)).await.map_err(io)?;
+        Ok(Bytes::from(bytes))
+    }
+
     async fn download(
         &self,
         key: &BlobKey,

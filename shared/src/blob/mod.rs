@@ -37,6 +37,9 @@ pub enum BlobError {
     /// An upload ended before its declared size; nothing of it was kept.
     #[error("{sent} bytes sent, {declared} declared")]
     TooSmall { sent: u64, declared: u64 },
+    /// Content read in memory would be larger than allowed.
+    #[error("the file is {size} bytes; at most {max} are read at once")]
+    OverRead { size: u64, max: u64 },
     /// The client's body could not be read (the connection broke); nothing of it was kept.
     #[error("the upload could not be read: {0}")]
     Body(String),
@@ -183,6 +186,10 @@ pub trait BlobStore: Send + Sync + 'static {
     /// The SHA-256 of the confirmed content, lowercase hex (read in full: the cost grows with
     /// the size).
     async fn sha256(&self, key: &BlobKey) -> Result<String, BlobError>;
+
+    /// The confirmed content's bytes, if it holds at most `max` (for extension handlers,
+    /// which read files in memory); [`BlobError::OverRead`] past that.
+    async fn read(&self, key: &BlobKey, max: u64) -> Result<Bytes, BlobError>;
 
     /// The confirmed content, served as `content_type` and as an attachment.
     async fn download(

@@ -244,6 +244,38 @@ impl BlobStore for S3BlobStore {
         Ok(hex(&hasher.finalize()))
     }
 
+    async fn read(&self, key: &BlobKey, max: u64) -> Result<Bytes, BlobError> {
+        let object = self
+            .client()
+            .await
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(sdk)?;
+        let size = object.content_length.unwrap_or_default().max(0) as u64;
+        if size > max {
+            return Err(BlobError::OverRead { size, max });
+        }
+        let mut body = object.body;
+        let mut bytes = Vec::with_capacity(size as usize);
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| BlobError::Unavailable(format!("S3 read: {e}")))?
+        {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > max {
+                return Err(BlobError::OverRead {
+                    size: bytes.len() as u64,
+                    max,
+                });
+            }
+        }
+        Ok(Bytes::from(bytes))
+    }
+
     async fn download(
         &self,
         key: &BlobKey,

@@ -1,13 +1,16 @@
-//! What a handler may do through its [`Call`]: the item operations of the HTTP API, as the
-//! caller, with the same checks. Reads see the store as it is (not the call's own staged
+//! What a handler may do through its [`Call`]: the item and file operations of the HTTP
+//! API, as the caller, with the same checks; jobs; and, for org admins, the dead letters. Reads see the store as it is (not the call's own staged
 //! writes); writes are checked now and committed together once the handler has answered.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Call, HandlerError};
+use crate::blob::finalize::{self, FILE};
+use crate::blob::{BlobError, BlobKey};
 use crate::item::Item;
 use crate::item::ops::{self, Change, NewItem, Origin};
 use crate::item::prepared::Prepared;
@@ -18,6 +21,9 @@ use crate::store::Page;
 
 /// At most this many items in one call's [`Call::query_all`].
 pub const MAX_READ: usize = 10_000;
+
+/// At most this many bytes of a file are read into memory by [`Call::read_file`].
+pub const MAX_FILE_READ: u64 = 16 * 1024 * 1024;
 
 impl Call {
     /// The item, if the caller may read it (else [`crate::item::ItemError::NotFound`]).
@@ -90,6 +96,71 @@ impl Call {
             ops::prepare_delete(&self.rn, &self.principal, id, recursive, None, None).await?;
         self.stage(prepared);
         Ok(())
+    }
+
+    /// A ready file the caller may read, and its bytes (at most [`MAX_FILE_READ`]).
+    pub async fn read_file(&self, id: Uuid) -> Result<(Item, Bytes), HandlerError> {
+        let item = ops::get(&self.rn, &self.principal, id, Some(FILE)).await?;
+        if !finalize::is_ready(&item) {
+            return Err(HandlerError::refused(
+                409,
+                format!("file {id} is not confirmed yet"),
+            ));
+        }
+        let key = BlobKey::new(&item.org, item.id)
+            .map_err(|m| HandlerError::Unavailable(format!("file {id}: {m}")))?;
+        let bytes = self
+            .rn
+            .blobs
+            .read(&key, MAX_FILE_READ)
+            .await
+            .map_err(|e| match e {
+                e @ BlobError::OverRead { .. } => HandlerError::refused(413, e.to_string()),
+                e => HandlerError::Unavailable(e.to_string()),
+            })?;
+        Ok((item, bytes))
+    }
+
+    /// Checks a new file as `POST /api/files` does and stages it with the call's writes; its
+    /// bytes are stored once they committed. Returns the file as it will be made (pending
+    /// until then).
+    pub async fn write_file(
+        &self,
+        name: &str,
+        parent: Option<Uuid>,
+        content_type: &str,
+        bytes: Bytes,
+    ) -> Result<Item, HandlerError> {
+        let size = bytes.len() as u64;
+        if size > self.rn.config.file_max_size {
+            return Err(HandlerError::invalid(
+                format!(
+                    "{size} bytes is over the limit of {} (REALNET_FILE_MAX_SIZE)",
+                    self.rn.config.file_max_size
+                ),
+                None,
+            ));
+        }
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("content_type".into(), content_type.into());
+        attributes.insert("size".into(), size.into());
+        attributes.insert("status".into(), "pending".into());
+        let input = NewItem {
+            type_name: FILE.into(),
+            name: name.to_string(),
+            parent,
+            attributes,
+        };
+        // The server declares the content type and size, as the caller, whose right to
+        // create the file applies (as `POST /api/files` does).
+        let prepared =
+            ops::prepare_create(&self.rn, &self.principal, input, Some(FILE), Origin::Server)
+                .await?;
+        let item = prepared.item.clone().expect("a created file");
+        let mut staged = self.staged.lock().expect("the staged writes' lock");
+        staged.writes.push(prepared);
+        staged.files.push((item.clone(), bytes));
+        Ok(item)
     }
 
     /// Sends a job as the caller once the call's writes committed (like `POST /api/jobs`).

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::{Call, HandlerError, Staged};
 use crate::access::Permission;
 use crate::auth::Principal;
+use crate::blob::finalize::{self, FinalizeError};
 use crate::context::Realnet;
 use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
@@ -183,9 +184,19 @@ impl Outcome {
         p: &Principal,
         extra: Vec<Write>,
     ) -> Result<Value, CallError> {
-        let Staged { writes, jobs } = self.staged;
+        let Staged {
+            writes,
+            files,
+            jobs,
+        } = self.staged;
         if !writes.is_empty() || !extra.is_empty() {
             ops::commit_with(rn, p, writes, extra).await?;
+        }
+        for (file, bytes) in files {
+            // A file that cannot be stored is deleted again; the caller hears why.
+            finalize::store_inline(rn, p, &file, bytes)
+                .await
+                .map_err(|e| CallError::Handler(file_error(e)))?;
         }
         for job in jobs {
             let kind = job.kind.clone();
@@ -196,6 +207,13 @@ impl Outcome {
             }
         }
         Ok(self.result)
+    }
+}
+
+fn file_error(e: FinalizeError) -> HandlerError {
+    match e {
+        FinalizeError::Item(e) => HandlerError::Item(e),
+        e => HandlerError::Unavailable(e.to_string()),
     }
 }
 

@@ -356,6 +356,8 @@ pub struct Call {
 #[derive(Default)]
 struct Staged {
     writes: Vec<Prepared>,
+    /// Files created with the writes, and their bytes, stored once the writes committed.
+    files: Vec<(Item, bytes::Bytes)>,
     jobs: Vec<Submission>,
 }
 
