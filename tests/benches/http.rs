@@ -23,6 +23,7 @@ use realnet::item::ops::{self, NewItem};
 use realnet::item::{Item, now};
 use realnet::store::{ItemStore, PostgresStore, Write};
 use realnet_tests::lambda_runtime::RuntimeApi;
+use realnet_tests::wrk::WrkResult;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -543,50 +544,13 @@ async fn serve_bare(
     Ok(addr)
 }
 
-struct WrkResult {
-    rps: f64,
-    p50: String,
-    p99: String,
-    failures: u64,
-}
-
 fn wrk(
     s: &Settings,
     url: &str,
     script: Option<&Path>,
     headers: &[String],
 ) -> anyhow::Result<WrkResult> {
-    let mut cmd = Command::new("wrk");
-    for h in headers {
-        cmd.arg("-H").arg(h);
-    }
-    cmd.args([
-        "-t",
-        "2",
-        "-c",
-        &s.connections.to_string(),
-        "-d",
-        &format!("{}s", s.seconds),
-        "--latency",
-    ]);
-    if let Some(script) = script {
-        cmd.arg("-s").arg(script);
-    }
-    let out = run_checked(cmd.arg(url))?;
-    let field = |prefix: &str| {
-        out.lines()
-            .map(str::trim)
-            .find_map(|l| l.strip_prefix(prefix))
-            .map(|v| v.split_whitespace().next().unwrap_or_default().to_string())
-    };
-    Ok(WrkResult {
-        rps: field("Requests/sec:")
-            .context("wrk printed no Requests/sec")?
-            .parse()?,
-        p50: field("50%").unwrap_or_default(),
-        p99: field("99%").unwrap_or_default(),
-        failures: field("Non-2xx or 3xx responses:").map_or(Ok(0), |v| v.parse())?,
-    })
+    realnet_tests::wrk::run(s.connections, s.seconds, url, script, headers)
 }
 
 fn pg_args(db: &tokio_postgres::Config) -> Vec<String> {
