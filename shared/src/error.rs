@@ -336,8 +336,14 @@ impl From<HandlerError> for ApiError {
 
 impl From<CallError> for ApiError {
     fn from(e: CallError) -> Self {
+        let message = e.to_string();
         match e {
             CallError::NotFound(m) => ApiError::not_found(m),
+            CallError::Input { errors, .. } => {
+                let mut err = ApiError::from(errors);
+                err.message = message;
+                err
+            }
             CallError::Item(e) => e.into(),
             CallError::Handler(e) => e.into(),
             e @ CallError::Panicked { .. } => {

@@ -45,6 +45,13 @@ pub enum CallError {
     /// or committing the handler's writes failed: answered as the item API answers.
     #[error(transparent)]
     Item(#[from] ItemError),
+    /// The payload does not match the handler's input schema (`422`, each problem by its
+    /// JSON pointer under `payload`).
+    #[error("the payload does not match the input schema of {target}: {}", errors.summary())]
+    Input {
+        target: String,
+        errors: ValidationErrors,
+    },
     /// The handler's own answer.
     #[error(transparent)]
     Handler(HandlerError),
@@ -121,7 +128,10 @@ pub async fn check(
         for (at, message) in problems {
             errors.add(format!("payload{at}"), message);
         }
-        return Err(ItemError::Invalid(errors).into());
+        return Err(CallError::Input {
+            target: target.to_string(),
+            errors,
+        });
     }
     Ok(())
 }

@@ -21,7 +21,8 @@ impl ValidationErrors {
         e
     }
 
-    fn summary(&self) -> String {
+    /// Each problem as `field: message`, joined.
+    pub fn summary(&self) -> String {
         self.0
             .iter()
             .map(|(f, m)| format!("{f}: {m}"))

@@ -347,7 +347,7 @@ pub async fn run_local(
         tokio::spawn(async move {
             let id = format!("local:{}", uuid::Uuid::now_v7());
             let credentials = job.credentials();
-            let sent_at = chrono::Utc::now();
+            let sent_at = crate::item::now();
             for attempt in 1..=ATTEMPTS {
                 match run_body(&rn, &id, &job.body, &credentials, TIMEOUT).await {
                     RecordOutcome::Retry(_) if attempt < ATTEMPTS => {
