@@ -149,7 +149,9 @@ impl Realnet {
                 *pool_size,
                 ca_file.as_deref(),
             )?),
-            DbConfig::Dynamodb { table } => Arc::new(DynamoStore::new(table)),
+            DbConfig::Dynamodb { table, page_reads } => {
+                Arc::new(DynamoStore::new(table).with_page_reads(*page_reads))
+            }
         };
         Ok(Realnet::new(config, types, store))
     }
@@ -280,7 +282,9 @@ impl Realnet {
         query.types = vec!["Org".to_string()];
         query.readable = Readable::All;
         query.limit = 1;
-        let exists = !self.store.query(org, &query).await?.items.is_empty();
+        let exists = crate::store::first_item(&*self.store, org, &query)
+            .await?
+            .is_some();
         if exists && cache {
             self.orgs.insert(org.to_string(), ());
         }
@@ -351,7 +355,10 @@ impl Realnet {
         accounts.types = self.types.subtypes("Account").to_vec();
         accounts.limit = 1;
         accounts.readable = Readable::All;
-        if self.store.query(org, &accounts).await?.items.is_empty() {
+        if crate::store::first_item(&*self.store, org, &accounts)
+            .await?
+            .is_none()
+        {
             let (password, generated) = match password {
                 Some(p) => (p, None),
                 None => {
@@ -405,8 +412,8 @@ impl Realnet {
         query.parent = Some(parent.map_or(ParentFilter::Root, ParentFilter::Id));
         query.name = Some(NameFilter::Exact(seed.name.clone()));
         query.limit = 1;
-        let existing = self.store.query(&principal.org, &query).await?;
-        let id = match existing.items.first() {
+        let existing = crate::store::first_item(&*self.store, &principal.org, &query).await?;
+        let id = match existing.as_ref() {
             Some(item) => {
                 report.existing += 1;
                 item.id

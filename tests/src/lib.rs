@@ -101,7 +101,10 @@ pub async fn store(kind: StoreKind) -> TestStore {
                 .expect("create the DynamoDB table in moto");
             TestStore {
                 store: Arc::new(store),
-                db: DbConfig::Dynamodb { table },
+                db: DbConfig::Dynamodb {
+                    table,
+                    page_reads: realnet::store::DEFAULT_PAGE_READS,
+                },
                 _dir: None,
             }
         }
@@ -215,7 +218,14 @@ impl TestApp {
             root: files.path().to_path_buf(),
         };
         adjust(&mut config);
-        let rn = Arc::new(Realnet::new(config, types, store.store.clone()));
+        // A DynamoDB read budget set by `adjust` applies to the store too.
+        let item_store: Arc<dyn realnet::store::ItemStore> = match &config.db {
+            DbConfig::Dynamodb { table, page_reads } => {
+                Arc::new(DynamoStore::new(table).with_page_reads(*page_reads))
+            }
+            _ => store.store.clone(),
+        };
+        let rn = Arc::new(Realnet::new(config, types, item_store));
         let default_org = rn.config.default_org.clone();
         for org in [default_org.as_str(), OTHER_ORG] {
             rn.init_org(org, Some(ADMIN_PASSWORD.to_string()))

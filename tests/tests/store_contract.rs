@@ -26,6 +26,7 @@ contract_tests!(
     types_match_their_subtypes,
     parents_filter_children,
     pages_follow_the_sort_without_gaps_or_repeats,
+    pages_may_be_short_but_miss_nothing,
     org_pages_follow_the_sort_over_a_large_org,
     counts_and_settings,
     usernames_are_unique_within_an_org,

@@ -87,3 +87,16 @@ async fn migrating_an_older_table_adds_the_org_index() {
     assert!(page.next.is_some());
     store.migrate().await.expect("migrating again is harmless");
 }
+
+/// With a small read budget, pages end short, and every match still comes once (the contract
+/// check that also runs on every store at the default budget).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgeted_pages_are_short_and_miss_nothing() {
+    let s = realnet_tests::store(StoreKind::Dynamodb).await;
+    let realnet::config::DbConfig::Dynamodb { table, .. } = &s.db else {
+        panic!("a DynamoDB store");
+    };
+    let store = realnet::store::DynamoStore::new(table).with_page_reads(10);
+    let short = realnet_tests::contract::pages_may_be_short_but_miss_nothing(&store).await;
+    assert!(short > 0, "a budget of 10 records makes some pages short");
+}

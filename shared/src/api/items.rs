@@ -143,10 +143,10 @@ pub(super) async fn page(
     mut query: ItemQuery,
 ) -> Result<Json<ItemPage>, ApiError> {
     let codec = rn.cursor_codec().await?;
-    codec.decode(&mut query)?;
+    codec.decode(&principal.org, &mut query)?;
     let page = ops::query(rn, principal, &query).await?;
     Ok(Json(ItemPage {
-        next_cursor: page.next.map(|p| codec.encode(&query, &p)),
+        next_cursor: page.next.map(|p| codec.encode(&principal.org, &query, &p)),
         items: page.items,
     }))
 }

@@ -20,16 +20,12 @@
 //! conditions for versions, duplicates, parents and usernames; a cancelled transaction is
 //! mapped back to the write that failed.
 //!
-//! Queries are honest about DynamoDB: the candidates come from one key (the parent's, the
-//! types', or the whole org's), and filters, sort, access and the keyset cursor are applied in
-//! memory with the same semantics as SQL ([`ItemQuery::matches`]). A list of the whole org
-//! (no `type`, no `parent`) pages through `by_created` a chunk at a time, holding no more than
-//! a page: in creation order (the default sort) it starts at the cursor and stops once the
-//! page is full, so it reads what the page needs (and what the filters skip), not the org;
-//! sorted by name or update time it reads the org through. A list of a parent or of types
-//! reads every item under that key; deep hierarchies and text search are as costly. The
-//! indexes are eventually consistent, so a child written a moment ago may be missed by the
-//! check that refuses to delete a parent with children.
+//! Queries read index partitions in key order, a page's worth at a time and within a budget
+//! of records ([`pages`]): the default order (creation) through `by_type`, `by_parent` or
+//! `by_created`, so a page costs reads in proportion to the page, not to the data. A page may
+//! end short of `limit` (filters no key serves skipped the records it could afford to read)
+//! with its cursor set. The indexes are eventually consistent, so a child written a moment ago
+//! may be missed by the check that refuses to delete a parent with children.
 
 use std::collections::{HashMap, HashSet};
 
@@ -45,12 +41,16 @@ use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+mod pages;
+
+pub use pages::DEFAULT_PAGE_READS;
+
 use super::{
     Attempt, IdentityLink, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount,
     Write,
 };
 use crate::item::Item;
-use crate::query::{ItemQuery, ParentFilter, Position, Readable, Scalar, SortKey};
+use crate::query::{ItemQuery, Readable};
 use crate::types::value::format_datetime;
 
 /// `TransactWriteItems` takes at most this many records.
@@ -59,15 +59,13 @@ const MAX_RECORDS: usize = 100;
 /// The index of each org's items in creation order.
 const BY_CREATED: &str = "by_created";
 
-/// The fewest and the most records one read of a page of the whole org asks for.
-const MIN_CHUNK: usize = 25;
-const MAX_CHUNK: usize = 1000;
-
 type Record = HashMap<String, AttributeValue>;
 
 pub struct DynamoStore {
     table: String,
     client: OnceCell<Client>,
+    /// The most records one page reads (see [`pages`]).
+    page_reads: usize,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -187,15 +185,17 @@ fn get_n(r: &Record, name: &str) -> Result<i64, StoreError> {
         .map_err(backend)
 }
 
+/// The sort key of `by_type` and `by_parent`: creation order, ties by id.
+fn created_key(item: &Item) -> String {
+    format!("{}#{}", format_datetime(item.created_at), item.id)
+}
+
 fn item_record(org: &str, item: &Item) -> Record {
     let mut r = key(org, item_sk(item.id));
     r.insert("gsi1pk".into(), s(format!("{org}#{}", item.type_name)));
-    r.insert(
-        "gsi1sk".into(),
-        s(format!("{}#{}", format_datetime(item.created_at), item.id)),
-    );
+    r.insert("gsi1sk".into(), s(created_key(item)));
     r.insert("gsi2pk".into(), s(parent_key(org, item.parent)));
-    r.insert("gsi2sk".into(), s(item.id.to_string()));
+    r.insert("gsi2sk".into(), s(created_key(item)));
     r.insert("id".into(), s(item.id.to_string()));
     r.insert("org".into(), s(org));
     r.insert("type".into(), s(&item.type_name));
@@ -341,7 +341,14 @@ impl DynamoStore {
         DynamoStore {
             table: table.to_string(),
             client: OnceCell::new(),
+            page_reads: pages::DEFAULT_PAGE_READS,
         }
+    }
+
+    /// The same store, reading at most `records` records for one page.
+    pub fn with_page_reads(mut self, records: usize) -> Self {
+        self.page_reads = records.max(1);
+        self
     }
 
     async fn client(&self) -> &Client {
@@ -391,85 +398,6 @@ impl DynamoStore {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => return Ok(out),
             }
-        }
-    }
-
-    /// A page of the whole org (see the module's documentation): `by_created` is read a chunk
-    /// at a time, in the query's direction when it sorts by creation, and only the best
-    /// `limit + 1` items are kept.
-    async fn page_org(
-        &self,
-        org: &str,
-        query: &ItemQuery,
-        subtree: &HashSet<Uuid>,
-    ) -> Result<Page, StoreError> {
-        let in_order = query.sort.key == SortKey::Created;
-        let backward = in_order && query.sort.descending;
-        let mut condition = "pk = :o".to_string();
-        let mut values = HashMap::from([(":o".to_string(), s(org))]);
-        if in_order
-            && let Some(Position {
-                value: Some(Scalar::Time(t)),
-                ..
-            }) = &query.after
-        {
-            // Items created at the cursor's time may still follow it (ties go by id).
-            condition.push_str(if backward {
-                " AND created_at <= :c"
-            } else {
-                " AND created_at >= :c"
-            });
-            values.insert(":c".to_string(), s(format_datetime(*t)));
-        }
-        let keep = query.limit + 1;
-        let mut best: Vec<Item> = Vec::with_capacity(keep);
-        let mut start: Option<Record> = None;
-        // A first read a little larger than a page, for the items the filters skip.
-        let mut chunk = keep.max(MIN_CHUNK);
-        loop {
-            let read = self
-                .client()
-                .await
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_CREATED)
-                .key_condition_expression(&condition)
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(!backward)
-                .limit(i32::try_from(chunk).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk)?;
-            for r in read.items.unwrap_or_default() {
-                let item = record_item(&r)?;
-                if in_order && best.len() == keep {
-                    let last = best[keep - 1].created_at;
-                    let past = if backward {
-                        item.created_at < last
-                    } else {
-                        item.created_at > last
-                    };
-                    if past {
-                        // The index has gone past the page: nothing further can be in it.
-                        return Ok(Page::from_rows(query, best));
-                    }
-                }
-                if !(query.matches(&item, subtree) && query.is_after(&item)) {
-                    continue;
-                }
-                if best.len() == keep && query.compare(&item, &best[keep - 1]).is_ge() {
-                    continue;
-                }
-                let at = best.partition_point(|b| query.compare(b, &item).is_lt());
-                best.insert(at, item);
-                best.truncate(keep);
-            }
-            match read.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(Page::from_rows(query, best)),
-            }
-            chunk = (chunk * 2).min(MAX_CHUNK);
         }
     }
 
@@ -995,6 +923,54 @@ impl DynamoStore {
     }
 }
 
+/// The setting that records that every item's `by_parent` key is in creation order.
+const CHILDREN_BY_CREATION: &str = "dynamodb.by_parent.created";
+
+impl DynamoStore {
+    /// Items written before `by_parent` sorted children by creation carry `gsi2sk = <id>`:
+    /// rewrites those keys once (later writes carry the new key already).
+    async fn sort_children_by_creation(&self) -> Result<(), StoreError> {
+        if self.setting(CHILDREN_BY_CREATION, "no").await? == "yes" {
+            return Ok(());
+        }
+        let client = self.client().await;
+        let mut start: Option<Record> = None;
+        loop {
+            let page = client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(sk, :i) AND NOT contains(gsi2sk, :h)")
+                .expression_attribute_values(":i", s("I#"))
+                .expression_attribute_values(":h", s("#"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk)?;
+            for r in page.items.unwrap_or_default() {
+                let item = record_item(&r)?;
+                let update = client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(
+                        get_s(&r, "pk").unwrap_or_default(),
+                        item_sk(item.id),
+                    )))
+                    .update_expression("SET gsi2sk = :k")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":k", s(created_key(&item)))
+                    .send()
+                    .await;
+                conditional(update)?;
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        self.put_setting(CHILDREN_BY_CREATION, "yes").await
+    }
+}
+
 /// A string attribute of a key.
 fn attr(name: &str) -> Result<AttributeDefinition, StoreError> {
     AttributeDefinition::builder()
@@ -1063,6 +1039,7 @@ impl ItemStore for DynamoStore {
             }
             Err(e) => return Err(sdk(e)),
         }
+        self.sort_children_by_creation().await?;
         self.enable_ttl().await
     }
 
@@ -1113,45 +1090,10 @@ impl ItemStore for DynamoStore {
             }
             Readable::All => HashSet::new(),
         };
-        let records = match (&query.parent, query.types.as_slice()) {
-            (Some(parent), _) => {
-                let p = match parent {
-                    ParentFilter::Root => parent_key(org, None),
-                    ParentFilter::Id(id) => parent_key(org, Some(*id)),
-                };
-                self.query_all(
-                    Some("by_parent"),
-                    "gsi2pk = :p",
-                    HashMap::from([(":p".to_string(), s(p))]),
-                )
-                .await?
-            }
-            (None, []) => return self.page_org(org, query, &subtree).await,
-            (None, types) => {
-                let mut all = Vec::new();
-                for t in types {
-                    all.extend(
-                        self.query_all(
-                            Some("by_type"),
-                            "gsi1pk = :t",
-                            HashMap::from([(":t".to_string(), s(format!("{org}#{t}")))]),
-                        )
-                        .await?,
-                    );
-                }
-                all
-            }
-        };
-        let mut items = Vec::new();
-        for r in &records {
-            let item = record_item(r)?;
-            if query.matches(&item, &subtree) && query.is_after(&item) {
-                items.push(item);
-            }
+        match pages::plan(org, query) {
+            pages::Plan::Ordered(sources) => self.ordered_page(query, sources, &subtree).await,
+            pages::Plan::Sorted(sources) => self.sorted_page(query, sources, &subtree).await,
         }
-        items.sort_by(|a, b| query.compare(a, b));
-        items.truncate(query.limit + 1);
-        Ok(Page::from_rows(query, items))
     }
 
     async fn ancestors(&self, org: &str, id: Uuid, max: usize) -> Result<Vec<Uuid>, StoreError> {
