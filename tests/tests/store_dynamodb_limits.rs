@@ -100,3 +100,66 @@ async fn budgeted_pages_are_short_and_miss_nothing() {
     let short = realnet_tests::contract::pages_may_be_short_but_miss_nothing(&store).await;
     assert!(short > 0, "a budget of 10 records makes some pages short");
 }
+
+/// Children written when `by_parent` sorted by id (`gsi2sk = <id>`) are rewritten once by
+/// `migrate`, after which a folder's children page in creation order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_an_older_table_sorts_children_by_creation() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use realnet::store::{ItemStore, Write};
+    let s = realnet_tests::store(StoreKind::Dynamodb).await;
+    let realnet::config::DbConfig::Dynamodb { table, .. } = &s.db else {
+        panic!("a DynamoDB store");
+    };
+    let folder = realnet_tests::contract::item("Folder", "box", None, json!({}));
+    s.store
+        .apply("acme", &[Write::Create(folder.clone())])
+        .await
+        .expect("create");
+    // Ids in one order, creation times in the other.
+    let mut children = Vec::new();
+    for n in 0..3 {
+        let mut child =
+            realnet_tests::contract::item("Folder", &format!("c{n}"), Some(folder.id), json!({}));
+        child.created_at = chrono::Utc::now() - chrono::Duration::seconds(n);
+        child.updated_at = child.created_at;
+        s.store
+            .apply("acme", &[Write::Create(child.clone())])
+            .await
+            .expect("create");
+        children.push(child);
+    }
+    let client = aws_sdk_dynamodb::Client::new(&realnet::aws::sdk_config().await);
+    for child in &children {
+        client
+            .update_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S("acme".into()))
+            .key("sk", AttributeValue::S(format!("I#{}", child.id)))
+            .update_expression("SET gsi2sk = :id")
+            .expression_attribute_values(":id", AttributeValue::S(child.id.to_string()))
+            .send()
+            .await
+            .expect("write an older key");
+    }
+    s.store
+        .put_setting("dynamodb.by_parent.created", "no")
+        .await
+        .expect("an older table");
+    s.store.migrate().await.expect("migrate rewrites the keys");
+    let parent = folder.id.to_string();
+    let page = s
+        .store
+        .query("acme", &realnet_tests::query(&[("parent", &parent)]))
+        .await
+        .expect("query");
+    let got: Vec<_> = page.items.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(got, ["c2", "c1", "c0"], "creation order");
+    assert_eq!(
+        s.store
+            .setting("dynamodb.by_parent.created", "no")
+            .await
+            .expect("setting"),
+        "yes"
+    );
+}
