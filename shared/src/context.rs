@@ -149,9 +149,11 @@ impl Realnet {
                 *pool_size,
                 ca_file.as_deref(),
             )?),
-            DbConfig::Dynamodb { table, page_reads } => {
-                Arc::new(DynamoStore::new(table).with_page_reads(*page_reads))
-            }
+            DbConfig::Dynamodb { table, page_reads } => Arc::new(
+                DynamoStore::new(table)
+                    .with_page_reads(*page_reads)
+                    .with_types(&types),
+            ),
         };
         Ok(Realnet::new(config, types, store))
     }

@@ -799,6 +799,98 @@ pub async fn pages_may_be_short_but_miss_nothing(store: &dyn ItemStore) -> usize
     short
 }
 
+/// Filters and sorts that DynamoDB serves from its name and field indexes (the types declare
+/// `amount`, `stage` and `company` of `Deal` indexed), in small pages either way: the same
+/// answers as a filter and sort done here, on every store.
+pub async fn indexed_filters_and_sorts_page_exactly(store: &dyn ItemStore) {
+    let company = Uuid::now_v7().to_string();
+    let base = Utc::now() - Duration::hours(1);
+    let mut deals = Vec::new();
+    for i in 0..30i64 {
+        let stage = ["lead", "won", "lost"][(i % 3) as usize];
+        let mut attributes = json!({"company": company, "stage": stage});
+        if i % 5 != 0 {
+            attributes["amount"] = json!(((i * 7) % 6) as f64 * 10.0 - 10.0);
+        }
+        let mut d = item(
+            "Deal",
+            &format!("deal {:02}", (i * 11) % 30),
+            None,
+            attributes,
+        );
+        d.created_at = base + Duration::seconds(i / 2);
+        d.updated_at = d.created_at;
+        put(store, ORG, &d).await;
+        deals.push(d);
+    }
+    let amount = |i: &Item| i.attributes.get("amount").and_then(Value::as_f64);
+    let stage = |i: &Item| {
+        i.attributes["stage"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let created: Order =
+        Box::new(|a: &Item, b: &Item| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+    let created_desc: Order =
+        Box::new(|a: &Item, b: &Item| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    let by_name: Order = Box::new(|a: &Item, b: &Item| (&a.name, a.id).cmp(&(&b.name, b.id)));
+    let by_name_desc: Order = Box::new(|a: &Item, b: &Item| (&b.name, b.id).cmp(&(&a.name, a.id)));
+    let cases: Vec<(Params, Keep, Order)> = vec![
+        (
+            vec![("sort", "attr.amount"), ("attr.amount.gte", "10")],
+            Box::new(move |i: &Item| amount(i).is_some_and(|a| a >= 10.0)),
+            by_amount(false),
+        ),
+        (
+            vec![("sort", "-attr.amount"), ("attr.amount.lt", "20")],
+            Box::new(move |i: &Item| amount(i).is_some_and(|a| a < 20.0)),
+            by_amount(true),
+        ),
+        (
+            vec![("sort", "-attr.amount"), ("attr.stage", "won")],
+            Box::new(move |i: &Item| stage(i) == "won"),
+            by_amount(true),
+        ),
+        (
+            vec![("attr.stage", "won")],
+            Box::new(move |i: &Item| stage(i) == "won"),
+            created,
+        ),
+        (
+            vec![
+                ("sort", "-created"),
+                ("attr.stage", "lost"),
+                ("attr.amount.gt", "0"),
+            ],
+            Box::new(move |i: &Item| stage(i) == "lost" && amount(i).is_some_and(|a| a > 0.0)),
+            created_desc,
+        ),
+        (
+            vec![("sort", "name"), ("name", "deal 1*")],
+            Box::new(|i: &Item| i.name.starts_with("deal 1")),
+            by_name,
+        ),
+        (
+            vec![("sort", "-name"), ("name", "deal 07")],
+            Box::new(|i: &Item| i.name == "deal 07"),
+            by_name_desc,
+        ),
+    ];
+    for (params, keep, cmp) in &cases {
+        let mut want: Vec<&Item> = deals.iter().filter(|i| keep(i)).collect();
+        want.sort_by(|a, b| cmp(a, b));
+        let want: Vec<Uuid> = want.iter().map(|i| i.id).collect();
+        assert!(!want.is_empty(), "{params:?} matches something");
+        for limit in ["1", "4", "50"] {
+            let mut p = params.clone();
+            p.extend([("type", "Deal"), ("limit", limit)]);
+            let got: Vec<Uuid> = all_pages(store, &p).await.iter().map(|i| i.id).collect();
+            assert_eq!(got, want, "{p:?}");
+        }
+    }
+}
+
 pub async fn counts_and_settings(store: &dyn ItemStore) {
     crm(store).await;
     let counts = store.counts().await.expect("counts");

@@ -94,7 +94,7 @@ pub async fn store(kind: StoreKind) -> TestStore {
         StoreKind::Dynamodb => {
             aws_endpoint();
             let table = format!("realnet-test-{}", uuid::Uuid::now_v7().simple());
-            let store = DynamoStore::new(&table);
+            let store = DynamoStore::new(&table).with_types(&registry());
             store
                 .migrate()
                 .await
@@ -220,9 +220,11 @@ impl TestApp {
         adjust(&mut config);
         // A DynamoDB read budget set by `adjust` applies to the store too.
         let item_store: Arc<dyn realnet::store::ItemStore> = match &config.db {
-            DbConfig::Dynamodb { table, page_reads } => {
-                Arc::new(DynamoStore::new(table).with_page_reads(*page_reads))
-            }
+            DbConfig::Dynamodb { table, page_reads } => Arc::new(
+                DynamoStore::new(table)
+                    .with_page_reads(*page_reads)
+                    .with_types(&types),
+            ),
             _ => store.store.clone(),
         };
         let rn = Arc::new(Realnet::new(config, types, item_store));

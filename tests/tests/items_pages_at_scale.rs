@@ -127,7 +127,8 @@ async fn a_page_ends_at_its_read_budget_and_clients_loop() {
 }
 
 /// Sorted by something no index serves, a set larger than the budget is refused with what to
-/// do; a set that fits is sorted in memory.
+/// do; a set that fits is sorted in memory; name order and indexed fields are served by their
+/// indexes at any size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sort_no_index_serves_over_a_large_set_is_refused() {
     let app = budgeted(10).await;
@@ -141,7 +142,49 @@ async fn a_sort_no_index_serves_over_a_large_set_is_refused() {
         app.create(json!({"type": "Folder", "name": format!("c{}", 3 - n), "parent": parent_id}))
             .await;
     }
+    for n in 0..15 {
+        let industry = ["software", "retail", "finance"][n % 3];
+        app.create(json!({"type": "Company", "name": format!("co {n}"),
+            "attributes": {"employees": n, "industry": industry}}))
+            .await;
+    }
     let before = app.snapshot().await;
+    let unindexed = app
+        .get("/api/items?type=Company&sort=-attr.employees")
+        .await;
+    assert_eq!(
+        unindexed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        unindexed.text
+    );
+    let message = unindexed.body["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("\"employees\"") && message.contains("\"indexed\": true"),
+        "names the field to index: {}",
+        unindexed.text
+    );
+
+    // Served by indexes, however many items: name order, an indexed field.
+    let (by_name, _) =
+        every_page(&app, "/api/items?type=Folder&sort=name&name=f*&limit=4", 4).await;
+    let names: Vec<&str> = by_name.iter().filter_map(|i| i["name"].as_str()).collect();
+    let want: Vec<String> = (0..15).map(|n| format!("f{n:02}")).collect();
+    assert_eq!(names, want);
+    let (software, _) = every_page(
+        &app,
+        "/api/items?type=Company&sort=-attr.industry&attr.industry=software&limit=2",
+        2,
+    )
+    .await;
+    assert_eq!(software.len(), 5);
+    assert!(
+        software
+            .iter()
+            .all(|c| c["attributes"]["industry"] == "software")
+    );
     let refused = app.get("/api/items?type=Folder&sort=updated").await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
     assert_eq!(refused.code(), "bad_request");

@@ -96,17 +96,22 @@ async fn budgeted_pages_are_short_and_miss_nothing() {
     let realnet::config::DbConfig::Dynamodb { table, .. } = &s.db else {
         panic!("a DynamoDB store");
     };
-    let store = realnet::store::DynamoStore::new(table).with_page_reads(10);
+    let store = realnet::store::DynamoStore::new(table)
+        .with_page_reads(10)
+        .with_types(&realnet_tests::registry());
     let short = realnet_tests::contract::pages_may_be_short_but_miss_nothing(&store).await;
     assert!(short > 0, "a budget of 10 records makes some pages short");
+    // Index reads within the same budget: runs of equal values, segments, cursors.
+    realnet_tests::contract::indexed_filters_and_sorts_page_exactly(&store).await;
 }
 
 /// Children written when `by_parent` sorted by id (`gsi2sk = <id>`) are rewritten once by
-/// `migrate`, after which a folder's children page in creation order.
+/// `migrate` (a change of index layout), after which a folder's children page in creation
+/// order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrating_an_older_table_sorts_children_by_creation() {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use realnet::store::{ItemStore, Write};
+    use realnet::store::Write;
     let s = realnet_tests::store(StoreKind::Dynamodb).await;
     let realnet::config::DbConfig::Dynamodb { table, .. } = &s.db else {
         panic!("a DynamoDB store");
@@ -143,7 +148,7 @@ async fn migrating_an_older_table_sorts_children_by_creation() {
             .expect("write an older key");
     }
     s.store
-        .put_setting("dynamodb.by_parent.created", "no")
+        .put_setting("dynamodb.index_layout", "an older layout")
         .await
         .expect("an older table");
     s.store.migrate().await.expect("migrate rewrites the keys");
@@ -155,11 +160,54 @@ async fn migrating_an_older_table_sorts_children_by_creation() {
         .expect("query");
     let got: Vec<_> = page.items.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(got, ["c2", "c1", "c0"], "creation order");
-    assert_eq!(
+    assert_ne!(
         s.store
-            .setting("dynamodb.by_parent.created", "no")
+            .setting("dynamodb.index_layout", "")
             .await
             .expect("setting"),
-        "yes"
+        "an older layout"
     );
+}
+
+/// Items written before a field was declared indexed get its index keys from `migrate`, so
+/// the index serves them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declaring_a_field_indexed_reindexes_the_items_already_there() {
+    use realnet::store::{DynamoStore, ItemStore, Write};
+    let s = realnet_tests::store(StoreKind::Dynamodb).await;
+    let realnet::config::DbConfig::Dynamodb { table, .. } = &s.db else {
+        panic!("a DynamoDB store");
+    };
+    // A deployment whose types declared nothing indexed.
+    let before = DynamoStore::new(table);
+    before.migrate().await.expect("migrate");
+    let company = uuid::Uuid::now_v7().to_string();
+    let mut won = Vec::new();
+    for n in 0..4 {
+        let stage = if n % 2 == 0 { "won" } else { "lost" };
+        let deal = realnet_tests::contract::item(
+            "Deal",
+            &format!("d{n}"),
+            None,
+            json!({"company": company, "stage": stage}),
+        );
+        if stage == "won" {
+            won.push(deal.id);
+        }
+        before
+            .apply("acme", &[Write::Create(deal)])
+            .await
+            .expect("create");
+    }
+    let after = DynamoStore::new(table).with_types(&realnet_tests::registry());
+    after.migrate().await.expect("migrate rewrites the keys");
+    let page = after
+        .query(
+            "acme",
+            &realnet_tests::query(&[("type", "Deal"), ("attr.stage", "won")]),
+        )
+        .await
+        .expect("query");
+    let got: Vec<_> = page.items.iter().map(|i| i.id).collect();
+    assert_eq!(got, won);
 }

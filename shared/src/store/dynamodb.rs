@@ -41,6 +41,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+mod indexes;
 mod pages;
 
 pub use pages::DEFAULT_PAGE_READS;
@@ -66,6 +67,8 @@ pub struct DynamoStore {
     client: OnceCell<Client>,
     /// The most records one page reads (see [`pages`]).
     page_reads: usize,
+    /// The indexed fields of the types (see [`indexes`]).
+    indexes: indexes::Indexes,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -190,12 +193,13 @@ fn created_key(item: &Item) -> String {
     format!("{}#{}", format_datetime(item.created_at), item.id)
 }
 
-fn item_record(org: &str, item: &Item) -> Record {
+fn item_record(org: &str, item: &Item, indexes: &indexes::Indexes) -> Record {
     let mut r = key(org, item_sk(item.id));
     r.insert("gsi1pk".into(), s(format!("{org}#{}", item.type_name)));
     r.insert("gsi1sk".into(), s(created_key(item)));
     r.insert("gsi2pk".into(), s(parent_key(org, item.parent)));
     r.insert("gsi2sk".into(), s(created_key(item)));
+    indexes.keys(org, item, &mut r);
     r.insert("id".into(), s(item.id.to_string()));
     r.insert("org".into(), s(org));
     r.insert("type".into(), s(&item.type_name));
@@ -342,7 +346,15 @@ impl DynamoStore {
             table: table.to_string(),
             client: OnceCell::new(),
             page_reads: pages::DEFAULT_PAGE_READS,
+            indexes: indexes::Indexes::default(),
         }
+    }
+
+    /// The same store, keeping the fields `types` declare indexed in the field indexes (and
+    /// serving queries on them from there).
+    pub fn with_types(mut self, types: &crate::types::TypeRegistry) -> Self {
+        self.indexes = indexes::Indexes::of(types);
+        self
     }
 
     /// The same store, reading at most `records` records for one page.
@@ -494,7 +506,7 @@ impl DynamoStore {
             Write::Create(item) => {
                 tx.put(
                     table,
-                    item_record(org, item),
+                    item_record(org, item, &self.indexes),
                     Some(("attribute_not_exists(pk)", HashMap::new())),
                     OnFail::Duplicate(item.id),
                 )?;
@@ -526,7 +538,7 @@ impl DynamoStore {
                 let values = HashMap::from([(":v".to_string(), n(*expected_version))]);
                 tx.put(
                     table,
-                    item_record(org, item),
+                    item_record(org, item, &self.indexes),
                     Some(("version = :v", values)),
                     OnFail::Stale {
                         id: item.id,
@@ -796,27 +808,24 @@ impl DynamoStore {
 
     /// Creates the table and its indexes (on-demand capacity) and waits until it is active.
     async fn create_table(&self) -> Result<(), StoreError> {
+        let mut names = vec!["pk", "sk"];
+        let mut gsis = Vec::new();
+        for (name, hash, range) in table_indexes() {
+            names.extend([hash, range]);
+            gsis.push(index(name, hash, range)?);
+        }
+        names.sort_unstable();
+        names.dedup();
+        let definitions = names.into_iter().map(attr).collect::<Result<Vec<_>, _>>()?;
         let created = self
             .client()
             .await
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
-            .set_attribute_definitions(Some(vec![
-                attr("pk")?,
-                attr("sk")?,
-                attr("gsi1pk")?,
-                attr("gsi1sk")?,
-                attr("gsi2pk")?,
-                attr("gsi2sk")?,
-                attr("created_at")?,
-            ]))
+            .set_attribute_definitions(Some(definitions))
             .set_key_schema(Some(key_schema("pk", "sk")?))
-            .set_global_secondary_indexes(Some(vec![
-                index("by_type", "gsi1pk", "gsi1sk")?,
-                index("by_parent", "gsi2pk", "gsi2sk")?,
-                index(BY_CREATED, "pk", "created_at")?,
-            ]))
+            .set_global_secondary_indexes(Some(gsis))
             .send()
             .await;
         if let Err(e) = created {
@@ -852,12 +861,12 @@ impl DynamoStore {
         )))
     }
 
-    /// Adds [`BY_CREATED`] to a table made before it, and waits while DynamoDB fills it from
-    /// the items already there (it indexes attributes every item has).
-    async fn add_org_index(&self) -> Result<(), StoreError> {
+    /// Adds the index `name` on `hash` and `range` to a table made before it, and waits while
+    /// DynamoDB fills it from the items already there.
+    async fn add_index(&self, name: &str, hash: &str, range: &str) -> Result<(), StoreError> {
         let create = CreateGlobalSecondaryIndexAction::builder()
-            .index_name(BY_CREATED)
-            .set_key_schema(Some(key_schema("pk", "created_at")?))
+            .index_name(name)
+            .set_key_schema(Some(key_schema(hash, range)?))
             .projection(
                 Projection::builder()
                     .projection_type(ProjectionType::All)
@@ -870,8 +879,8 @@ impl DynamoStore {
             .await
             .update_table()
             .table_name(&self.table)
-            .attribute_definitions(attr("pk")?)
-            .attribute_definitions(attr("created_at")?)
+            .attribute_definitions(attr(hash)?)
+            .attribute_definitions(attr(range)?)
             .global_secondary_index_updates(
                 GlobalSecondaryIndexUpdate::builder().create(create).build(),
             )
@@ -886,25 +895,25 @@ impl DynamoStore {
                 return Err(sdk(e));
             }
         }
-        tracing::info!(table = %self.table, index = BY_CREATED, "adding an index; waiting until it is filled");
-        self.wait_for_org_index().await
+        tracing::info!(table = %self.table, index = name, "adding an index; waiting until it is filled");
+        self.wait_for_index(name).await
     }
 
-    async fn wait_for_org_index(&self) -> Result<(), StoreError> {
+    async fn wait_for_index(&self, name: &str) -> Result<(), StoreError> {
         for _ in 0..1800 {
-            if self.org_index().await? == Some(IndexStatus::Active) {
+            if self.index_statuses().await?.get(name) == Some(&IndexStatus::Active) {
                 return Ok(());
             }
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
         Err(StoreError::Unavailable(format!(
-            "the index {BY_CREATED} of table {} is still being built: run this again later",
+            "the index {name} of table {} is still being built: run this again later",
             self.table
         )))
     }
 
-    /// The status of [`BY_CREATED`], if the table has it.
-    async fn org_index(&self) -> Result<Option<IndexStatus>, StoreError> {
+    /// The status of each index the table has.
+    async fn index_statuses(&self) -> Result<HashMap<String, IndexStatus>, StoreError> {
         let described = self
             .client()
             .await
@@ -918,56 +927,97 @@ impl DynamoStore {
             .and_then(|t| t.global_secondary_indexes)
             .unwrap_or_default()
             .into_iter()
-            .find(|i| i.index_name() == Some(BY_CREATED))
-            .map(|i| i.index_status.unwrap_or(IndexStatus::Creating)))
+            .filter_map(|i| {
+                let name = i.index_name()?.to_string();
+                Some((name, i.index_status.unwrap_or(IndexStatus::Creating)))
+            })
+            .collect())
+    }
+
+    /// Adds the indexes a table made by an older version lacks, one at a time (DynamoDB
+    /// builds one at a time), and waits for any still being built.
+    async fn add_missing_indexes(&self) -> Result<(), StoreError> {
+        let statuses = self.index_statuses().await?;
+        for (name, hash, range) in table_indexes() {
+            match statuses.get(name) {
+                Some(IndexStatus::Active) => {}
+                Some(_) => self.wait_for_index(name).await?,
+                None => self.add_index(name, hash, range).await?,
+            }
+        }
+        Ok(())
     }
 }
 
-/// The setting that records that every item's `by_parent` key is in creation order.
-const CHILDREN_BY_CREATION: &str = "dynamodb.by_parent.created";
+/// Every index of the table: name, hash key and range key.
+fn table_indexes() -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut all = vec![
+        ("by_type", "gsi1pk", "gsi1sk"),
+        ("by_parent", "gsi2pk", "gsi2sk"),
+        (BY_CREATED, "pk", "created_at"),
+    ];
+    all.extend(indexes::extra_indexes());
+    all
+}
+
+/// The attributes that hold index keys of an item (the table's own `pk` and `sk` aside).
+const INDEX_KEYS: [&str; 12] = [
+    "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "x1pk", "x1sk", "x2pk", "x2sk",
+    "x3pk", "x3sk",
+];
+
+/// The setting that records the index layout every item's keys follow.
+const INDEX_LAYOUT: &str = "dynamodb.index_layout";
 
 impl DynamoStore {
-    /// Items written before `by_parent` sorted children by creation carry `gsi2sk = <id>`:
-    /// rewrites those keys once (later writes carry the new key already).
-    async fn sort_children_by_creation(&self) -> Result<(), StoreError> {
-        if self.setting(CHILDREN_BY_CREATION, "no").await? == "yes" {
+    /// Rewrites the items whose index keys another layout made (an older version's, or
+    /// before a field was declared indexed), once per layout: later writes carry the new keys.
+    async fn reindex(&self) -> Result<(), StoreError> {
+        let layout = self.indexes.fingerprint();
+        if self.setting(INDEX_LAYOUT, "").await? == layout {
             return Ok(());
         }
         let client = self.client().await;
         let mut start: Option<Record> = None;
+        let mut rewritten = 0u64;
         loop {
             let page = client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("begins_with(sk, :i) AND NOT contains(gsi2sk, :h)")
+                .filter_expression("begins_with(sk, :i)")
                 .expression_attribute_values(":i", s("I#"))
-                .expression_attribute_values(":h", s("#"))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(sdk)?;
             for r in page.items.unwrap_or_default() {
                 let item = record_item(&r)?;
-                let update = client
-                    .update_item()
+                let org = get_s(&r, "pk").unwrap_or_default();
+                let record = item_record(org, &item, &self.indexes);
+                if INDEX_KEYS.iter().all(|k| r.get(*k) == record.get(*k)) {
+                    continue;
+                }
+                // A write since the scan carries the new keys already.
+                let put = client
+                    .put_item()
                     .table_name(&self.table)
-                    .set_key(Some(key(
-                        get_s(&r, "pk").unwrap_or_default(),
-                        item_sk(item.id),
-                    )))
-                    .update_expression("SET gsi2sk = :k")
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_values(":k", s(created_key(&item)))
+                    .set_item(Some(record))
+                    .condition_expression("version = :v")
+                    .expression_attribute_values(":v", n(item.version))
                     .send()
                     .await;
-                conditional(update)?;
+                conditional(put)?;
+                rewritten += 1;
             }
             match page.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => break,
             }
         }
-        self.put_setting(CHILDREN_BY_CREATION, "yes").await
+        if rewritten > 0 {
+            tracing::info!(table = %self.table, rewritten, "index keys rewritten for the current layout");
+        }
+        self.put_setting(INDEX_LAYOUT, &layout).await
     }
 }
 
@@ -1026,11 +1076,7 @@ impl ItemStore for DynamoStore {
             .send()
             .await;
         match described {
-            Ok(_) => match self.org_index().await? {
-                Some(IndexStatus::Active) => {}
-                Some(_) => self.wait_for_org_index().await?,
-                None => self.add_org_index().await?,
-            },
+            Ok(_) => self.add_missing_indexes().await?,
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) =>
@@ -1039,7 +1085,7 @@ impl ItemStore for DynamoStore {
             }
             Err(e) => return Err(sdk(e)),
         }
-        self.sort_children_by_creation().await?;
+        self.reindex().await?;
         self.enable_ttl().await
     }
 
@@ -1090,7 +1136,7 @@ impl ItemStore for DynamoStore {
             }
             Readable::All => HashSet::new(),
         };
-        match pages::plan(org, query) {
+        match pages::plan(org, query, &self.indexes) {
             pages::Plan::Ordered(sources) => self.ordered_page(query, sources, &subtree).await,
             pages::Plan::Sorted(sources) => self.sorted_page(query, sources, &subtree).await,
         }
