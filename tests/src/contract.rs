@@ -891,6 +891,135 @@ pub async fn indexed_filters_and_sorts_page_exactly(store: &dyn ItemStore) {
     }
 }
 
+/// What a member may read only as owner, or only below shared folders (DynamoDB serves the
+/// first from its owner index and decides the second item by item from the parents): every
+/// page, either way, gives exactly the readable items in order.
+pub async fn readable_owners_and_subtrees_page_exactly(store: &dyn ItemStore) {
+    use realnet::query::Readable;
+    let me = Uuid::now_v7();
+    let base = Utc::now() - Duration::hours(1);
+    let mut all: Vec<Item> = Vec::new();
+    let mut at = 0i64;
+    let mut make = |type_name: &str, name: &str, parent: Option<Uuid>, mine: bool| {
+        let attributes = if type_name == "Contact" {
+            json!({"email": "x@y.z"})
+        } else {
+            json!({})
+        };
+        let mut it = item(type_name, name, parent, attributes);
+        it.created_at = base + Duration::seconds(at / 2);
+        it.updated_at = it.created_at;
+        at += 1;
+        if mine {
+            it.owner = Some(me);
+        }
+        it
+    };
+    let shared = make("Folder", "shared", None, false);
+    let private = make("Folder", "private", None, false);
+    let a = make("Folder", "a", Some(shared.id), true);
+    let mut tree = vec![shared.clone(), private.clone(), a.clone()];
+    for i in 0..24 {
+        let (parent, type_name) = match i % 4 {
+            0 => (Some(shared.id), "Folder"),
+            1 => (Some(a.id), "Contact"),
+            2 => (Some(private.id), "Contact"),
+            _ => (None, "Company"),
+        };
+        tree.push(make(type_name, &format!("i{i:02}"), parent, i % 3 == 0));
+    }
+    // Deeper below `a`: a chain, to be walked up.
+    let mut parent = a.id;
+    for depth in 0..4 {
+        let f = make("Folder", &format!("deep{depth}"), Some(parent), false);
+        parent = f.id;
+        tree.push(f);
+    }
+    for it in &tree {
+        put(store, ORG, it).await;
+        all.push(it.clone());
+    }
+    let below = |i: &Item, root: Uuid| {
+        let mut at = Some(i.id);
+        while let Some(id) = at {
+            if id == root {
+                return true;
+            }
+            at = all.iter().find(|j| j.id == id).and_then(|j| j.parent);
+        }
+        false
+    };
+    let owned = Readable::Only {
+        types: vec![],
+        owner: Some(me),
+        owned_types: vec!["Contact".into(), "Folder".into()],
+        subtrees: vec![],
+    };
+    let subtree = Readable::Only {
+        types: vec![],
+        owner: None,
+        owned_types: vec![],
+        subtrees: vec![shared.id],
+    };
+    let a_id = a.id.to_string();
+    type Local<'a> = Box<dyn Fn(&Item) -> bool + 'a>;
+    let cases: Vec<(Params, Readable, Local)> = vec![
+        (
+            vec![],
+            owned.clone(),
+            Box::new(|i: &Item| {
+                i.owner == Some(me) && ["Contact", "Folder"].contains(&i.type_name.as_str())
+            }),
+        ),
+        (
+            vec![("type", "Contact")],
+            owned,
+            Box::new(|i: &Item| i.owner == Some(me) && i.type_name == "Contact"),
+        ),
+        (
+            vec![],
+            subtree.clone(),
+            Box::new(|i: &Item| below(i, shared.id)),
+        ),
+        (
+            vec![("parent", &a_id)],
+            subtree.clone(),
+            Box::new(|i: &Item| i.parent == Some(a.id)),
+        ),
+        (
+            vec![("type", "Folder"), ("sort", "name")],
+            subtree,
+            Box::new(|i: &Item| i.type_name == "Folder" && below(i, shared.id)),
+        ),
+    ];
+    for (params, readable, keep) in &cases {
+        for sort in ["created", "-created"] {
+            for limit in ["1", "3", "50"] {
+                let mut p = params.clone();
+                if !p.iter().any(|(k, _)| *k == "sort") {
+                    p.push(("sort", sort));
+                }
+                p.push(("limit", limit));
+                let mut q = query(&p);
+                q.readable = readable.clone();
+                let mut got = Vec::new();
+                loop {
+                    let page = store.query(ORG, &q).await.expect("query");
+                    got.extend(page.items.into_iter().map(|i| i.id));
+                    match page.next {
+                        Some(next) => q.after = Some(next),
+                        None => break,
+                    }
+                }
+                let mut want: Vec<&Item> = all.iter().filter(|i| keep(i)).collect();
+                want.sort_by(|x, y| q.compare(x, y));
+                let want: Vec<Uuid> = want.iter().map(|i| i.id).collect();
+                assert_eq!(got, want, "{p:?}");
+            }
+        }
+    }
+}
+
 pub async fn counts_and_settings(store: &dyn ItemStore) {
     crm(store).await;
     let counts = store.counts().await.expect("counts");

@@ -28,6 +28,7 @@ contract_tests!(
     pages_follow_the_sort_without_gaps_or_repeats,
     pages_may_be_short_but_miss_nothing,
     indexed_filters_and_sorts_page_exactly,
+    readable_owners_and_subtrees_page_exactly,
     org_pages_follow_the_sort_over_a_large_org,
     counts_and_settings,
     usernames_are_unique_within_an_org,

@@ -103,6 +103,7 @@ async fn budgeted_pages_are_short_and_miss_nothing() {
     assert!(short > 0, "a budget of 10 records makes some pages short");
     // Index reads within the same budget: runs of equal values, segments, cursors.
     realnet_tests::contract::indexed_filters_and_sorts_page_exactly(&store).await;
+    realnet_tests::contract::readable_owners_and_subtrees_page_exactly(&store).await;
 }
 
 /// Children written when `by_parent` sorted by id (`gsi2sk = <id>`) are rewritten once by

@@ -43,6 +43,7 @@ use uuid::Uuid;
 
 mod indexes;
 mod pages;
+mod readable;
 
 pub use pages::DEFAULT_PAGE_READS;
 
@@ -420,27 +421,6 @@ impl DynamoStore {
             HashMap::from([(":p".to_string(), s(parent_key(org, Some(parent))))]),
         )
         .await
-    }
-
-    /// The ids of `roots` (those that exist in `org`) and all their descendants.
-    async fn subtree(&self, org: &str, roots: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
-        let mut seen = HashSet::new();
-        let mut todo = Vec::new();
-        for r in roots {
-            if self.get(org, *r).await?.is_some() {
-                todo.push(*r);
-            }
-        }
-        while let Some(id) = todo.pop() {
-            if seen.insert(id) {
-                for child in self.children(org, id).await? {
-                    if let Some(c) = get_uuid(&child, "id")? {
-                        todo.push(c);
-                    }
-                }
-            }
-        }
-        Ok(seen)
     }
 
     async fn send(&self, tx: Tx) -> Result<(), StoreError> {
@@ -961,9 +941,9 @@ fn table_indexes() -> Vec<(&'static str, &'static str, &'static str)> {
 }
 
 /// The attributes that hold index keys of an item (the table's own `pk` and `sk` aside).
-const INDEX_KEYS: [&str; 12] = [
-    "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "x1pk", "x1sk", "x2pk", "x2sk",
-    "x3pk", "x3sk",
+const INDEX_KEYS: [&str; 14] = [
+    "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "gsi4pk", "gsi4sk", "x1pk", "x1sk",
+    "x2pk", "x2sk", "x3pk", "x3sk",
 ];
 
 /// The setting that records the index layout every item's keys follow.
@@ -1119,26 +1099,29 @@ impl ItemStore for DynamoStore {
     }
 
     async fn query(&self, org: &str, query: &ItemQuery) -> Result<Page, StoreError> {
-        let subtree = match &query.readable {
-            Readable::Only {
-                types,
-                owner,
-                subtrees,
-                ..
-            } => {
-                if types.is_empty() && owner.is_none() && subtrees.is_empty() {
-                    return Ok(Page {
-                        items: Vec::new(),
-                        next: None,
-                    });
-                }
-                self.subtree(org, subtrees).await?
-            }
-            Readable::All => HashSet::new(),
-        };
+        if let Readable::Only {
+            types,
+            owner,
+            subtrees,
+            ..
+        } = &query.readable
+            && types.is_empty()
+            && owner.is_none()
+            && subtrees.is_empty()
+        {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        }
+        let mut subtrees = readable::Subtrees::of(query);
         match pages::plan(org, query, &self.indexes) {
-            pages::Plan::Ordered(sources) => self.ordered_page(query, sources, &subtree).await,
-            pages::Plan::Sorted(sources) => self.sorted_page(query, sources, &subtree).await,
+            pages::Plan::Ordered(sources) => {
+                self.ordered_page(org, query, sources, &mut subtrees).await
+            }
+            pages::Plan::Sorted(sources) => {
+                self.sorted_page(org, query, sources, &mut subtrees).await
+            }
         }
     }
 

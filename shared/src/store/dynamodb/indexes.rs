@@ -6,6 +6,8 @@
 //! - `by_created`: `pk` (the org), `created_at`: each org's items in creation order.
 //! - `by_name`: `gsi3pk = <org>#<type>`, `gsi3sk = <name>\u{1}<id>` (names hold no control
 //!   characters, so `\u{1}` sorts below every name that extends another).
+//! - `by_owner`: `gsi4pk = <org>#<owner>`, `gsi4sk = <created>#<id>`, for items that have an
+//!   owner: what a member who may read only what they own can read, in creation order.
 //! - `by_field_1` to `by_field_3`: one per slot of a type's indexed fields (a type has at most
 //!   [`MAX_INDEXED_FIELDS`]); `x<n>pk = <org>#<type>#<field>`, `x<n>sk` = `1<value>\u{1}<created>#<id>`
 //!   for an item with a value (numbers encoded so that text order is numeric order) and
@@ -28,6 +30,9 @@ use crate::types::{FieldKind, MAX_INDEXED_FIELDS, TypeRegistry};
 
 /// The index of each type's items in name order.
 pub(super) const BY_NAME: &str = "by_name";
+
+/// The index of each owner's items in creation order.
+pub(super) const BY_OWNER: &str = "by_owner";
 
 /// Separates a value from what follows it in a sort key: below every character a name or an
 /// indexed string holds (control characters excepted).
@@ -55,7 +60,10 @@ const _: () = assert!(MAX_INDEXED_FIELDS == 3, "one index per slot");
 /// Every index a table needs beyond `by_type`, `by_parent` and `by_created`: name and key
 /// attributes.
 pub(super) fn extra_indexes() -> Vec<(&'static str, &'static str, &'static str)> {
-    let mut out = vec![(BY_NAME, "gsi3pk", "gsi3sk")];
+    let mut out = vec![
+        (BY_NAME, "gsi3pk", "gsi3sk"),
+        (BY_OWNER, "gsi4pk", "gsi4sk"),
+    ];
     for slot in 0..MAX_INDEXED_FIELDS {
         out.push((field_index(slot), field_pk(slot), field_sk(slot)));
     }
@@ -114,7 +122,7 @@ impl Indexes {
             .collect();
         lines.sort();
         // The version of the key formats themselves comes first.
-        format!("v2;{}", lines.join(";"))
+        format!("v3;{}", lines.join(";"))
     }
 
     /// The index keys `item` carries beyond `by_type`, `by_parent` and `by_created`.
@@ -124,6 +132,10 @@ impl Indexes {
             "gsi3sk".into(),
             s(format!("{}{END}{}", cut(&item.name), item.id)),
         );
+        if let Some(owner) = item.owner {
+            record.insert("gsi4pk".into(), s(format!("{org}#{owner}")));
+            record.insert("gsi4sk".into(), s(created_key(item)));
+        }
         for f in self.fields.get(&item.type_name).into_iter().flatten() {
             let sk = match item
                 .attributes

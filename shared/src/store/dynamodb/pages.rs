@@ -9,20 +9,27 @@
 //! budget of records: the page is then short and its cursor is the position of the last record
 //! read, so the next page goes on from there and nothing is read twice or skipped.
 //!
-//! A sort no key serves (name, update time, an attribute) is done in memory over the query's
+//! Name order reads `by_name`, fields declared indexed their `by_field_<n>` slot (see
+//! [`super::indexes`]), and a member who may read only what they own `by_owner`. Where equal
+//! keys do not come in the query's order (`by_created`'s creation times, one value of a field
+//! sorted on), a run of them is read whole before any of it is used, and a short page ends
+//! before a run it has not used, so that the next page reads it again whole.
+//!
+//! A sort no key serves (update time, name without a type, an unindexed attribute) is done in memory over the query's
 //! candidates when they fit in the budget; over more, the query is refused
 //! ([`StoreError::NeedsIndex`]) rather than reading everything.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use uuid::Uuid;
 
 use super::indexes::{
-    BY_NAME, END, IndexedField, Indexes, encode, field_index, field_pk, field_sk,
+    BY_NAME, BY_OWNER, END, IndexedField, Indexes, encode, field_index, field_pk, field_sk,
 };
+use super::readable::Subtrees;
 use super::{BY_CREATED, DynamoStore, Record, get_s, parent_key, record_item, s, sdk};
 use crate::item::Item;
-use crate::query::{ItemQuery, NameFilter, Op, ParentFilter, Position, Scalar, SortKey};
+use crate::query::{ItemQuery, NameFilter, Op, ParentFilter, Position, Readable, Scalar, SortKey};
 use crate::store::{Page, StoreError};
 use crate::types::value::format_datetime;
 
@@ -172,6 +179,11 @@ fn candidates(org: &str, query: &ItemQuery, after: Option<&Position>) -> Vec<Sou
         };
         return vec![Source::new("by_parent", "gsi2pk", p, "gsi2sk").from(query, key)];
     }
+    if let Some(owner) = owner_only(query) {
+        return vec![
+            Source::new(BY_OWNER, "gsi4pk", format!("{org}#{owner}"), "gsi4sk").from(query, key),
+        ];
+    }
     if !query.types.is_empty() {
         return query
             .types
@@ -191,6 +203,20 @@ fn candidates(org: &str, query: &ItemQuery, after: Option<&Position>) -> Vec<Sou
         Source::new(BY_CREATED, "pk", org.to_string(), "created_at").from(query, at);
     org_source.runs = Runs::WholeKey;
     vec![org_source]
+}
+
+/// The owner whose items are all the caller may read, if that is the caller's only access:
+/// their items are then the candidates, whatever else the query asks.
+fn owner_only(query: &ItemQuery) -> Option<Uuid> {
+    match &query.readable {
+        Readable::Only {
+            types,
+            owner: Some(owner),
+            subtrees,
+            ..
+        } if types.is_empty() && subtrees.is_empty() => Some(*owner),
+        _ => None,
+    }
 }
 
 /// The indexed field `field` in every type `query` asks for, if it is indexed in all of them.
@@ -497,9 +523,10 @@ impl DynamoStore {
     /// documentation).
     pub(super) async fn ordered_page(
         &self,
+        org: &str,
         query: &ItemQuery,
         entries: Vec<Vec<Source>>,
-        subtree: &HashSet<Uuid>,
+        subtrees: &mut Subtrees,
     ) -> Result<Page, StoreError> {
         let budget = self.page_reads;
         let keep = query.limit + 1;
@@ -511,17 +538,18 @@ impl DynamoStore {
         loop {
             for stream in streams.iter_mut() {
                 while stream.needs_read() {
-                    // Past the budget, a page still finishes a run of equal keys, and reads
-                    // until it has passed the cursor by one record, so that it moves on.
-                    let finishing_run = !stream.buffer.is_empty();
-                    if finishing_run && read > 4 * budget {
-                        return Err(run_too_long(query, budget));
-                    }
-                    if read >= budget && !finishing_run && last.is_some() {
+                    // Past the budget, the page ends after the last record it used: a run
+                    // not used yet is read again, whole, by the next page. A page that has
+                    // used nothing reads on until it has (the first run whole, however long,
+                    // within reason), so that every page moves on.
+                    if read >= budget && last.is_some() {
                         return Ok(Page {
                             items: found,
                             next: last,
                         });
+                    }
+                    if read > 4 * budget {
+                        return Err(run_too_long(query, budget));
                     }
                     let limit = if read < budget {
                         stream.chunk.min(budget - read)
@@ -547,7 +575,8 @@ impl DynamoStore {
                 continue;
             }
             last = Some(query.sort.position_of(&item));
-            if query.matches(&item, subtree) {
+            self.place(org, query, subtrees, &item).await?;
+            if query.matches(&item, &subtrees.inside) {
                 found.push(item);
                 if found.len() == keep {
                     return Ok(Page::from_rows(query, found));
@@ -560,9 +589,10 @@ impl DynamoStore {
     /// budget.
     pub(super) async fn sorted_page(
         &self,
+        org: &str,
         query: &ItemQuery,
         sources: Vec<Source>,
-        subtree: &HashSet<Uuid>,
+        subtrees: &mut Subtrees,
     ) -> Result<Page, StoreError> {
         let budget = self.page_reads;
         let mut read = 0usize;
@@ -576,13 +606,15 @@ impl DynamoStore {
                 // One more than the budget, to learn whether the candidates fit in it.
                 let limit = stream.chunk.min(budget + 1 - read);
                 read += self.read(query, &mut stream, limit).await?;
-                found.extend(
-                    stream
-                        .buffer
-                        .drain(..)
-                        .map(|(_, item)| item)
-                        .filter(|item| query.matches(item, subtree) && query.is_after(item)),
-                );
+                for (_, item) in stream.buffer.drain(..) {
+                    if !query.is_after(&item) {
+                        continue;
+                    }
+                    self.place(org, query, subtrees, &item).await?;
+                    if query.matches(&item, &subtrees.inside) {
+                        found.push(item);
+                    }
+                }
             }
         }
         if read > budget {
