@@ -70,6 +70,8 @@ pub struct DynamoStore {
     page_reads: usize,
     /// The indexed fields of the types (see [`indexes`]).
     indexes: indexes::Indexes,
+    /// Records read by queries so far (what DynamoDB bills for), for benchmarks and metrics.
+    records_read: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -348,7 +350,46 @@ impl DynamoStore {
             client: OnceCell::new(),
             page_reads: pages::DEFAULT_PAGE_READS,
             indexes: indexes::Indexes::default(),
+            records_read: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many records the queries of this store have read so far.
+    pub fn records_read(&self) -> u64 {
+        self.records_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Writes `items` of `org` as they are, 25 to a request (`BatchWriteItem`), without the
+    /// checks of [`ItemStore::apply`] (versions, parents, usernames): for seeding a table
+    /// with items known to be valid (benchmarks, imports), never for requests.
+    pub async fn bulk_load(&self, org: &str, items: &[Item]) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let client = self.client().await;
+        for chunk in items.chunks(25) {
+            let mut requests = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(item_record(org, item, &self.indexes)))
+                        .build()
+                        .map_err(backend)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            while !requests.is_empty() {
+                let out = client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(sdk)?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
     }
 
     /// The same store, keeping the fields `types` declare indexed in the field indexes (and

@@ -499,6 +499,8 @@ impl DynamoStore {
             .map_err(sdk)?;
         let records = out.items.unwrap_or_default();
         let read = usize::try_from(out.scanned_count).unwrap_or(records.len());
+        self.records_read
+            .fetch_add(read as u64, std::sync::atomic::Ordering::Relaxed);
         for r in &records {
             let run = source.run_of(get_s(r, source.sk_attr).unwrap_or_default());
             stream.buffer.push_back((run, record_item(r)?));
@@ -530,7 +532,13 @@ impl DynamoStore {
     ) -> Result<Page, StoreError> {
         let budget = self.page_reads;
         let keep = query.limit + 1;
-        let mut streams: Vec<Stream> = entries.into_iter().map(|s| Stream::new(s, keep)).collect();
+        // A page after a cursor reads the cursor's own record again first (bounds are
+        // inclusive, so that runs of equal keys can be read whole).
+        let first_read = keep + usize::from(query.after.is_some());
+        let mut streams: Vec<Stream> = entries
+            .into_iter()
+            .map(|s| Stream::new(s, first_read))
+            .collect();
         let mut read = 0usize;
         let mut found: Vec<Item> = Vec::with_capacity(keep);
         // The last record read past the cursor: where a short page ends.
