@@ -118,7 +118,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Uuid>>, D::E
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ItemPage {
     items: Vec<Item>,
-    /// Pass as `cursor` to get the next page; `null` on the last page.
+    /// Pass as `cursor` to get the next page; `null` on the last page. A page may hold fewer
+    /// than `limit` items, even none, while this is set (a store reading within a budget
+    /// ended it early): read on until it is `null`.
     next_cursor: Option<String>,
 }
 

@@ -49,11 +49,11 @@ impl Subtrees {
         else {
             return false;
         };
-        !self.roots.is_empty()
-            && !self.inside.contains(&item.id)
-            && !self.outside.contains(&item.id)
-            && !types.contains(&item.type_name)
-            && !(owner.is_some() && item.owner == *owner && owned_types.contains(&item.type_name))
+        let known = self.inside.contains(&item.id) || self.outside.contains(&item.id);
+        let by_type = types.contains(&item.type_name);
+        let by_owner =
+            owner.is_some() && item.owner == *owner && owned_types.contains(&item.type_name);
+        !self.roots.is_empty() && !known && !by_type && !by_owner
     }
 }
 
