@@ -121,12 +121,8 @@ pub async fn group_add(rn: &Realnet, org: &str, group: &str, username: &str) -> 
     let account = account_named(rn, org, username).await?;
     let mut query = ItemQuery::parse(&rn.types, &[("type".into(), "Group".into())], None)?;
     query.name = Some(NameFilter::Exact(group.to_string()));
-    let group_item = match ops::query(rn, &admin, &query)
-        .await?
-        .items
-        .into_iter()
-        .next()
-    {
+    // The installation reads everything: the store answers directly, past short pages.
+    let group_item = match realnet::store::first_item(&*rn.store, org, &query).await? {
         Some(g) => g,
         None => {
             let input = NewItem {

@@ -438,7 +438,7 @@ async fn info(rn: &Realnet) -> anyhow::Result<()> {
                 config.get_dbname().unwrap_or_default()
             )
         }
-        DbConfig::Dynamodb { table } => println!("store: dynamodb table {table}"),
+        DbConfig::Dynamodb { table, .. } => println!("store: dynamodb table {table}"),
     }
     println!(
         "types: {} ({})",
@@ -546,7 +546,7 @@ async fn serve(rn: Arc<Realnet>) -> anyhow::Result<()> {
     let store = match &rn.config.db {
         DbConfig::Sqlite { path } => format!("sqlite {}", path.display()),
         DbConfig::Postgres { .. } => "postgresql".to_string(),
-        DbConfig::Dynamodb { table } => format!("dynamodb {table}"),
+        DbConfig::Dynamodb { table, .. } => format!("dynamodb {table}"),
     };
     announce_admin(&rn, &report, &format!("http://{addr}"))?;
     println!(

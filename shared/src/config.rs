@@ -81,8 +81,9 @@ pub enum DbConfig {
         ca_file: Option<PathBuf>,
     },
     /// A DynamoDB table; region, credentials and endpoint come from the AWS SDK's own
-    /// configuration (`AWS_REGION`, the Lambda role, `AWS_ENDPOINT_URL`, ...).
-    Dynamodb { table: String },
+    /// configuration (`AWS_REGION`, the Lambda role, `AWS_ENDPOINT_URL`, ...). A page of a
+    /// query reads at most `page_reads` records (`REALNET_DYNAMODB_PAGE_READS`).
+    Dynamodb { table: String, page_reads: usize },
 }
 
 #[derive(Debug, Clone)]
@@ -266,7 +267,18 @@ impl Config {
                         ),
                     ));
                 }
-                DbConfig::Dynamodb { table }
+                let page_reads = parse("REALNET_DYNAMODB_PAGE_READS", "a number of records")?
+                    .unwrap_or(crate::store::DEFAULT_PAGE_READS as u64);
+                if !(10..=100_000).contains(&page_reads) {
+                    return Err(bad(
+                        "REALNET_DYNAMODB_PAGE_READS",
+                        "must be from 10 to 100000 records",
+                    ));
+                }
+                DbConfig::Dynamodb {
+                    table,
+                    page_reads: page_reads as usize,
+                }
             }
             Some(other) => {
                 return Err(bad(
@@ -586,6 +598,15 @@ mod tests {
         assert_eq!(err.var, "REALNET_STORAGE_S3_ENDPOINT");
         let err = config(&[("REALNET_DB_TYPE", "dynamodb")]).expect_err("no table");
         assert_eq!(err.var, "REALNET_DYNAMODB_TABLE");
+        for reads in ["5", "lots"] {
+            let err = config(&[
+                ("REALNET_DB_TYPE", "dynamodb"),
+                ("REALNET_DYNAMODB_TABLE", "items"),
+                ("REALNET_DYNAMODB_PAGE_READS", reads),
+            ])
+            .expect_err("a bad budget");
+            assert_eq!(err.var, "REALNET_DYNAMODB_PAGE_READS");
+        }
         let err = config(&[
             ("REALNET_DB_TYPE", "dynamodb"),
             ("REALNET_DYNAMODB_TABLE", "no spaces allowed"),

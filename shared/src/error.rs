@@ -148,6 +148,7 @@ impl From<StoreError> for ApiError {
             | StoreError::JobRecorded(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
+            StoreError::NeedsIndex(m) => ApiError::bad_request(m),
             StoreError::Unavailable(ref m) => {
                 tracing::error!(error = %m, "store unavailable");
                 ApiError::new(

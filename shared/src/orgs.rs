@@ -84,7 +84,7 @@ impl Realnet {
         query.types = vec!["Org".to_string()];
         query.readable = Readable::All;
         query.limit = 1;
-        let Some(item) = self.store.query(org, &query).await?.items.pop() else {
+        let Some(item) = crate::store::first_item(&*self.store, org, &query).await? else {
             return Ok(None);
         };
         let portfolio: Arc<str> = item
@@ -163,7 +163,10 @@ impl Realnet {
         accounts.types = self.types.subtypes("Account").to_vec();
         accounts.limit = 1;
         accounts.readable = Readable::All;
-        if self.store.query(org, &accounts).await?.items.is_empty() {
+        if crate::store::first_item(&*self.store, org, &accounts)
+            .await?
+            .is_none()
+        {
             let (password, generated) = match password {
                 Some(p) => (p, None),
                 None => {
@@ -217,8 +220,8 @@ impl Realnet {
         query.parent = Some(parent.map_or(ParentFilter::Root, ParentFilter::Id));
         query.name = Some(NameFilter::Exact(seed.name.clone()));
         query.limit = 1;
-        let existing = self.store.query(&principal.org, &query).await?;
-        let id = match existing.items.first() {
+        let existing = crate::store::first_item(&*self.store, &principal.org, &query).await?;
+        let id = match existing.as_ref() {
             Some(item) => {
                 report.existing += 1;
                 item.id

@@ -81,7 +81,11 @@ impl Realnet {
                 *pool_size,
                 ca_file.as_deref(),
             )?),
-            DbConfig::Dynamodb { table } => Arc::new(DynamoStore::new(table)),
+            DbConfig::Dynamodb { table, page_reads } => Arc::new(
+                DynamoStore::new(table)
+                    .with_page_reads(*page_reads)
+                    .with_types(&types),
+            ),
         };
         Realnet::build(config, types, extensions, store)
     }

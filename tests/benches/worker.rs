@@ -221,7 +221,14 @@ async fn run() -> anyhow::Result<()> {
     // One batch at a time: moto's server is not safe under concurrent transactions (it
     // answers some with a 500, "dictionary changed size during iteration").
     let (on_dynamo, retried) = throughput(
-        context(DbConfig::Dynamodb { table }, dynamo).await?,
+        context(
+            DbConfig::Dynamodb {
+                table,
+                page_reads: realnet::store::DEFAULT_PAGE_READS,
+            },
+            dynamo,
+        )
+        .await?,
         (batches / 50).max(1),
         1,
     )

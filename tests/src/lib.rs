@@ -95,14 +95,17 @@ pub async fn store(kind: StoreKind) -> TestStore {
         StoreKind::Dynamodb => {
             aws_endpoint();
             let table = format!("realnet-test-{}", uuid::Uuid::now_v7().simple());
-            let store = DynamoStore::new(&table);
+            let store = DynamoStore::new(&table).with_types(&registry());
             store
                 .migrate()
                 .await
                 .expect("create the DynamoDB table in moto");
             TestStore {
                 store: Arc::new(store),
-                db: DbConfig::Dynamodb { table },
+                db: DbConfig::Dynamodb {
+                    table,
+                    page_reads: realnet::store::DEFAULT_PAGE_READS,
+                },
                 _dir: None,
             }
         }
@@ -259,8 +262,17 @@ impl TestApp {
             root: files.path().to_path_buf(),
         };
         adjust(&mut config);
+        // A DynamoDB read budget set by `adjust` applies to the store too.
+        let item_store: Arc<dyn realnet::store::ItemStore> = match &config.db {
+            DbConfig::Dynamodb { table, page_reads } => Arc::new(
+                DynamoStore::new(table)
+                    .with_page_reads(*page_reads)
+                    .with_types(&types),
+            ),
+            _ => store.store.clone(),
+        };
         let rn = Arc::new(
-            Realnet::build(config, types, extensions, store.store.clone())
+            Realnet::build(config, types, extensions, item_store)
                 .expect("the extensions fit the types"),
         );
         let default_org = rn.config.default_org.clone();

@@ -122,7 +122,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Uuid>>, D::E
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ItemPage {
     pub(super) items: Vec<Item>,
-    /// Pass as `cursor` to get the next page; `null` on the last page.
+    /// Pass as `cursor` to get the next page; `null` on the last page. A page may hold fewer
+    /// than `limit` items, even none, while this is set (a store reading within a budget
+    /// ended it early): read on until it is `null`.
     pub(super) next_cursor: Option<String>,
 }
 
@@ -147,13 +149,13 @@ pub(super) async fn page(
     mut query: ItemQuery,
 ) -> Result<Json<ItemPage>, ApiError> {
     let codec = api.cursor_codec().await?;
-    codec.decode(&mut query)?;
+    codec.decode(&principal.org, &mut query)?;
     let page = match source::query(&api.rn, principal, &query).await? {
         Some(page) => page,
         None => ops::query(&api.rn, principal, &query).await?,
     };
     Ok(Json(ItemPage {
-        next_cursor: page.next.map(|p| codec.encode(&query, &p)),
+        next_cursor: page.next.map(|p| codec.encode(&principal.org, &query, &p)),
         items: page.items,
     }))
 }

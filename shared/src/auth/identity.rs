@@ -129,7 +129,7 @@ async fn account_of_any_type(
         values: vec![Scalar::Text(username.to_string())],
     }];
     query.limit = 1;
-    Ok(rn.store.query(org, &query).await?.items.into_iter().next())
+    crate::store::first_item(&*rn.store, org, &query).await
 }
 
 fn is_admin(account: &Item) -> bool {

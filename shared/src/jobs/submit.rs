@@ -142,11 +142,5 @@ async fn job_with_key(
         values: vec![Scalar::Text(key.to_string())],
     }];
     query.limit = 1;
-    Ok(rn
-        .store
-        .query(&principal.org, &query)
-        .await?
-        .items
-        .into_iter()
-        .next())
+    crate::store::first_item(&*rn.store, &principal.org, &query).await
 }

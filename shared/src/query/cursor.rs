@@ -1,6 +1,8 @@
-//! Opaque page cursors. A cursor carries the keyset position a page ends at and the sort it
-//! belongs to, signed with the installation's secret so that a client cannot forge or alter
-//! one (a tampered cursor is a `400`, never a query with attacker-chosen values).
+//! Opaque page cursors. A cursor carries the keyset position a page ends at (for DynamoDB, the
+//! index key it stopped at: the sort value and the id) and the query and org it belongs to,
+//! signed with the installation's secret so that a client cannot forge or alter one (a
+//! tampered cursor, or one from another query or org, is a `400`, never a query with
+//! attacker-chosen values).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,6 +21,8 @@ const MAC_LEN: usize = 16;
 struct Payload {
     /// The sort spec the cursor was made for.
     s: String,
+    /// A digest of the org and the filters of the query the cursor was made for.
+    q: String,
     v: Value,
     i: Uuid,
 }
@@ -44,7 +48,7 @@ impl CursorCodec {
         Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length")
     }
 
-    pub fn encode(&self, query: &ItemQuery, position: &Position) -> String {
+    pub fn encode(&self, org: &str, query: &ItemQuery, position: &Position) -> String {
         let v = match &position.value {
             None => Value::Null,
             Some(Scalar::Text(s)) => Value::String(s.clone()),
@@ -55,6 +59,7 @@ impl CursorCodec {
         };
         let payload = serde_json::to_vec(&Payload {
             s: query.sort.spec(),
+            q: query_digest(org, query),
             v,
             i: position.id,
         })
@@ -69,8 +74,8 @@ impl CursorCodec {
         )
     }
 
-    /// Checks `query.cursor` and sets `query.after` from it.
-    pub fn decode(&self, query: &mut ItemQuery) -> Result<(), QueryError> {
+    /// Checks `query.cursor` (made for the same query in `org`) and sets `query.after` from it.
+    pub fn decode(&self, org: &str, query: &mut ItemQuery) -> Result<(), QueryError> {
         let Some(raw) = query.cursor.as_deref() else {
             return Ok(());
         };
@@ -100,6 +105,12 @@ impl CursorCodec {
                 ),
             ));
         }
+        if p.q != query_digest(org, query) {
+            return Err(QueryError::new(
+                "cursor",
+                "the cursor belongs to another query or org: pass the same type, parent, name, q and attr filters as the page it came from",
+            ));
+        }
         let value = match (&query.sort.key, p.v) {
             (_, Value::Null) => None,
             (SortKey::Created | SortKey::Updated, Value::String(s)) => {
@@ -116,15 +127,30 @@ impl CursorCodec {
     }
 }
 
+/// What a cursor is bound to: the org and every filter (not the limit, which may change
+/// from page to page, nor the sort, which is checked on its own with a clearer message).
+fn query_digest(org: &str, query: &ItemQuery) -> String {
+    use sha2::Digest;
+    let identity = format!(
+        "{org}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        query.types, query.parent, query.name, query.words, query.attrs
+    );
+    URL_SAFE_NO_PAD.encode(&Sha256::digest(identity.as_bytes())[..8])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::types::TypeRegistry;
 
     fn query(sort: &str, cursor: Option<&str>) -> ItemQuery {
+        query_of("Deal", sort, cursor)
+    }
+
+    fn query_of(type_name: &str, sort: &str, cursor: Option<&str>) -> ItemQuery {
         let registry = TypeRegistry::with_crm();
         let mut params = vec![
-            ("type".to_string(), "Deal".to_string()),
+            ("type".to_string(), type_name.to_string()),
             ("sort".to_string(), sort.to_string()),
         ];
         if let Some(c) = cursor {
@@ -140,9 +166,9 @@ mod tests {
             value: Some(Scalar::Float(12.5)),
             id: Uuid::now_v7(),
         };
-        let cursor = codec.encode(&query("-attr.amount", None), &position);
+        let cursor = codec.encode("acme", &query("-attr.amount", None), &position);
         let mut q = query("-attr.amount", Some(&cursor));
-        codec.decode(&mut q).expect("valid cursor");
+        codec.decode("acme", &mut q).expect("valid cursor");
         assert_eq!(q.after, Some(position));
 
         let (payload, tag) = cursor.split_once('.').expect("two parts");
@@ -151,15 +177,48 @@ mod tests {
         let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(bytes));
         assert!(
             codec
-                .decode(&mut query("-attr.amount", Some(&forged)))
+                .decode("acme", &mut query("-attr.amount", Some(&forged)))
                 .is_err()
         );
         assert!(
             CursorCodec::new(b"other")
-                .decode(&mut query("-attr.amount", Some(&cursor)))
+                .decode("acme", &mut query("-attr.amount", Some(&cursor)))
                 .is_err()
         );
-        assert!(codec.decode(&mut query("name", Some(&cursor))).is_err());
-        assert!(codec.decode(&mut query("name", Some("garbage"))).is_err());
+        assert!(
+            codec
+                .decode("acme", &mut query("name", Some(&cursor)))
+                .is_err()
+        );
+        assert!(
+            codec
+                .decode("acme", &mut query("name", Some("garbage")))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_cursor_is_refused_by_another_query_or_org() {
+        let codec = CursorCodec::new(b"secret");
+        let position = Position {
+            value: None,
+            id: Uuid::now_v7(),
+        };
+        let cursor = codec.encode("acme", &query("created", None), &position);
+        let other_org = codec
+            .decode("globex", &mut query("created", Some(&cursor)))
+            .expect_err("another org");
+        assert!(other_org.to_string().contains("another query or org"));
+        assert!(
+            codec
+                .decode("acme", &mut query_of("Company", "created", Some(&cursor)))
+                .is_err(),
+            "another type"
+        );
+        let mut same = query("created", Some(&cursor));
+        same.limit = 7;
+        codec
+            .decode("acme", &mut same)
+            .expect("the same query, another limit");
     }
 }

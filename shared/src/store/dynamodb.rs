@@ -20,16 +20,12 @@
 //! conditions for versions, duplicates, parents and usernames; a cancelled transaction is
 //! mapped back to the write that failed.
 //!
-//! Queries are honest about DynamoDB: the candidates come from one key (the parent's, the
-//! types', or the whole org's), and filters, sort, access and the keyset cursor are applied in
-//! memory with the same semantics as SQL ([`ItemQuery::matches`]). A list of the whole org
-//! (no `type`, no `parent`) pages through `by_created` a chunk at a time, holding no more than
-//! a page: in creation order (the default sort) it starts at the cursor and stops once the
-//! page is full, so it reads what the page needs (and what the filters skip), not the org;
-//! sorted by name or update time it reads the org through. A list of a parent or of types
-//! reads every item under that key; deep hierarchies and text search are as costly. The
-//! indexes are eventually consistent, so a child written a moment ago may be missed by the
-//! check that refuses to delete a parent with children.
+//! Queries read index partitions in key order, a page's worth at a time and within a budget
+//! of records ([`pages`]): the default order (creation) through `by_type`, `by_parent` or
+//! `by_created`, so a page costs reads in proportion to the page, not to the data. A page may
+//! end short of `limit` (filters no key serves skipped the records it could afford to read)
+//! with its cursor set. The indexes are eventually consistent, so a child written a moment ago
+//! may be missed by the check that refuses to delete a parent with children.
 
 use std::collections::{HashMap, HashSet};
 
@@ -45,12 +41,18 @@ use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+mod indexes;
+mod pages;
+mod readable;
+
+pub use pages::DEFAULT_PAGE_READS;
+
 use super::{
     Attempt, IdentityLink, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount,
     Write,
 };
 use crate::item::Item;
-use crate::query::{ItemQuery, ParentFilter, Position, Readable, Scalar, SortKey};
+use crate::query::{ItemQuery, Readable};
 use crate::types::value::format_datetime;
 
 /// `TransactWriteItems` takes at most this many records.
@@ -59,15 +61,17 @@ const MAX_RECORDS: usize = 100;
 /// The index of each org's items in creation order.
 const BY_CREATED: &str = "by_created";
 
-/// The fewest and the most records one read of a page of the whole org asks for.
-const MIN_CHUNK: usize = 25;
-const MAX_CHUNK: usize = 1000;
-
 type Record = HashMap<String, AttributeValue>;
 
 pub struct DynamoStore {
     table: String,
     client: OnceCell<Client>,
+    /// The most records one page reads (see [`pages`]).
+    page_reads: usize,
+    /// The indexed fields of the types (see [`indexes`]).
+    indexes: indexes::Indexes,
+    /// Records read by queries so far (what DynamoDB bills for), for benchmarks and metrics.
+    records_read: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -187,15 +191,18 @@ fn get_n(r: &Record, name: &str) -> Result<i64, StoreError> {
         .map_err(backend)
 }
 
-fn item_record(org: &str, item: &Item) -> Record {
+/// The sort key of `by_type` and `by_parent`: creation order, ties by id.
+fn created_key(item: &Item) -> String {
+    format!("{}#{}", format_datetime(item.created_at), item.id)
+}
+
+fn item_record(org: &str, item: &Item, indexes: &indexes::Indexes) -> Record {
     let mut r = key(org, item_sk(item.id));
     r.insert("gsi1pk".into(), s(format!("{org}#{}", item.type_name)));
-    r.insert(
-        "gsi1sk".into(),
-        s(format!("{}#{}", format_datetime(item.created_at), item.id)),
-    );
+    r.insert("gsi1sk".into(), s(created_key(item)));
     r.insert("gsi2pk".into(), s(parent_key(org, item.parent)));
-    r.insert("gsi2sk".into(), s(item.id.to_string()));
+    r.insert("gsi2sk".into(), s(created_key(item)));
+    indexes.keys(org, item, &mut r);
     r.insert("id".into(), s(item.id.to_string()));
     r.insert("org".into(), s(org));
     r.insert("type".into(), s(&item.type_name));
@@ -341,7 +348,61 @@ impl DynamoStore {
         DynamoStore {
             table: table.to_string(),
             client: OnceCell::new(),
+            page_reads: pages::DEFAULT_PAGE_READS,
+            indexes: indexes::Indexes::default(),
+            records_read: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many records the queries of this store have read so far.
+    pub fn records_read(&self) -> u64 {
+        self.records_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Writes `items` of `org` as they are, 25 to a request (`BatchWriteItem`), without the
+    /// checks of [`ItemStore::apply`] (versions, parents, usernames): for seeding a table
+    /// with items known to be valid (benchmarks, imports), never for requests.
+    pub async fn bulk_load(&self, org: &str, items: &[Item]) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let client = self.client().await;
+        for chunk in items.chunks(25) {
+            let mut requests = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(item_record(org, item, &self.indexes)))
+                        .build()
+                        .map_err(backend)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            while !requests.is_empty() {
+                let out = client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(sdk)?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
+    /// The same store, keeping the fields `types` declare indexed in the field indexes (and
+    /// serving queries on them from there).
+    pub fn with_types(mut self, types: &crate::types::TypeRegistry) -> Self {
+        self.indexes = indexes::Indexes::of(types);
+        self
+    }
+
+    /// The same store, reading at most `records` records for one page.
+    pub fn with_page_reads(mut self, records: usize) -> Self {
+        self.page_reads = records.max(1);
+        self
     }
 
     async fn client(&self) -> &Client {
@@ -394,85 +455,6 @@ impl DynamoStore {
         }
     }
 
-    /// A page of the whole org (see the module's documentation): `by_created` is read a chunk
-    /// at a time, in the query's direction when it sorts by creation, and only the best
-    /// `limit + 1` items are kept.
-    async fn page_org(
-        &self,
-        org: &str,
-        query: &ItemQuery,
-        subtree: &HashSet<Uuid>,
-    ) -> Result<Page, StoreError> {
-        let in_order = query.sort.key == SortKey::Created;
-        let backward = in_order && query.sort.descending;
-        let mut condition = "pk = :o".to_string();
-        let mut values = HashMap::from([(":o".to_string(), s(org))]);
-        if in_order
-            && let Some(Position {
-                value: Some(Scalar::Time(t)),
-                ..
-            }) = &query.after
-        {
-            // Items created at the cursor's time may still follow it (ties go by id).
-            condition.push_str(if backward {
-                " AND created_at <= :c"
-            } else {
-                " AND created_at >= :c"
-            });
-            values.insert(":c".to_string(), s(format_datetime(*t)));
-        }
-        let keep = query.limit + 1;
-        let mut best: Vec<Item> = Vec::with_capacity(keep);
-        let mut start: Option<Record> = None;
-        // A first read a little larger than a page, for the items the filters skip.
-        let mut chunk = keep.max(MIN_CHUNK);
-        loop {
-            let read = self
-                .client()
-                .await
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_CREATED)
-                .key_condition_expression(&condition)
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(!backward)
-                .limit(i32::try_from(chunk).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk)?;
-            for r in read.items.unwrap_or_default() {
-                let item = record_item(&r)?;
-                if in_order && best.len() == keep {
-                    let last = best[keep - 1].created_at;
-                    let past = if backward {
-                        item.created_at < last
-                    } else {
-                        item.created_at > last
-                    };
-                    if past {
-                        // The index has gone past the page: nothing further can be in it.
-                        return Ok(Page::from_rows(query, best));
-                    }
-                }
-                if !(query.matches(&item, subtree) && query.is_after(&item)) {
-                    continue;
-                }
-                if best.len() == keep && query.compare(&item, &best[keep - 1]).is_ge() {
-                    continue;
-                }
-                let at = best.partition_point(|b| query.compare(b, &item).is_lt());
-                best.insert(at, item);
-                best.truncate(keep);
-            }
-            match read.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(Page::from_rows(query, best)),
-            }
-            chunk = (chunk * 2).min(MAX_CHUNK);
-        }
-    }
-
     async fn children(&self, org: &str, parent: Uuid) -> Result<Vec<Record>, StoreError> {
         self.query_all(
             Some("by_parent"),
@@ -480,27 +462,6 @@ impl DynamoStore {
             HashMap::from([(":p".to_string(), s(parent_key(org, Some(parent))))]),
         )
         .await
-    }
-
-    /// The ids of `roots` (those that exist in `org`) and all their descendants.
-    async fn subtree(&self, org: &str, roots: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
-        let mut seen = HashSet::new();
-        let mut todo = Vec::new();
-        for r in roots {
-            if self.get(org, *r).await?.is_some() {
-                todo.push(*r);
-            }
-        }
-        while let Some(id) = todo.pop() {
-            if seen.insert(id) {
-                for child in self.children(org, id).await? {
-                    if let Some(c) = get_uuid(&child, "id")? {
-                        todo.push(c);
-                    }
-                }
-            }
-        }
-        Ok(seen)
     }
 
     async fn send(&self, tx: Tx) -> Result<(), StoreError> {
@@ -566,7 +527,7 @@ impl DynamoStore {
             Write::Create(item) => {
                 tx.put(
                     table,
-                    item_record(org, item),
+                    item_record(org, item, &self.indexes),
                     Some(("attribute_not_exists(pk)", HashMap::new())),
                     OnFail::Duplicate(item.id),
                 )?;
@@ -598,7 +559,7 @@ impl DynamoStore {
                 let values = HashMap::from([(":v".to_string(), n(*expected_version))]);
                 tx.put(
                     table,
-                    item_record(org, item),
+                    item_record(org, item, &self.indexes),
                     Some(("version = :v", values)),
                     OnFail::Stale {
                         id: item.id,
@@ -868,27 +829,24 @@ impl DynamoStore {
 
     /// Creates the table and its indexes (on-demand capacity) and waits until it is active.
     async fn create_table(&self) -> Result<(), StoreError> {
+        let mut names = vec!["pk", "sk"];
+        let mut gsis = Vec::new();
+        for (name, hash, range) in table_indexes() {
+            names.extend([hash, range]);
+            gsis.push(index(name, hash, range)?);
+        }
+        names.sort_unstable();
+        names.dedup();
+        let definitions = names.into_iter().map(attr).collect::<Result<Vec<_>, _>>()?;
         let created = self
             .client()
             .await
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
-            .set_attribute_definitions(Some(vec![
-                attr("pk")?,
-                attr("sk")?,
-                attr("gsi1pk")?,
-                attr("gsi1sk")?,
-                attr("gsi2pk")?,
-                attr("gsi2sk")?,
-                attr("created_at")?,
-            ]))
+            .set_attribute_definitions(Some(definitions))
             .set_key_schema(Some(key_schema("pk", "sk")?))
-            .set_global_secondary_indexes(Some(vec![
-                index("by_type", "gsi1pk", "gsi1sk")?,
-                index("by_parent", "gsi2pk", "gsi2sk")?,
-                index(BY_CREATED, "pk", "created_at")?,
-            ]))
+            .set_global_secondary_indexes(Some(gsis))
             .send()
             .await;
         if let Err(e) = created {
@@ -924,12 +882,12 @@ impl DynamoStore {
         )))
     }
 
-    /// Adds [`BY_CREATED`] to a table made before it, and waits while DynamoDB fills it from
-    /// the items already there (it indexes attributes every item has).
-    async fn add_org_index(&self) -> Result<(), StoreError> {
+    /// Adds the index `name` on `hash` and `range` to a table made before it, and waits while
+    /// DynamoDB fills it from the items already there.
+    async fn add_index(&self, name: &str, hash: &str, range: &str) -> Result<(), StoreError> {
         let create = CreateGlobalSecondaryIndexAction::builder()
-            .index_name(BY_CREATED)
-            .set_key_schema(Some(key_schema("pk", "created_at")?))
+            .index_name(name)
+            .set_key_schema(Some(key_schema(hash, range)?))
             .projection(
                 Projection::builder()
                     .projection_type(ProjectionType::All)
@@ -942,8 +900,8 @@ impl DynamoStore {
             .await
             .update_table()
             .table_name(&self.table)
-            .attribute_definitions(attr("pk")?)
-            .attribute_definitions(attr("created_at")?)
+            .attribute_definitions(attr(hash)?)
+            .attribute_definitions(attr(range)?)
             .global_secondary_index_updates(
                 GlobalSecondaryIndexUpdate::builder().create(create).build(),
             )
@@ -958,25 +916,25 @@ impl DynamoStore {
                 return Err(sdk(e));
             }
         }
-        tracing::info!(table = %self.table, index = BY_CREATED, "adding an index; waiting until it is filled");
-        self.wait_for_org_index().await
+        tracing::info!(table = %self.table, index = name, "adding an index; waiting until it is filled");
+        self.wait_for_index(name).await
     }
 
-    async fn wait_for_org_index(&self) -> Result<(), StoreError> {
+    async fn wait_for_index(&self, name: &str) -> Result<(), StoreError> {
         for _ in 0..1800 {
-            if self.org_index().await? == Some(IndexStatus::Active) {
+            if self.index_statuses().await?.get(name) == Some(&IndexStatus::Active) {
                 return Ok(());
             }
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
         Err(StoreError::Unavailable(format!(
-            "the index {BY_CREATED} of table {} is still being built: run this again later",
+            "the index {name} of table {} is still being built: run this again later",
             self.table
         )))
     }
 
-    /// The status of [`BY_CREATED`], if the table has it.
-    async fn org_index(&self) -> Result<Option<IndexStatus>, StoreError> {
+    /// The status of each index the table has.
+    async fn index_statuses(&self) -> Result<HashMap<String, IndexStatus>, StoreError> {
         let described = self
             .client()
             .await
@@ -990,8 +948,97 @@ impl DynamoStore {
             .and_then(|t| t.global_secondary_indexes)
             .unwrap_or_default()
             .into_iter()
-            .find(|i| i.index_name() == Some(BY_CREATED))
-            .map(|i| i.index_status.unwrap_or(IndexStatus::Creating)))
+            .filter_map(|i| {
+                let name = i.index_name()?.to_string();
+                Some((name, i.index_status.unwrap_or(IndexStatus::Creating)))
+            })
+            .collect())
+    }
+
+    /// Adds the indexes a table made by an older version lacks, one at a time (DynamoDB
+    /// builds one at a time), and waits for any still being built.
+    async fn add_missing_indexes(&self) -> Result<(), StoreError> {
+        let statuses = self.index_statuses().await?;
+        for (name, hash, range) in table_indexes() {
+            match statuses.get(name) {
+                Some(IndexStatus::Active) => {}
+                Some(_) => self.wait_for_index(name).await?,
+                None => self.add_index(name, hash, range).await?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every index of the table: name, hash key and range key.
+fn table_indexes() -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut all = vec![
+        ("by_type", "gsi1pk", "gsi1sk"),
+        ("by_parent", "gsi2pk", "gsi2sk"),
+        (BY_CREATED, "pk", "created_at"),
+    ];
+    all.extend(indexes::extra_indexes());
+    all
+}
+
+/// The attributes that hold index keys of an item (the table's own `pk` and `sk` aside).
+const INDEX_KEYS: [&str; 14] = [
+    "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "gsi4pk", "gsi4sk", "x1pk", "x1sk",
+    "x2pk", "x2sk", "x3pk", "x3sk",
+];
+
+/// The setting that records the index layout every item's keys follow.
+const INDEX_LAYOUT: &str = "dynamodb.index_layout";
+
+impl DynamoStore {
+    /// Rewrites the items whose index keys another layout made (an older version's, or
+    /// before a field was declared indexed), once per layout: later writes carry the new keys.
+    async fn reindex(&self) -> Result<(), StoreError> {
+        let layout = self.indexes.fingerprint();
+        if self.setting(INDEX_LAYOUT, "").await? == layout {
+            return Ok(());
+        }
+        let client = self.client().await;
+        let mut start: Option<Record> = None;
+        let mut rewritten = 0u64;
+        loop {
+            let page = client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(sk, :i)")
+                .expression_attribute_values(":i", s("I#"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk)?;
+            for r in page.items.unwrap_or_default() {
+                let item = record_item(&r)?;
+                let org = get_s(&r, "pk").unwrap_or_default();
+                let record = item_record(org, &item, &self.indexes);
+                if INDEX_KEYS.iter().all(|k| r.get(*k) == record.get(*k)) {
+                    continue;
+                }
+                // A write since the scan carries the new keys already.
+                let put = client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(record))
+                    .condition_expression("version = :v")
+                    .expression_attribute_values(":v", n(item.version))
+                    .send()
+                    .await;
+                conditional(put)?;
+                rewritten += 1;
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        if rewritten > 0 {
+            tracing::info!(table = %self.table, rewritten, "index keys rewritten for the current layout");
+        }
+        self.put_setting(INDEX_LAYOUT, &layout).await
     }
 }
 
@@ -1050,11 +1097,7 @@ impl ItemStore for DynamoStore {
             .send()
             .await;
         match described {
-            Ok(_) => match self.org_index().await? {
-                Some(IndexStatus::Active) => {}
-                Some(_) => self.wait_for_org_index().await?,
-                None => self.add_org_index().await?,
-            },
+            Ok(_) => self.add_missing_indexes().await?,
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) =>
@@ -1063,6 +1106,7 @@ impl ItemStore for DynamoStore {
             }
             Err(e) => return Err(sdk(e)),
         }
+        self.reindex().await?;
         self.enable_ttl().await
     }
 
@@ -1096,62 +1140,30 @@ impl ItemStore for DynamoStore {
     }
 
     async fn query(&self, org: &str, query: &ItemQuery) -> Result<Page, StoreError> {
-        let subtree = match &query.readable {
-            Readable::Only {
-                types,
-                owner,
-                subtrees,
-                ..
-            } => {
-                if types.is_empty() && owner.is_none() && subtrees.is_empty() {
-                    return Ok(Page {
-                        items: Vec::new(),
-                        next: None,
-                    });
-                }
-                self.subtree(org, subtrees).await?
+        if let Readable::Only {
+            types,
+            owner,
+            subtrees,
+            ..
+        } = &query.readable
+            && types.is_empty()
+            && owner.is_none()
+            && subtrees.is_empty()
+        {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        }
+        let mut subtrees = readable::Subtrees::of(query);
+        match pages::plan(org, query, &self.indexes) {
+            pages::Plan::Ordered(sources) => {
+                self.ordered_page(org, query, sources, &mut subtrees).await
             }
-            Readable::All => HashSet::new(),
-        };
-        let records = match (&query.parent, query.types.as_slice()) {
-            (Some(parent), _) => {
-                let p = match parent {
-                    ParentFilter::Root => parent_key(org, None),
-                    ParentFilter::Id(id) => parent_key(org, Some(*id)),
-                };
-                self.query_all(
-                    Some("by_parent"),
-                    "gsi2pk = :p",
-                    HashMap::from([(":p".to_string(), s(p))]),
-                )
-                .await?
-            }
-            (None, []) => return self.page_org(org, query, &subtree).await,
-            (None, types) => {
-                let mut all = Vec::new();
-                for t in types {
-                    all.extend(
-                        self.query_all(
-                            Some("by_type"),
-                            "gsi1pk = :t",
-                            HashMap::from([(":t".to_string(), s(format!("{org}#{t}")))]),
-                        )
-                        .await?,
-                    );
-                }
-                all
-            }
-        };
-        let mut items = Vec::new();
-        for r in &records {
-            let item = record_item(r)?;
-            if query.matches(&item, &subtree) && query.is_after(&item) {
-                items.push(item);
+            pages::Plan::Sorted(sources) => {
+                self.sorted_page(org, query, sources, &mut subtrees).await
             }
         }
-        items.sort_by(|a, b| query.compare(a, b));
-        items.truncate(query.limit + 1);
-        Ok(Page::from_rows(query, items))
     }
 
     async fn ancestors(&self, org: &str, id: Uuid, max: usize) -> Result<Vec<Uuid>, StoreError> {

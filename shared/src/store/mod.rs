@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::item::Item;
 use crate::query::{ItemQuery, Position};
 
-pub use dynamodb::DynamoStore;
+pub use dynamodb::{DEFAULT_PAGE_READS, DynamoStore};
 pub use postgres::{PostgresStore, tls as postgres_tls};
 pub use sqlite::SqliteStore;
 
@@ -47,6 +47,9 @@ pub enum StoreError {
     /// A [`Write::RecordJob`] found the job's record: it has run (or is running) already.
     #[error("job {0} has already run")]
     JobRecorded(String),
+    /// A query that no index serves and that would read more than a page may.
+    #[error("{0}")]
+    NeedsIndex(String),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("store error: {0}")]
@@ -178,6 +181,26 @@ impl Page {
             None
         };
         Page { items, next }
+    }
+}
+
+/// The first item `query` finds in `org`, reading on past short pages (a page that ends at a
+/// store's read budget may hold nothing yet have a next page).
+pub async fn first_item(
+    store: &dyn ItemStore,
+    org: &str,
+    query: &ItemQuery,
+) -> Result<Option<Item>, StoreError> {
+    let mut query = query.clone();
+    loop {
+        let page = store.query(org, &query).await?;
+        if let Some(item) = page.items.into_iter().next() {
+            return Ok(Some(item));
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return Ok(None),
+        }
     }
 }
 

@@ -1,8 +1,13 @@
 //! The embedded default store: one SQLite file (bundled SQLite, WAL journal). SQLite calls
-//! block, so every call runs on tokio's blocking pool; one connection behind a mutex serialises
-//! writers, which is what SQLite does anyway.
+//! block, so every call runs on tokio's blocking pool. Item writes go to one writer that
+//! commits them in groups ([`group_commit`]); the other writes share its connection, behind a
+//! mutex, which serialises writers as SQLite does anyway. Reads of items and tokens run on
+//! their own read-only connections, which WAL lets read while a group commits.
+
+mod group_commit;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -84,9 +89,20 @@ const SCHEMA: &[&str] = &[
     );",
 ];
 
+/// How many read-only connections serve reads beside the writer's.
+const READERS: usize = 4;
+
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    writer: group_commit::GroupCommit,
+    readers: Arc<Readers>,
+}
+
+/// Read-only connections, each used by one read at a time.
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -115,11 +131,55 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
         )
         .map_err(backend)?;
-        let store = SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
-        };
-        store.with(migrate)?;
-        Ok(store)
+        let conn = Arc::new(Mutex::new(conn));
+        {
+            let mut c = conn
+                .lock()
+                .map_err(|_| StoreError::Backend("a previous SQLite call panicked".into()))?;
+            migrate(&mut c)?;
+        }
+        let mut conns = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = Connection::open(path).map_err(|e| {
+                StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+            })?;
+            reader
+                .execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")
+                .map_err(backend)?;
+            conns.push(Mutex::new(reader));
+        }
+        Ok(SqliteStore {
+            writer: group_commit::GroupCommit::start(conn.clone())?,
+            conn,
+            readers: Arc::new(Readers {
+                conns,
+                next: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// Runs `f` on a read-only connection: the first one free, or else the next in turn.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conns = &readers.conns;
+            let free = conns.iter().find_map(|c| c.try_lock().ok());
+            let conn = match free {
+                Some(c) => c,
+                None => {
+                    let i = readers.next.fetch_add(1, Ordering::Relaxed) % conns.len();
+                    conns[i].lock().map_err(|_| {
+                        StoreError::Backend("a previous SQLite call panicked".into())
+                    })?
+                }
+            };
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("SQLite task failed: {e}")))?
     }
 
     fn with<T>(
@@ -226,7 +286,7 @@ fn get(conn: &Connection, org: &str, id: Uuid) -> Result<Option<Item>, StoreErro
         .map_err(backend)
 }
 
-fn apply_one(tx: &rusqlite::Transaction<'_>, org: &str, write: &Write) -> Result<(), StoreError> {
+fn apply_one(tx: &Connection, org: &str, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::Create(item) => {
             let params = sql::insert_params(org, item);
@@ -444,26 +504,17 @@ impl ItemStore for SqliteStore {
 
     async fn get(&self, org: &str, id: Uuid) -> Result<Option<Item>, StoreError> {
         let org = org.to_string();
-        self.run(move |conn| get(conn, &org, id)).await
+        self.read(move |conn| get(conn, &org, id)).await
     }
 
     async fn apply(&self, org: &str, writes: &[Write]) -> Result<(), StoreError> {
-        let org = org.to_string();
-        let writes = writes.to_vec();
-        self.run(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
-            for w in &writes {
-                apply_one(&tx, &org, w)?;
-            }
-            tx.commit().map_err(backend)
-        })
-        .await
+        self.writer.apply(org, writes).await
     }
 
     async fn query(&self, org: &str, query: &ItemQuery) -> Result<Page, StoreError> {
         let sql = sql::select_page(Dialect::Sqlite, org, query);
         let query = query.clone();
-        self.run(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&sql.text).map_err(backend)?;
             let items = stmt
                 .query_map(params_from_iter(sql.params.iter()), row_to_item)
@@ -478,7 +529,7 @@ impl ItemStore for SqliteStore {
     async fn ancestors(&self, org: &str, id: Uuid, max: usize) -> Result<Vec<Uuid>, StoreError> {
         let org = org.to_string();
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        self.run(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&sql::statements(Dialect::Sqlite).ancestors)
                 .map_err(backend)?;
@@ -495,7 +546,7 @@ impl ItemStore for SqliteStore {
     async fn levels_below(&self, org: &str, id: Uuid, max: usize) -> Result<usize, StoreError> {
         let org = org.to_string();
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        self.run(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&sql::statements(Dialect::Sqlite).levels_below)
                 .map_err(backend)?;
@@ -559,7 +610,7 @@ impl ItemStore for SqliteStore {
 
     async fn token(&self, hash: &str) -> Result<Option<StoredToken>, StoreError> {
         let hash = hash.to_string();
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.prepare_cached(&st().token)
                 .map_err(backend)?
                 .query_row([hash], |r| {
@@ -602,7 +653,7 @@ impl ItemStore for SqliteStore {
 
     async fn password(&self, org: &str, account: Uuid) -> Result<Option<String>, StoreError> {
         let org = org.to_string();
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.prepare_cached(&st().password)
                 .map_err(backend)?
                 .query_row(rusqlite::params![org, account.to_string()], |r| r.get(0))

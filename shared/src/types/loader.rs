@@ -125,6 +125,8 @@ pub(super) struct RawField {
     pub(super) target: Option<String>,
     #[serde(default)]
     pub(super) managed: bool,
+    #[serde(default)]
+    pub(super) indexed: bool,
 }
 
 #[derive(Deserialize, PartialEq)]
@@ -456,6 +458,47 @@ mod tests {
                 "missing {e:?} in {errors:#?}"
             );
         }
+    }
+
+    #[test]
+    fn indexed_fields_are_checked() {
+        let crm = r#"{"types": [
+            {"name": "Note", "base": "Resource", "fields": [
+                {"name": "body", "kind": "text", "indexed": true},
+                {"name": "a", "kind": "string", "indexed": true},
+                {"name": "b", "kind": "integer", "indexed": true}]},
+            {"name": "LongNote", "base": "Note", "fields": [
+                {"name": "c", "kind": "number", "indexed": true},
+                {"name": "d", "kind": "enum", "values": ["x"], "indexed": true}]}
+        ]}"#;
+        let errors = messages(load_dir(&[
+            ("manifest.json", MANIFEST2),
+            ("core.json", CORE),
+            ("crm.json", crm),
+            ("apps.json", "{}"),
+        ]));
+        for e in [
+            "crm.json /types/0/fields/0/indexed: a text field cannot be indexed",
+            "crm.json /types/1/fields: type LongNote has 5 indexed fields (with those it inherits); at most 3 may be indexed",
+        ] {
+            assert!(
+                errors.iter().any(|m| m.starts_with(e)),
+                "missing {e:?} in {errors:#?}"
+            );
+        }
+        assert!(
+            !errors
+                .iter()
+                .any(|m| m.starts_with("crm.json /types/0/fields:")),
+            "three indexed fields are allowed: {errors:#?}"
+        );
+        let registry = TypeRegistry::embedded().expect("embedded types");
+        let deal = registry.get("Deal").expect("Deal");
+        let slots: Vec<(usize, &str)> = deal
+            .indexed_fields()
+            .map(|(slot, f)| (slot, f.name.as_str()))
+            .collect();
+        assert_eq!(slots, [(0, "company"), (1, "amount"), (2, "stage")]);
     }
 
     #[test]

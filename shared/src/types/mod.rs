@@ -82,6 +82,10 @@ pub struct Field {
     /// Set by the server alone: clients read it but never write it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub managed: bool,
+    /// Equality and range filters and sorts on it are served by an index (DynamoDB; the SQL
+    /// stores serve every field alike).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub indexed: bool,
     #[serde(skip)]
     pub(crate) regex: Option<Regex>,
 }
@@ -115,9 +119,24 @@ pub struct TypeDef {
     pub file: String,
 }
 
+/// The most fields one type (with what it inherits) may declare indexed: each takes one of the
+/// DynamoDB table's field indexes.
+pub const MAX_INDEXED_FIELDS: usize = 3;
+
+/// The kinds a field may have to be indexed: those with one comparable value.
+pub fn indexable(kind: FieldKind) -> bool {
+    !matches!(kind, FieldKind::Text | FieldKind::Json)
+}
+
 impl TypeDef {
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The indexed fields, each with its slot (0-based, in field order, base fields first, so
+    /// a field keeps its slot in every subtype).
+    pub fn indexed_fields(&self) -> impl Iterator<Item = (usize, &Field)> {
+        self.fields.iter().filter(|f| f.indexed).enumerate()
     }
 
     /// ` (did you mean "stage"?)` for a misspelled field name, or nothing.

@@ -340,8 +340,16 @@ fn resolve(
             pattern: f.pattern.clone(),
             target,
             managed: f.managed,
+            indexed: f.indexed,
             regex,
         };
+        if f.indexed && !super::indexable(kind) {
+            problems.add(
+                &d.file,
+                format!("{at}/indexed"),
+                format!("a {} field cannot be indexed: index a field of one value (string, enum, ref, integer, number, boolean, datetime)", f.kind),
+            );
+        }
         if let Some(default) = &f.default {
             match field.check(default) {
                 Ok(v) => field.default = Some(v),
@@ -349,6 +357,18 @@ fn resolve(
             }
         }
         fields.push(field);
+    }
+    let indexed = fields.iter().filter(|f| f.indexed).count();
+    if indexed > super::MAX_INDEXED_FIELDS {
+        problems.add(
+            &d.file,
+            format!("{}/fields", d.at),
+            format!(
+                "type {} has {indexed} indexed fields (with those it inherits); at most {} may be indexed",
+                d.raw.name,
+                super::MAX_INDEXED_FIELDS
+            ),
+        );
     }
     let mut attributes = base
         .as_ref()

@@ -118,6 +118,7 @@ mod tests {
             pattern: None,
             target: None,
             managed: false,
+            indexed: false,
             regex: None,
         }
     }

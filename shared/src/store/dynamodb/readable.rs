@@ -1,0 +1,94 @@
+//! The access filter's subtree rules on DynamoDB, decided item by item as a page meets them:
+//! an item is readable through a rule if it is the rule's root or lies below it, which its
+//! chain of parents tells. Each parent is read once per page (and the chain stops at the first
+//! parent already known), so a page of a folder's children costs one walk up, not a load of
+//! every subtree before the query.
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use super::DynamoStore;
+use crate::item::Item;
+use crate::query::{ItemQuery, Readable};
+use crate::store::{ItemStore, StoreError};
+
+/// How far up a walk goes at most: further than any hierarchy the depth bound allows.
+const MAX_WALK: usize = 1000;
+
+/// What one page has learnt about the readable subtrees.
+pub(super) struct Subtrees {
+    roots: HashSet<Uuid>,
+    /// Items known to lie in a subtree (what [`ItemQuery::matches`] looks up).
+    pub(super) inside: HashSet<Uuid>,
+    outside: HashSet<Uuid>,
+}
+
+impl Subtrees {
+    pub(super) fn of(query: &ItemQuery) -> Subtrees {
+        let roots = match &query.readable {
+            Readable::Only { subtrees, .. } => subtrees.iter().copied().collect(),
+            Readable::All => HashSet::new(),
+        };
+        Subtrees {
+            inside: roots.iter().copied().collect(),
+            roots,
+            outside: HashSet::new(),
+        }
+    }
+
+    /// Whether `item` needs its place in the hierarchy looked at: it is readable through a
+    /// subtree rule or not at all.
+    fn undecided(&self, query: &ItemQuery, item: &Item) -> bool {
+        let Readable::Only {
+            types,
+            owner,
+            owned_types,
+            ..
+        } = &query.readable
+        else {
+            return false;
+        };
+        let known = self.inside.contains(&item.id) || self.outside.contains(&item.id);
+        let by_type = types.contains(&item.type_name);
+        let by_owner =
+            owner.is_some() && item.owner == *owner && owned_types.contains(&item.type_name);
+        !self.roots.is_empty() && !known && !by_type && !by_owner
+    }
+}
+
+impl DynamoStore {
+    /// Learns whether `item` lies in one of the readable subtrees (see the module's
+    /// documentation).
+    pub(super) async fn place(
+        &self,
+        org: &str,
+        query: &ItemQuery,
+        subtrees: &mut Subtrees,
+        item: &Item,
+    ) -> Result<(), StoreError> {
+        if !subtrees.undecided(query, item) {
+            return Ok(());
+        }
+        let mut chain = vec![item.id];
+        let mut at = item.parent;
+        let inside = loop {
+            let Some(p) = at else { break false };
+            if subtrees.inside.contains(&p) {
+                break true;
+            }
+            if subtrees.outside.contains(&p) || chain.len() > MAX_WALK {
+                break false;
+            }
+            chain.push(p);
+            at = self.get(org, p).await?.and_then(|i| i.parent);
+        };
+        let known = if inside {
+            &mut subtrees.inside
+        } else {
+            &mut subtrees.outside
+        };
+        known.extend(chain);
+        Ok(())
+    }
+}

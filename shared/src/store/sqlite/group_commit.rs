@@ -1,0 +1,111 @@
+//! SQLite group commit: concurrent write requests are handed to one writer thread, which
+//! commits them in groups, one transaction a group, each request in its own savepoint. A
+//! request that is refused (a stale version, a taken username, a missing parent) rolls back
+//! to its savepoint and fails alone; the others of its group commit. A commit that fails
+//! fails the whole group, and nothing of it is written. One transaction for many requests
+//! writes each index page it touches once, not once a request, which is where SQLite spends a
+//! small write's time.
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::{apply_one, backend};
+use crate::store::{StoreError, Write};
+
+/// The most requests one transaction commits.
+const MAX_GROUP: usize = 64;
+
+/// One request waiting for the writer.
+struct Pending {
+    org: String,
+    writes: Vec<Write>,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Where write requests are queued for the writer thread.
+#[derive(Clone)]
+pub(super) struct GroupCommit {
+    queue: Sender<Pending>,
+}
+
+impl GroupCommit {
+    /// Starts the writer on `conn` (shared with the store's other writes, which take the same
+    /// lock); it stops once every handle is dropped.
+    pub(super) fn start(conn: Arc<Mutex<Connection>>) -> Result<GroupCommit, StoreError> {
+        let (queue, pending) = channel();
+        std::thread::Builder::new()
+            .name("realnet-sqlite-writer".into())
+            .spawn(move || commit_groups(&conn, &pending))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
+        Ok(GroupCommit { queue })
+    }
+
+    /// Applies `writes` in order, all or nothing, in the next group.
+    pub(super) async fn apply(&self, org: &str, writes: &[Write]) -> Result<(), StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.queue
+            .send(Pending {
+                org: org.to_string(),
+                writes: writes.to_vec(),
+                done,
+            })
+            .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("the SQLite writer dropped a request".into()))?
+    }
+}
+
+fn commit_groups(conn: &Mutex<Connection>, pending: &Receiver<Pending>) {
+    while let Ok(first) = pending.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match pending.try_recv() {
+                Ok(p) => group.push(p),
+                Err(_) => break,
+            }
+        }
+        let outcomes = commit(conn, &group);
+        for (p, outcome) in group.into_iter().zip(outcomes) {
+            // A request whose caller went away needs no answer.
+            let _ = p.done.send(outcome);
+        }
+    }
+}
+
+/// Commits `group` in one transaction; the outcome of each request, in order.
+fn commit(conn: &Mutex<Connection>, group: &[Pending]) -> Vec<Result<(), StoreError>> {
+    let all = |e: &dyn Fn() -> StoreError| group.iter().map(|_| Err(e())).collect();
+    let Ok(mut conn) = conn.lock() else {
+        return all(&|| StoreError::Backend("a previous SQLite call panicked".into()));
+    };
+    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let message = e.to_string();
+            return all(&|| StoreError::Backend(message.clone()));
+        }
+    };
+    let mut outcomes = Vec::with_capacity(group.len());
+    for p in group {
+        let outcome = (|| {
+            // Dropped without a commit, a savepoint rolls back what it wrote.
+            let savepoint = tx.savepoint().map_err(backend)?;
+            for w in &p.writes {
+                apply_one(&savepoint, &p.org, w)?;
+            }
+            savepoint.commit().map_err(backend)
+        })();
+        outcomes.push(outcome);
+    }
+    match tx.commit() {
+        Ok(()) => outcomes,
+        Err(e) => {
+            let message = e.to_string();
+            all(&|| StoreError::Backend(message.clone()))
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Many write requests at once, on every store (SQLite commits them in groups, each request in
+//! its own savepoint): each succeeds or fails on its own, a refused request leaves nothing of
+//! itself behind, and versions and unique usernames hold across requests committed together.
+
+use std::collections::HashSet;
+
+use realnet::item::Item;
+use realnet::store::{StoreError, Write};
+use realnet_tests::contract::item;
+use realnet_tests::{StoreKind, on_every_store, store};
+use serde_json::json;
+use tokio::task::JoinSet;
+
+const ORG: &str = "acme";
+
+fn account(username: &str) -> Item {
+    item("Account", username, None, json!({"username": username}))
+}
+
+async fn concurrent_writes_succeed_or_fail_alone(kind: StoreKind) {
+    let s = store(kind).await;
+    let existing = item("Folder", "existing", None, json!({}));
+    s.store
+        .apply(ORG, &[Write::Create(existing.clone())])
+        .await
+        .expect("create");
+    let mut tasks = JoinSet::new();
+    let mut fresh = HashSet::new();
+    for n in 0..40 {
+        let store = s.store.clone();
+        let existing = existing.clone();
+        // Every fourth request is refused, by its second write, after a create that must not
+        // land: a stale version, a username another request also takes, a missing parent.
+        let first = item("Folder", &format!("f{n}"), None, json!({}));
+        let writes = match n % 4 {
+            1 => {
+                let mut stale = existing.clone();
+                stale.version = 9;
+                vec![
+                    Write::Create(first.clone()),
+                    Write::Update {
+                        item: stale,
+                        expected_version: 8,
+                    },
+                ]
+            }
+            2 => vec![
+                Write::Create(first.clone()),
+                Write::Create(account("taken")),
+            ],
+            3 => vec![
+                Write::Create(first.clone()),
+                Write::Create(item(
+                    "Folder",
+                    "orphan",
+                    Some(uuid::Uuid::now_v7()),
+                    json!({}),
+                )),
+            ],
+            _ => {
+                fresh.insert(first.id);
+                vec![Write::Create(first.clone())]
+            }
+        };
+        tasks.spawn(async move { (n, first.id, store.apply(ORG, &writes).await) });
+    }
+    let mut taken = 0;
+    let mut landed = HashSet::new();
+    while let Some(done) = tasks.join_next().await {
+        let (n, id, outcome) = done.expect("task");
+        match (n % 4, outcome) {
+            (0, Ok(())) => {
+                landed.insert(id);
+            }
+            (1, Err(StoreError::VersionConflict { .. })) => {}
+            // One of the requests taking the username gets it; the others are refused.
+            (2, Ok(())) => {
+                taken += 1;
+                landed.insert(id);
+            }
+            (2, Err(StoreError::Taken(_))) => {}
+            (3, Err(_)) => {}
+            (k, other) => panic!("request {n} (kind {k}): {other:?}"),
+        }
+    }
+    assert_eq!(taken, 1, "the username is taken exactly once");
+    for id in &landed {
+        assert!(s.store.get(ORG, *id).await.expect("get").is_some());
+    }
+    let mut q = realnet_tests::query(&[("type", "Folder"), ("limit", "200")]);
+    let mut stored = HashSet::new();
+    loop {
+        let page = s.store.query(ORG, &q).await.expect("query");
+        stored.extend(page.items.iter().map(|i| i.id));
+        match page.next {
+            Some(p) => q.after = Some(p),
+            None => break,
+        }
+    }
+    stored.remove(&existing.id);
+    assert_eq!(stored, landed, "refused requests left nothing behind");
+    assert!(fresh.is_subset(&landed));
+    let current = s
+        .store
+        .get(ORG, existing.id)
+        .await
+        .expect("get")
+        .expect("still there");
+    assert_eq!(current.version, existing.version, "no stale update landed");
+}
+
+on_every_store!(concurrent_writes_succeed_or_fail_alone);
