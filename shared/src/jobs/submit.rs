@@ -142,5 +142,5 @@ async fn job_with_key(
         values: vec![Scalar::Text(key.to_string())],
     }];
     query.limit = 1;
-    crate::store::first_item(&*rn.store, &principal.org, &query).await
+    Ok(crate::store::first_item(&*rn.store, &principal.org, &query).await?)
 }
