@@ -349,9 +349,11 @@ async fn send(rn: &Realnet, schedule: &Item, run: &str) -> Result<uuid::Uuid, No
 }
 
 /// The event `functions/scheduler` takes: an EventBridge scheduled event whose `detail` names
-/// the task (the rule's input in `infra/`). Other fields of the event are ignored.
+/// the task (the rule's input in `infra/`). A plain rule or a SAM `Schedule` event sends an
+/// empty `detail`: that is the minute tick. Other fields of the event are ignored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ScheduledEvent {
+    #[serde(default)]
     pub detail: TaskDetail,
     /// When EventBridge fired the rule; the tick counts from here, so a delayed invocation
     /// still sends what was due at that minute.
@@ -359,11 +361,12 @@ pub struct ScheduledEvent {
     pub time: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskDetail {
-    /// `tick` or `maintenance`.
-    pub task: String,
+    /// `tick` (also when absent) or `maintenance`.
+    #[serde(default)]
+    pub task: Option<String>,
 }
 
 /// Why a scheduled task did not run.
@@ -388,7 +391,7 @@ impl TaskError {
 /// Runs the task an event names and answers what it did.
 pub async fn handle(rn: &Realnet, event: ScheduledEvent) -> Result<Value, TaskError> {
     let now = Utc::now();
-    match event.detail.task.as_str() {
+    match event.detail.task.as_deref().unwrap_or("tick") {
         "tick" => {
             // A late invocation counts from the time the rule fired, never from the future.
             let at = event.time.map_or(now, |t| t.min(now));
