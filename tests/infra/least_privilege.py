@@ -21,6 +21,16 @@ def as_list(v):
     return v if isinstance(v, list) else [v]
 
 
+def flat(statements):
+    """The statements of a policy, each branch of an `Fn::If` counted (a deployment may take
+    either)."""
+    for st in as_list(statements):
+        if isinstance(st, dict) and "Fn::If" in st:
+            yield from flat([b for b in st["Fn::If"][1:] if b != {"Ref": "AWS::NoValue"}])
+        else:
+            yield st
+
+
 def evidence_problems(calls):
     """Each place the list names must still make its call."""
     problems = []
@@ -71,7 +81,7 @@ def problems(template, calls):
             found.append(f"{role_id} attaches managed policies {role['ManagedPolicyArns']}")
         granted = set()
         for policy in role.get("Policies", []):
-            for st in as_list(policy["PolicyDocument"]["Statement"]):
+            for st in flat(policy["PolicyDocument"]["Statement"]):
                 sid = f"{role_id}/{st.get('Sid', '?')}"
                 if st.get("Effect") != "Allow":
                     continue
@@ -104,6 +114,10 @@ def statements(template, role_id):
     return template["Resources"][role_id]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
 
 
+def statement(template, role_id, sid):
+    return next(st for st in flat(statements(template, role_id)) if st.get("Sid") == sid)
+
+
 def main():
     template = tpl.load()
     with open(CALLS) as f:
@@ -116,9 +130,9 @@ def main():
 
     # The check catches what it is for.
     mutations = {
-        "a wildcard action": lambda t: statements(t, "WorkerFunctionRole")[1].update(Action="dynamodb:*"),
-        "a wildcard resource": lambda t: statements(t, "ApiFunctionRole")[1].update(Resource="*"),
-        "an action no code calls": lambda t: statements(t, "SchedulerFunctionRole")[1]["Action"].append("dynamodb:Scan"),
+        "a wildcard action": lambda t: statement(t, "WorkerFunctionRole", "Items").update(Action="dynamodb:*"),
+        "a wildcard resource": lambda t: statement(t, "ApiFunctionRole", "Files").update(Resource="*"),
+        "an action no code calls": lambda t: statement(t, "SchedulerFunctionRole", "Items")["Action"].append("dynamodb:Scan"),
         "a SAM Crud policy": lambda t: t["Resources"]["ApiFunction"]["Properties"].update(
             Policies=[{"DynamoDBCrudPolicy": {"TableName": {"Ref": "Table"}}}]),
         "a stale entry of the list": lambda t: statements(t, "ApiFunctionRole").pop(),
