@@ -151,6 +151,9 @@ def main():
         "a PostgreSQL store without its secret": ({"Store": "postgresql", "DbHost": "db.example"}, "needs DbSecretArn"),
         "a PostgreSQL store without its server": (
             {"Store": "postgresql", "DbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"}, "needs DbHost"),
+        "a PostgreSQL store with unbounded api containers": (
+            {"Store": "postgresql", "DbHost": "db.example",
+             "DbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"}, "needs ApiReservedConcurrency"),
         "a database server beside DynamoDB": ({"DbHost": "db.example"}, "leave them empty"),
         "an unknown store": ({"Store": "mysql"}, "AllowedValues"),
     }
@@ -158,7 +161,7 @@ def main():
         why = refusal(template, params)
         check(why is not None and expected in why, f"{what} is refused at deploy: {why}")
     check(refusal(template, {}) is None, "the default parameters are accepted")
-    check(refusal(template, {"Store": "postgresql", "DbHost": "proxy.example",
+    check(refusal(template, {"Store": "postgresql", "DbHost": "proxy.example", "ApiReservedConcurrency": 20,
                              "DbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"}) is None,
           "a PostgreSQL store with its server and secret is accepted")
 
@@ -173,8 +176,13 @@ def main():
         # moto 5.2.5 records every function as x86_64 and drops LoggingConfig: those two are
         # read from the CloudFormation the stack was made of.
         declared = plain["Resources"][fn]["Properties"]
-        check(declared.get("Architectures") == ["arm64"] and conf["Runtime"] == "provided.al2023"
-              and conf["Handler"] == "bootstrap", f"{fn} runs bootstrap on arm64, provided.al2023")
+        check(declared.get("Architectures") == [{"Ref": "Architecture"}]
+              and template["Parameters"]["Architecture"]["Default"] == "arm64"
+              and conf["Runtime"] == "provided.al2023" and conf["Handler"] == "bootstrap",
+              f"{fn} runs bootstrap on provided.al2023, arm64 unless Architecture says otherwise")
+        binary = {"ApiFunction": "api", "WorkerFunction": "worker", "SchedulerFunction": "scheduler"}[fn]
+        check(template["Resources"][fn]["Properties"]["CodeUri"] == f"dist/{binary}/bootstrap.zip",
+              f"{fn}'s code is the zip infra/build makes (infra/dist/{binary}/bootstrap.zip)")
         check("LogGroup" in declared.get("LoggingConfig", {}), f"{fn} logs to its own log group")
 
     # The queue pair.
