@@ -13,6 +13,7 @@ pub mod context;
 pub mod error;
 pub mod item;
 pub mod jobs;
+pub mod metrics;
 pub mod query;
 pub mod queue;
 pub mod schedule;

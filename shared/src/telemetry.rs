@@ -1,5 +1,5 @@
 //! Logging set-up shared by the binaries: `tracing` with JSON lines on Lambda (where
-//! CloudWatch adds the time) and readable lines on a terminal. `RUST_LOG` overrides the level;
+//! CloudWatch adds the time) and readable lines elsewhere, coloured only on a terminal. `RUST_LOG` overrides the level;
 //! `debug` (`REALNET_DEBUG`) raises the default to debug.
 
 use tracing_subscriber::EnvFilter;
@@ -15,7 +15,9 @@ pub fn init(json: bool, debug: bool) {
             .with_current_span(true)
             .try_init()
     } else {
-        builder.with_target(false).try_init()
+        // Colour codes only for a terminal; a log file or a pipe gets plain text.
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        builder.with_target(false).with_ansi(terminal).try_init()
     };
     // A subscriber already set (tests, embedding) is fine.
     drop(result);

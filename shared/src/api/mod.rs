@@ -8,6 +8,7 @@ mod files;
 mod health;
 mod items;
 mod jobs;
+mod limits;
 mod openapi;
 mod types;
 
@@ -30,7 +31,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole API over `rn`.
 pub fn router(rn: Arc<Realnet>) -> Router {
     let body_limit = rn.config.body_limit;
-    Router::new()
+    let routes = Router::new()
         .route("/ping", get(health::ping))
         .route("/time", get(health::time))
         .route("/api/openapi.json", get(openapi::document))
@@ -51,11 +52,9 @@ pub fn router(rn: Arc<Realnet>) -> Router {
         .route("/api/items/{id}/children", get(items::children))
         .route("/api/files", get(files::list).post(files::create))
         .route(
-            "/api/files/{id}/content",
-            // Uploads are streamed and bounded by their declared size, not by the body limit.
-            get(files::content).put(files::upload),
+            "/api/files/{id}/confirm",
+            axum::routing::post(files::confirm),
         )
-        .route("/api/files/{id}/confirm", axum::routing::post(files::confirm))
         .route("/api/jobs", axum::routing::post(jobs::create))
         .route("/api/jobs/{id}", get(jobs::get))
         // Type endpoints; the static routes above take precedence and the loader refuses
@@ -67,10 +66,19 @@ pub fn router(rn: Arc<Realnet>) -> Router {
                 .patch(items::patch)
                 .put(items::put)
                 .delete(items::delete),
+        );
+    // File contents stream for as long as their size takes, past the request timeout.
+    let routes = limits::with_timeout(routes, rn.config.request_timeout)
+        .route(
+            "/api/files/{id}/content",
+            // Uploads are streamed and bounded by their declared size, not by the body limit.
+            get(files::content).put(files::upload),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(crate::metrics::record_request));
+    limits::guarded(routes, &rn.config)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -399,6 +399,7 @@ pub async fn handle(rn: &Realnet, event: ScheduledEvent) -> Result<Value, TaskEr
                 task: "tick",
                 message: e.to_string(),
             })?;
+            crate::metrics::scheduler_run("tick", Some((report.sent, report.failed)));
             Ok(json!({"task": "tick", "report": report}))
         }
         "maintenance" => {
@@ -408,6 +409,7 @@ pub async fn handle(rn: &Realnet, event: ScheduledEvent) -> Result<Value, TaskEr
                     task: "maintenance",
                     message: e.to_string(),
                 })?;
+            crate::metrics::scheduler_run("maintenance", None);
             Ok(json!({"task": "maintenance", "report": report}))
         }
         other => Err(TaskError::UnknownTask(other.to_string())),
@@ -425,7 +427,11 @@ pub async fn run_local(rn: Arc<Realnet>) {
         }
         if last_maintenance.is_none_or(|t| now - t >= chrono::Duration::hours(1)) {
             match maintenance::run(&rn, now).await {
-                Ok(report) => tracing::info!(?report, "maintenance done"),
+                Ok(report) => tracing::info!(
+                    abandoned_uploads = report.abandoned_uploads,
+                    expired = %json!(report.expired),
+                    "maintenance done"
+                ),
                 Err(e) => tracing::warn!(error = %e, "maintenance failed"),
             }
             last_maintenance = Some(now);

@@ -125,6 +125,19 @@ fn causes(e: &dyn Error) -> String {
     text
 }
 
+/// What to do when the server's certificate is not trusted: Debian's PostgreSQL and most
+/// distributions' serve TLS with a self-signed certificate out of the box.
+fn tls_hint(why: &str) -> &'static str {
+    if why.contains("UnknownIssuer") || why.contains("invalid peer certificate") {
+        " (the server's certificate is not signed by an authority Realnet trusts: give the \
+         server's CA certificate, or its self-signed certificate, as a PEM file in \
+         REALNET_DB_CA_FILE; on a network you trust, sslmode=disable in REALNET_DB_URL turns \
+         TLS off)"
+    } else {
+        ""
+    }
+}
+
 fn backend(e: tokio_postgres::Error) -> StoreError {
     if e.is_closed() || e.as_db_error().is_none() {
         StoreError::Unavailable(e.to_string())
@@ -159,7 +172,11 @@ impl PostgresStore {
 
     async fn connection(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| {
-            StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", causes(&e)))
+            let why = causes(&e);
+            StoreError::Unavailable(format!(
+                "cannot connect to PostgreSQL: {why}{}",
+                tls_hint(&why)
+            ))
         })
     }
 
