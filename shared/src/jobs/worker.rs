@@ -157,9 +157,14 @@ pub async fn run_body(
         org = tracing::field::Empty, request_id = tracing::field::Empty);
     // Instrumented, not entered: a span entered across an await would leak into whatever the
     // thread polls next, and the leaked parents pile up.
-    receive(rn, id, body, credentials, timeout)
-        .instrument(span)
-        .await
+    async {
+        let outcome = receive(rn, id, body, credentials, timeout).await;
+        // One line per delivery, in the job's span: what a request id is followed by.
+        tracing::info!(outcome = outcome.name(), "job done");
+        outcome
+    }
+    .instrument(span)
+    .await
 }
 
 async fn receive(
