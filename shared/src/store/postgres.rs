@@ -695,24 +695,30 @@ impl ItemStore for PostgresStore {
         window_start: DateTime<Utc>,
     ) -> Result<Attempt, StoreError> {
         let client = self.client().await?;
-        let stmt = client
+        let count = client
             .prepare_cached(&st().count_attempt)
             .await
             .map_err(backend)?;
-        let params = sql::count_attempt_params(key, limit, now, window_start);
-        if let Some(row) = client
-            .query_opt(&stmt, &refs(&params))
-            .await
-            .map_err(backend)?
-        {
-            return Ok(Attempt::Counted { since: row.get(0) });
-        }
-        let stmt = client
+        let window = client
             .prepare_cached(&st().attempt_window)
             .await
             .map_err(backend)?;
-        let row = client.query_one(&stmt, &[&key]).await.map_err(backend)?;
-        Ok(Attempt::Refused { since: row.get(0) })
+        let params = sql::count_attempt_params(key, limit, now, window_start);
+        // Refused at the limit, the window is read next; a successful login on another
+        // connection may clear it in between, and then the attempt is counted afresh.
+        for _ in 0..3 {
+            if let Some(row) = client
+                .query_opt(&count, &refs(&params))
+                .await
+                .map_err(backend)?
+            {
+                return Ok(Attempt::Counted { since: row.get(0) });
+            }
+            if let Some(row) = client.query_opt(&window, &[&key]).await.map_err(backend)? {
+                return Ok(Attempt::Refused { since: row.get(0) });
+            }
+        }
+        Ok(Attempt::Refused { since: now })
     }
 
     async fn uncount_attempt(&self, key: &str, since: DateTime<Utc>) -> Result<(), StoreError> {
