@@ -272,7 +272,14 @@ impl Config {
                         c
                     }
                 };
-                let pool_size = parse("REALNET_DB_POOL_SIZE", "a number")?.unwrap_or(16);
+                // A Lambda container serves one request at a time and needs few connections;
+                // a server takes many requests at once.
+                let pool_default = if get("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+                    2
+                } else {
+                    16
+                };
+                let pool_size = parse("REALNET_DB_POOL_SIZE", "a number")?.unwrap_or(pool_default);
                 if !(1..=1000).contains(&pool_size) {
                     return Err(bad("REALNET_DB_POOL_SIZE", "must be from 1 to 1000"));
                 }
@@ -667,6 +674,32 @@ mod tests {
         ])
         .expect("valid");
         assert!(!format!("{c:?}").contains("s3cret-value"));
+    }
+
+    #[test]
+    fn a_lambda_container_holds_two_postgresql_connections_unless_told() {
+        let pool = |vars: &[(&str, &str)]| match config(vars).expect("valid").db {
+            DbConfig::Postgres { pool_size, .. } => pool_size,
+            other => panic!("{other:?}"),
+        };
+        let pg = [
+            ("REALNET_DB_TYPE", "postgresql"),
+            ("REALNET_DB_URL", "host=db user=u dbname=d"),
+        ];
+        assert_eq!(pool(&pg), 16);
+        assert_eq!(
+            pool(&[pg[0], pg[1], ("AWS_LAMBDA_FUNCTION_NAME", "api")]),
+            2
+        );
+        assert_eq!(
+            pool(&[
+                pg[0],
+                pg[1],
+                ("AWS_LAMBDA_FUNCTION_NAME", "api"),
+                ("REALNET_DB_POOL_SIZE", "1")
+            ]),
+            1
+        );
     }
 
     #[test]
