@@ -184,6 +184,7 @@ def main():
         check(template["Resources"][fn]["Properties"]["CodeUri"] == f"dist/{binary}/bootstrap.zip",
               f"{fn}'s code is the zip infra/build makes (infra/dist/{binary}/bootstrap.zip)")
         check("LogGroup" in declared.get("LoggingConfig", {}), f"{fn} logs to its own log group")
+        check(not (conf.get("VpcConfig") or {}).get("SubnetIds"), f"{fn} is in no VPC unless VpcSubnetIds says so")
 
     # The queue pair.
     sqs = boto3.client("sqs")
@@ -246,7 +247,8 @@ def main():
             doc = iam.get_role_policy(RoleName=role, PolicyName=p)["PolicyDocument"]
             if isinstance(doc, str):  # moto answers with Python's text of the document
                 doc = ast.literal_eval(doc) if doc.startswith("{'") else json.loads(doc)
-            for st in doc["Statement"]:
+            # (moto keeps a statement of AWS::NoValue as null; CloudFormation drops it.)
+            for st in filter(None, doc["Statement"]):
                 a = st["Action"]
                 actions.update(a if isinstance(a, list) else [a])
         check(not attached and inline and not any("*" in a for a in actions),
@@ -271,12 +273,18 @@ def main():
 
     boto3.client("cloudformation").delete_stack(StackName=name)
 
-    # On PostgreSQL: no table, no DynamoDB rights, the connection from the parameters and the
-    # secret (a dynamic reference CloudFormation resolves at deploy; moto keeps it as text).
+    # On PostgreSQL in a VPC: no table, no DynamoDB rights, the connection from the parameters
+    # and the secret (a dynamic reference CloudFormation resolves at deploy; moto keeps it as
+    # text), the functions in the subnets given.
     secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:realnet-db"
+    ec2 = boto3.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
+    group = ec2.create_security_group(GroupName="realnet-" + uuid.uuid4().hex[:8], Description="realnet", VpcId=vpc)["GroupId"]
     name, plain, resources, outputs = deploy(template, {
         "Store": "postgresql", "DbHost": "realnet.proxy-abc.us-east-1.rds.amazonaws.com",
-        "DbSecretArn": secret, "ApiReservedConcurrency": 20})
+        "DbSecretArn": secret, "ApiReservedConcurrency": 20,
+        "VpcSubnetIds": ",".join(subnets), "VpcSecurityGroupIds": group})
     check("Table" not in resources and "TableName" not in outputs, "on PostgreSQL the stack makes no table")
     api = aws_lambda.get_function_configuration(FunctionName=physical(resources, "ApiFunction"))
     env = api["Environment"]["Variables"]
@@ -290,6 +298,10 @@ def main():
         docs = [str(iam.get_role_policy(RoleName=role, PolicyName=p)["PolicyDocument"])
                 for p in iam.list_role_policies(RoleName=role)["PolicyNames"]]
         check(not any("dynamodb:" in d for d in docs), f"{fn}'s role holds no DynamoDB rights on PostgreSQL")
+        check(any("ec2:CreateNetworkInterface" in d for d in docs), f"{fn}'s role may place it in the VPC")
+        vpc_config = aws_lambda.get_function_configuration(FunctionName=physical(resources, fn)).get("VpcConfig", {})
+        check(sorted(vpc_config.get("SubnetIds", [])) == sorted(subnets) and vpc_config.get("SecurityGroupIds") == [group],
+              f"{fn} runs in the subnets and security group given: {vpc_config}")
     reserved = aws_lambda.get_function_concurrency(FunctionName=physical(resources, "ApiFunction"))
     check(reserved.get("ReservedConcurrentExecutions") == 20,
           f"the api function's reserved concurrency is the ApiReservedConcurrency parameter: {reserved}")
