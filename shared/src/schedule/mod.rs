@@ -48,6 +48,34 @@ pub struct Timing {
     zone: Tz,
 }
 
+/// Which field of a five-field cron expression is at fault (each is tried alone, the others
+/// `*`), as text like `": the hour field \"25\" is wrong"`; empty when the fields
+/// are not five or each is fine alone.
+fn faulty_field(cron: &str) -> String {
+    const NAMES: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    if fields.len() != 5 {
+        return if cron.trim_start().starts_with('@') {
+            String::new()
+        } else {
+            format!(": it has {} fields", fields.len())
+        };
+    }
+    let parser = CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build();
+    (0..5)
+        .find(|&i| {
+            let alone: Vec<&str> = (0..5)
+                .map(|j| if j == i { fields[i] } else { "*" })
+                .collect();
+            parser.parse(&alone.join(" ")).is_err()
+        })
+        .map(|i| format!(": the {} field {:?} is wrong", NAMES[i], fields[i]))
+        .unwrap_or_default()
+}
+
 impl Timing {
     /// Parses a five-field cron expression (or `@hourly`, `@daily`, ...) read in the IANA time
     /// zone `zone`.
@@ -62,7 +90,10 @@ impl Timing {
             .map_err(|e| {
                 errors.add(
                     "cron",
-                    format!("{cron:?} is not a valid cron expression (five fields: minute hour day-of-month month day-of-week): {e}"),
+                    format!(
+                        "{cron:?} is not a valid cron expression{} (five fields: minute hour day-of-month month day-of-week): {e}",
+                        faulty_field(cron)
+                    ),
                 )
             })
             .ok();
@@ -486,6 +517,21 @@ mod tests {
             let e = Timing::parse(cron, zone).expect_err(cron);
             assert_eq!(e.0.len(), 1, "{cron} {zone}: {e:?}");
             assert_eq!(e.0[0].0, field, "{cron} {zone}");
+        }
+    }
+
+    #[test]
+    fn a_bad_cron_expression_names_its_field() {
+        for (cron, named) in [
+            ("61 * * * *", "the minute field \"61\""),
+            ("0 25 * * *", "the hour field \"25\""),
+            ("0 9 32 * *", "the day-of-month field \"32\""),
+            ("0 9 * 13 *", "the month field \"13\""),
+            ("0 9 * * funday", "the day-of-week field \"funday\""),
+            ("* * * *", "it has 4 fields"),
+        ] {
+            let e = Timing::parse(cron, "UTC").expect_err(cron);
+            assert!(e.0[0].1.contains(named), "{cron}: {:?}", e.0[0].1);
         }
     }
 }
