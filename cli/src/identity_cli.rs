@@ -63,10 +63,10 @@ pub async fn account(rn: &Realnet, command: AccountCommand) -> anyhow::Result<()
                 attributes: attrs,
             };
             let (item, _) = ops::create(rn, &Principal::org_admin(&org), input, None).await?;
-            println!("created account {username} ({}) in org {org}", item.id);
+            out!("created account {username} ({}) in org {org}", item.id)?;
             if generated {
-                println!("password: {password}");
-                println!("This password is shown only now.");
+                out!("password: {password}")?;
+                out!("This password is shown only now.")?;
             }
             Ok(())
         }
@@ -87,7 +87,10 @@ pub async fn account(rn: &Realnet, command: AccountCommand) -> anyhow::Result<()
                 None,
             )
             .await?;
-            println!("disabled account {username} in org {org}; its login tokens are revoked");
+            out!(
+                "disabled account {username} in org {org}; its login tokens are revoked{}",
+                elsewhere(rn)
+            )?;
             Ok(())
         }
         AccountCommand::Link {
@@ -108,9 +111,9 @@ pub async fn account(rn: &Realnet, command: AccountCommand) -> anyhow::Result<()
             };
             let admin = Principal::org_admin(&org);
             ops::update(rn, &admin, account.id, change, None, None).await?;
-            println!(
+            out!(
                 "linked account {username} in org {org} to subject {subject:?} of issuer {issuer:?}"
-            );
+            )?;
             Ok(())
         }
     }
@@ -144,10 +147,11 @@ pub async fn group_add(rn: &Realnet, org: &str, group: &str, username: &str) -> 
         attributes: Some(attributes(json!({ "groups": groups }))),
     };
     ops::update(rn, &admin, account.id, change, None, None).await?;
-    println!(
-        "{username} is a member of group {group} ({}) in org {org}",
-        group_item.id
-    );
+    out!(
+        "{username} is a member of group {group} ({}) in org {org}{}",
+        group_item.id,
+        elsewhere(rn)
+    )?;
     Ok(())
 }
 
@@ -160,7 +164,7 @@ pub async fn token(rn: &Realnet, command: TokenCommand) -> anyhow::Result<()> {
                 bail!("account {username:?} is disabled: it cannot log in");
             }
             let session = login::issue(rn, &account).await?;
-            println!("{}", session.token);
+            out!("{}", session.token)?;
             eprintln!("expires {}", session.expires.to_rfc3339());
             Ok(())
         }
@@ -172,7 +176,10 @@ pub async fn token(rn: &Realnet, command: TokenCommand) -> anyhow::Result<()> {
                 api_keys: false,
             };
             rn.store.apply(&org, &[revoke]).await?;
-            println!("revoked every login token of {username} in org {org}");
+            out!(
+                "revoked every login token of {username} in org {org}{}",
+                elsewhere(rn)
+            )?;
             Ok(())
         }
     }
@@ -199,7 +206,7 @@ pub async fn apikey(rn: &Realnet, command: ApikeyCommand) -> anyhow::Result<()> 
                 attributes: attrs,
             };
             let (item, key) = ops::create(rn, &Principal::org_admin(&org), input, None).await?;
-            println!("{}", key.context("an API key item always has a key")?);
+            out!("{}", key.context("an API key item always has a key")?)?;
             eprintln!(
                 "API key {} for {account} in org {org}; the key is shown only now",
                 item.id
@@ -219,8 +226,22 @@ pub async fn apikey(rn: &Realnet, command: ApikeyCommand) -> anyhow::Result<()> 
                 Some("ApiKey"),
             )
             .await?;
-            println!("revoked API key {id} in org {org}");
+            out!("revoked API key {id} in org {org}{}", elsewhere(rn))?;
             Ok(())
         }
+    }
+}
+
+/// When servers and Lambda containers already running see a change of rights: each keeps
+/// what it resolved for `REALNET_AUTH_CACHE_TTL`.
+fn elsewhere(rn: &Realnet) -> String {
+    let ttl = rn.config.auth.cache_ttl;
+    if ttl.is_zero() {
+        "; every running server sees it at once".to_string()
+    } else {
+        format!(
+            "; servers and Lambda containers already running see it within {} (REALNET_AUTH_CACHE_TTL)",
+            humantime::format_duration(ttl)
+        )
     }
 }

@@ -18,6 +18,15 @@ use realnet::query::ItemQuery;
 use realnet::types::{FieldKind, TypeRegistry};
 use realnet::{Realnet, api};
 
+/// `println!` that answers the error instead of panicking when standard output is closed
+/// (`realnet info | head -3`); `main` then exits quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod first_admin;
 mod identity_cli;
 use serde_json::{Map, Value};
@@ -31,8 +40,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API locally (SQLite in ./.realnet/ and 127.0.0.1:8080 by default)
-    Serve,
+    /// Run the HTTP API locally (SQLite in ./.realnet/ and 127.0.0.1:8080 by default) until
+    /// interrupted (Ctrl-C) or terminated (SIGTERM), finishing the requests under way
+    Serve {
+        /// The port to listen on [default: REALNET_SERVER_PORT, else 8080]
+        #[arg(long)]
+        port: Option<u16>,
+        /// The address to listen on [default: REALNET_SERVER_HOST, else 127.0.0.1]
+        #[arg(long)]
+        host: Option<std::net::IpAddr>,
+    },
     /// Migrate the configured store and set up the default org (seed items, once each, and
     /// an admin account whose generated password is shown on a terminal, or else written to
     /// initial-admin-password in the data folder)
@@ -51,6 +68,7 @@ enum Command {
         type_name: String,
         /// An item id
         id: Option<String>,
+        /// The org [default: REALNET_DEFAULT_ORG, else "default"]
         #[arg(long)]
         org: Option<String>,
     },
@@ -86,8 +104,10 @@ enum Command {
     },
     /// Create an item and print it as JSON
     Create {
+        /// The item's type
         #[arg(value_name = "TYPE")]
         type_name: String,
+        /// The item's name
         #[arg(long)]
         name: String,
         /// The parent item's id
@@ -96,6 +116,7 @@ enum Command {
         /// An attribute, as field=value (repeatable); values of non-text fields are JSON
         #[arg(long = "attr", value_name = "FIELD=VALUE")]
         attrs: Vec<String>,
+        /// The org [default: REALNET_DEFAULT_ORG, else "default"]
         #[arg(long)]
         org: Option<String>,
         /// The account that creates (and owns) the item, with its rights; default: the
@@ -109,7 +130,10 @@ enum Command {
 enum OrgCommand {
     /// Set up an org: its seed items, default access rules and an admin account (password
     /// from REALNET_ADMIN_PASSWORD, else generated and shown once, see `realnet init`)
-    Create { name: String },
+    Create {
+        /// The org's name (lower-case letters, digits and '-')
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -117,9 +141,12 @@ enum AccountCommand {
     /// Create an account; reads the password from standard input, or generates one and
     /// prints it once
     Create {
+        /// The new account's username
         username: String,
+        /// The org [default: REALNET_DEFAULT_ORG, else "default"]
         #[arg(long)]
         org: Option<String>,
+        /// The account's email address
         #[arg(long)]
         email: Option<String>,
         /// Make the account an admin of its org
@@ -131,18 +158,24 @@ enum AccountCommand {
     },
     /// Disable an account and revoke its login tokens
     Disable {
+        /// The account's username
         username: String,
+        /// The org [default: REALNET_DEFAULT_ORG, else "default"]
         #[arg(long)]
         org: Option<String>,
     },
     /// Link an account to an identity provider's issuer and subject (the claims `iss` and
     /// `sub` of its tokens), so that REALNET_AUTH_MODE=authorizer acts as it
     Link {
+        /// The account's username
         username: String,
+        /// The org [default: REALNET_DEFAULT_ORG, else "default"]
         #[arg(long)]
         org: Option<String>,
+        /// The identity provider's issuer (the `iss` claim, e.g. a Cognito user pool's URL)
         #[arg(long)]
         issuer: String,
+        /// The account's subject at that provider (the `sub` claim)
         #[arg(long)]
         subject: String,
     },
@@ -152,8 +185,11 @@ enum AccountCommand {
 enum GroupCommand {
     /// Add an account to a group, creating the group if needed
     Add {
+        /// The group's name
         group: String,
+        /// The account's username
         username: String,
+        /// The org [default: REALNET_DEFAULT_ORG, else "default"]
         #[arg(long)]
         org: Option<String>,
     },
@@ -163,13 +199,17 @@ enum GroupCommand {
 enum TokenCommand {
     /// Issue a login token for an account and print it
     Create {
+        /// The account's username
         username: String,
+        /// The org [default: REALNET_DEFAULT_ORG, else "default"]
         #[arg(long)]
         org: Option<String>,
     },
     /// Revoke every login token of an account
     Revoke {
+        /// The account's username
         username: String,
+        /// The org [default: REALNET_DEFAULT_ORG, else "default"]
         #[arg(long)]
         org: Option<String>,
     },
@@ -187,12 +227,15 @@ enum ApikeyCommand {
         /// When the key stops working (RFC 3339)
         #[arg(long)]
         expires: Option<String>,
+        /// The org [default: REALNET_DEFAULT_ORG, else "default"]
         #[arg(long)]
         org: Option<String>,
     },
     /// Revoke (delete) an API key by its item id
     Revoke {
+        /// The API key's item id (shown by `realnet get ApiKey`)
         id: String,
+        /// The org [default: REALNET_DEFAULT_ORG, else "default"]
         #[arg(long)]
         org: Option<String>,
     },
@@ -229,6 +272,15 @@ enum TypesCommand {
 async fn main() -> ExitCode {
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
+        // Whoever read the output has stopped reading (`| head`): nothing is wrong.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -243,20 +295,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         return check_types(dir.clone());
     }
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
+    if let Command::Serve { port, host } = &cli.command {
+        config.server_port = port.unwrap_or(config.server_port);
+        config.server_host = host.unwrap_or(config.server_host);
+    }
     realnet::telemetry::init(false, config.debug);
+    // Only the commands that set a store up may make a new one; the others would quietly
+    // work on an empty store somewhere the user did not mean.
+    let sets_up = matches!(
+        cli.command,
+        Command::Init
+            | Command::Serve { .. }
+            | Command::Org {
+                command: OrgCommand::Create { .. }
+            }
+    );
+    if let DbConfig::Sqlite { path } = &config.db
+        && !sets_up
+        && !path.exists()
+    {
+        bail!(
+            "there is no Realnet store at {}: run `realnet init` there first, or set REALNET_DATA_DIR to the folder of an existing one",
+            path.display()
+        );
+    }
     let rn = Arc::new(Realnet::from_config(config, realnet_extensions::linked())?);
     match cli.command {
-        Command::Serve => serve(rn).await,
+        Command::Serve { .. } => serve(rn).await,
         Command::Init => {
             let report = rn.init().await?;
-            println!(
+            out!(
                 "initialized {} store: {} seed items created, {} already present{}",
                 rn.store.kind(),
                 report.created,
                 report.existing,
                 kept_deleted(&report)
-            );
+            )?;
             announce_admin(&rn, &report, &base_url(&rn))
         }
         Command::Org {
@@ -265,12 +340,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rn.store.migrate().await?;
             let password = rn.config.auth.admin_password.as_ref().map(|s| s.0.clone());
             let report = rn.init_org(&name, password).await?;
-            println!(
+            out!(
                 "org {name}: {} items created, {} already present{}",
                 report.created,
                 report.existing,
                 kept_deleted(&report)
-            );
+            )?;
             announce_admin(&rn, &report, &base_url(&rn))
         }
         Command::Account { command } => {
@@ -326,7 +401,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     serde_json::to_value(ops::query(&rn, &admin, &query).await?.items)?
                 }
             };
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            out!("{}", serde_json::to_string_pretty(&value)?)?;
             Ok(())
         }
         Command::Create {
@@ -361,7 +436,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 attributes,
             };
             let (item, _) = ops::create(&rn, &creator, input, None).await?;
-            println!("{}", serde_json::to_string_pretty(&item)?);
+            out!("{}", serde_json::to_string_pretty(&item)?)?;
             Ok(())
         }
         Command::Types { .. } => unreachable!("handled above"),
@@ -372,14 +447,16 @@ fn check_types(dir: Option<PathBuf>) -> anyhow::Result<()> {
     let dir = dir
         .or_else(|| std::env::var_os("REALNET_INIT_DIR").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("initialization"));
-    let registry =
-        TypeRegistry::from_dir(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    println!(
-        "{}: {} types, {} seed items: ok",
+    // With the types the linked extensions ship, as the runners load them.
+    let shipped = realnet::extensions::Extensions::new(realnet_extensions::linked())?;
+    let registry = TypeRegistry::load(Some(&dir), &shipped.type_files())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    out!(
+        "{}: {} types, {} seed items (with the linked extensions'): ok",
         dir.display(),
         registry.all().len(),
         registry.seeds().len()
-    );
+    )?;
     Ok(())
 }
 
@@ -420,9 +497,9 @@ fn parse_attrs(
 }
 
 async fn info(rn: &Realnet) -> anyhow::Result<()> {
-    println!("realnet {}", env!("CARGO_PKG_VERSION"));
+    out!("realnet {}", env!("CARGO_PKG_VERSION"))?;
     match &rn.config.db {
-        DbConfig::Sqlite { path } => println!("store: sqlite {}", path.display()),
+        DbConfig::Sqlite { path } => out!("store: sqlite {}", path.display())?,
         DbConfig::Postgres { config, .. } => {
             let hosts: Vec<String> = config
                 .get_hosts()
@@ -432,29 +509,29 @@ async fn info(rn: &Realnet) -> anyhow::Result<()> {
                     tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
                 })
                 .collect();
-            println!(
+            out!(
                 "store: postgresql {}/{}",
                 hosts.join(","),
                 config.get_dbname().unwrap_or_default()
-            )
+            )?
         }
-        DbConfig::Dynamodb { table, .. } => println!("store: dynamodb table {table}"),
+        DbConfig::Dynamodb { table, .. } => out!("store: dynamodb table {table}")?,
     }
-    println!(
+    out!(
         "types: {} ({})",
         rn.types.all().len(),
         match &rn.config.init_dir {
             Some(d) => d.display().to_string(),
             None => "compiled in".to_string(),
         }
-    );
+    )?;
     rn.store.migrate().await?;
     let counts = rn.store.counts().await?;
     if counts.is_empty() {
-        println!("items: none (run `realnet init`)");
+        out!("items: none (run `realnet init`)")?;
     }
     for c in counts {
-        println!("items: {:>8}  {} / {}", c.count, c.org, c.type_name);
+        out!("items: {:>8}  {} / {}", c.count, c.org, c.type_name)?;
     }
     Ok(())
 }
@@ -549,17 +626,38 @@ async fn serve(rn: Arc<Realnet>) -> anyhow::Result<()> {
         DbConfig::Dynamodb { table, .. } => format!("dynamodb {table}"),
     };
     announce_admin(&rn, &report, &format!("http://{addr}"))?;
-    println!(
+    out!(
         "Realnet {} listening on http://{addr} (store: {store})",
         env!("CARGO_PKG_VERSION")
-    );
+    )?;
     let app = api::router(rn).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            tokio::signal::ctrl_c().await.ok();
-        })
+        .with_graceful_shutdown(stop_signal())
         .await
-        .context("server error")
+        .context("server error")?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what `docker stop`, systemd and Kubernetes send): the server then
+/// takes no new connections and finishes the requests under way.
+async fn stop_signal() {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    let signal = tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupt",
+        () = terminate => "terminate",
+    };
+    tracing::info!(signal, "stopping: finishing the requests under way");
 }
 
 /// Runs `realnet queue bridge`.
@@ -604,15 +702,43 @@ async fn bridge(
         received += round.received;
         failed += round.failed;
         if round.received > 0 {
-            println!(
+            out!(
                 "batch of {}: {} to deliver again",
-                round.received, round.failed
-            );
+                round.received,
+                round.failed
+            )?;
         }
         if once {
             break;
         }
     }
-    println!("received {received}, failed {failed}");
+    out!("received {received}, failed {failed}")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command, argument and option says what it is in `--help`.
+    #[test]
+    fn everything_has_a_help_line() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "realnet", &mut missing);
+        assert!(missing.is_empty(), "no help line: {missing:#?}");
+    }
 }

@@ -154,6 +154,9 @@ fn bad_configuration_names_the_variable() {
         ("REALNET_DB_TYPE", "mysql"),
         ("REALNET_AUTH_MODE", "jwt"),
         ("REALNET_ADMIN_PASSWORD", "short"),
+        ("REALNET_CORS_ORIGINS", "app.example.com/"),
+        ("REALNET_REQUEST_TIMEOUT", "forever"),
+        ("REALNET_MAX_CONCURRENT_REQUESTS", "0"),
     ] {
         let out = realnet(data.path(), &["serve"], &[(var, value)]);
         assert_eq!(out.status.code(), Some(1), "{var}={value}");
@@ -522,11 +525,14 @@ async fn org_account_group_token_and_apikey_commands() {
         .expect("the API key works");
     assert_eq!(via_key.account, carol.account);
 
-    ok(&realnet(
-        dir,
-        &["token", "revoke", "carol", "--org", "acme"],
-        &[],
-    ));
+    let revoked = realnet(dir, &["token", "revoke", "carol", "--org", "acme"], &[]);
+    ok(&revoked);
+    // It says when servers already running see the revocation.
+    assert!(
+        stdout(&revoked).contains("within 30s (REALNET_AUTH_CACHE_TTL)"),
+        "{}",
+        stdout(&revoked)
+    );
     assert!(open().principal_for_token(&token).await.is_err(), "revoked");
     assert!(
         open().principal_for_token(&key).await.is_ok(),
@@ -1049,4 +1055,104 @@ async fn queue_bridge_feeds_the_worker() {
     );
     let listed = realnet(dir, &["get", "Company"], &[]);
     assert!(stdout(&listed).contains("Invoked"), "{}", stdout(&listed));
+}
+
+/// `realnet serve --port` listens there; SIGTERM (what `docker stop` and systemd send) stops
+/// it cleanly, with a line saying so; its log, not a terminal, holds no colour codes.
+#[tokio::test]
+async fn serve_stops_on_sigterm_and_logs_plain_text() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut child = command(
+        data.path(),
+        &["serve", "--port", &port],
+        &[("REALNET_ADMIN_PASSWORD", "a password from the environment")],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start realnet serve");
+    let out = collect(child.stdout.take().expect("stdout"));
+    let err = collect(child.stderr.take().expect("stderr"));
+    let server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for_ping(&base).await;
+    let pid = server.0.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let mut server = server;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "serve did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let log = format!(
+        "{}{}",
+        out.join().expect("stdout"),
+        err.join().expect("stderr")
+    );
+    assert!(log.contains("server stopped"), "{log}");
+    assert!(
+        log.contains("signal=\"terminate\"") || log.contains("signal=terminate"),
+        "{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file: {log:?}"
+    );
+}
+
+/// `realnet info | head -1`: the reader goes away; realnet exits quietly, not with a panic.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let data = tempfile::tempdir().expect("temp dir");
+    assert!(realnet(data.path(), &["init"], &[]).status.success());
+    let mut child = command(data.path(), &["info"], &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run realnet info");
+    // Close the reading end at once, as `head` does once it has its lines.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("output");
+    let err = stderr(&output);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(output.status.success(), "{:?}: {err}", output.status);
+}
+
+/// A command that reads or changes data, run where there is no store, says so and names
+/// REALNET_DATA_DIR, instead of quietly making a new, empty one.
+#[test]
+fn a_command_without_a_store_names_the_data_folder() {
+    let data = tempfile::tempdir().expect("temp dir");
+    for args in [
+        &["info"][..],
+        &["get", "Company"],
+        &["token", "create", "admin"],
+    ] {
+        let out = realnet(data.path(), args, &[]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains("REALNET_DATA_DIR") && stderr(&out).contains("realnet init"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(
+        std::fs::read_dir(data.path())
+            .expect("dir")
+            .next()
+            .is_none(),
+        "nothing was made"
+    );
 }

@@ -119,6 +119,53 @@ pub struct Config {
     /// The key job envelopes are signed with; without one, a key generated once per
     /// installation and kept in the store.
     pub job_signing_key: Option<Secret>,
+    /// Browser origins given CORS answers.
+    pub cors_origins: CorsOrigins,
+    /// How long a request may run before it is stopped with a `503` (below the Lambda
+    /// function's timeout, so the caller gets the JSON answer).
+    pub request_timeout: Duration,
+    /// Requests in flight at once; more are refused with a `503` instead of queued.
+    pub max_concurrent_requests: usize,
+}
+
+/// The browser origins that may call the API (`REALNET_CORS_ORIGINS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No CORS answers (the default): browsers call only from the API's own origin.
+    None,
+    /// `*`: any origin (credentials are bearer headers, never cookies).
+    Any,
+    /// These origins (`https://app.example.com`, with a port unless the scheme's own).
+    List(Vec<String>),
+}
+
+impl CorsOrigins {
+    /// Reads `*`, or origins separated by commas.
+    fn parse(value: Option<&str>) -> Result<CorsOrigins, String> {
+        let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(CorsOrigins::None);
+        };
+        if value == "*" {
+            return Ok(CorsOrigins::Any);
+        }
+        value
+            .split(',')
+            .map(str::trim)
+            .map(|origin| {
+                let host = match origin.split_once("://") {
+                    Some(("http" | "https", host)) => host,
+                    _ => "",
+                };
+                if host.is_empty() || host.contains(['/', '?', '#', '*', ' ', '@']) {
+                    return Err(format!(
+                        "{origin:?} is not an origin: write scheme://host[:port] without a path or a trailing slash (e.g. https://app.example.com), several separated by commas, or * alone"
+                    ));
+                }
+                Ok(origin.to_string())
+            })
+            .collect::<Result<_, _>>()
+            .map(CorsOrigins::List)
+    }
 }
 
 /// How many levels an item hierarchy may have unless `REALNET_MAX_DEPTH` says otherwise.
@@ -229,7 +276,14 @@ impl Config {
                         c
                     }
                 };
-                let pool_size = parse("REALNET_DB_POOL_SIZE", "a number")?.unwrap_or(16);
+                // A Lambda container serves one request at a time and needs few connections;
+                // a server takes many requests at once.
+                let pool_default = if get("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+                    2
+                } else {
+                    16
+                };
+                let pool_size = parse("REALNET_DB_POOL_SIZE", "a number")?.unwrap_or(pool_default);
                 if !(1..=1000).contains(&pool_size) {
                     return Err(bad("REALNET_DB_POOL_SIZE", "must be from 1 to 1000"));
                 }
@@ -435,7 +489,29 @@ impl Config {
                 format!("must be from 1 to {MAX_DEPTH_CEILING} levels"),
             ));
         }
+        let cors_origins = CorsOrigins::parse(get("REALNET_CORS_ORIGINS").as_deref())
+            .map_err(|m| bad("REALNET_CORS_ORIGINS", m))?;
+        let request_timeout = duration("REALNET_REQUEST_TIMEOUT", Duration::from_secs(25))?;
+        if request_timeout < Duration::from_millis(100)
+            || request_timeout > Duration::from_secs(3600)
+        {
+            return Err(bad(
+                "REALNET_REQUEST_TIMEOUT",
+                "must be from 100ms to an hour",
+            ));
+        }
+        let max_concurrent_requests =
+            parse("REALNET_MAX_CONCURRENT_REQUESTS", "a number")?.unwrap_or(512);
+        if !(1..=100_000).contains(&max_concurrent_requests) {
+            return Err(bad(
+                "REALNET_MAX_CONCURRENT_REQUESTS",
+                "must be from 1 to 100000",
+            ));
+        }
         Ok(Config {
+            cors_origins,
+            request_timeout,
+            max_concurrent_requests: max_concurrent_requests as usize,
             server_host,
             server_port,
             db,
@@ -581,6 +657,11 @@ mod tests {
             ("REALNET_MAX_DEPTH", "0"),
             ("REALNET_MAX_DEPTH", "1001"),
             ("REALNET_MAX_DEPTH", "deep"),
+            ("REALNET_CORS_ORIGINS", "app.example.com"),
+            ("REALNET_CORS_ORIGINS", "https://app.example.com/"),
+            ("REALNET_CORS_ORIGINS", "https://a.example, *"),
+            ("REALNET_REQUEST_TIMEOUT", "10ms"),
+            ("REALNET_MAX_CONCURRENT_REQUESTS", "0"),
             ("REALNET_QUEUE_URL", "my-queue"),
             ("REALNET_JOB_SIGNING_KEY", "too short"),
         ] {
@@ -640,5 +721,57 @@ mod tests {
         ])
         .expect("valid");
         assert!(!format!("{c:?}").contains("s3cret-value"));
+    }
+
+    #[test]
+    fn a_lambda_container_holds_two_postgresql_connections_unless_told() {
+        let pool = |vars: &[(&str, &str)]| match config(vars).expect("valid").db {
+            DbConfig::Postgres { pool_size, .. } => pool_size,
+            other => panic!("{other:?}"),
+        };
+        let pg = [
+            ("REALNET_DB_TYPE", "postgresql"),
+            ("REALNET_DB_URL", "host=db user=u dbname=d"),
+        ];
+        assert_eq!(pool(&pg), 16);
+        assert_eq!(
+            pool(&[pg[0], pg[1], ("AWS_LAMBDA_FUNCTION_NAME", "api")]),
+            2
+        );
+        assert_eq!(
+            pool(&[
+                pg[0],
+                pg[1],
+                ("AWS_LAMBDA_FUNCTION_NAME", "api"),
+                ("REALNET_DB_POOL_SIZE", "1")
+            ]),
+            1
+        );
+    }
+
+    #[test]
+    fn cors_origins_are_none_any_or_a_list() {
+        assert_eq!(
+            config(&[]).expect("default").cors_origins,
+            CorsOrigins::None
+        );
+        assert_eq!(
+            config(&[("REALNET_CORS_ORIGINS", "*")])
+                .expect("any")
+                .cors_origins,
+            CorsOrigins::Any
+        );
+        assert_eq!(
+            config(&[(
+                "REALNET_CORS_ORIGINS",
+                "https://app.example.com, http://localhost:3000"
+            )])
+            .expect("list")
+            .cors_origins,
+            CorsOrigins::List(vec![
+                "https://app.example.com".into(),
+                "http://localhost:3000".into()
+            ])
+        );
     }
 }

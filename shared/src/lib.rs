@@ -14,6 +14,7 @@ pub mod error;
 pub mod extensions;
 pub mod item;
 pub mod jobs;
+pub mod metrics;
 pub mod orgs;
 pub mod query;
 pub mod queue;

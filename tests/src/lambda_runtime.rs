@@ -15,6 +15,10 @@ use axum::routing::{get, post};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+/// The X-Ray trace header every invocation carries (`Lambda-Runtime-Trace-Id`).
+pub const TRACE_ID: &str =
+    "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1";
+
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>>;
 
 #[derive(Clone)]
@@ -57,8 +61,24 @@ impl RuntimeApi {
         }
     }
 
+    /// Starts `binary` as a Lambda function polling this Runtime API, with `env` added; what
+    /// it writes to standard output (its log lines, its metrics) is kept for the caller
+    /// (`child.stdout`).
+    pub fn spawn_logged_function(&self, binary: &std::path::Path, env: &[(&str, &str)]) -> Child {
+        self.function_command(binary, env)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the function binary")
+    }
+
     /// Starts `binary` as a Lambda function polling this Runtime API, with `env` added.
     pub fn spawn_function(&self, binary: &std::path::Path, env: &[(&str, &str)]) -> Child {
+        self.function_command(binary, env)
+            .spawn()
+            .expect("start the function binary")
+    }
+
+    fn function_command(&self, binary: &std::path::Path, env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(binary);
         cmd.env("AWS_LAMBDA_RUNTIME_API", self.addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", "api")
@@ -71,7 +91,7 @@ impl RuntimeApi {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.spawn().expect("start the function binary")
+        cmd
     }
 
     /// Queues `event` for the function's next poll; the receiver yields its answer:
@@ -111,10 +131,7 @@ async fn next(State(s): State<Shared>) -> Result<(HeaderMap, String), StatusCode
         "lambda-runtime-invoked-function-arn",
         "arn:aws:lambda:us-east-1:000000000000:function:api".to_string(),
     );
-    set(
-        "lambda-runtime-trace-id",
-        "Root=1-00000000-000000000000000000000000".to_string(),
-    );
+    set("lambda-runtime-trace-id", TRACE_ID.to_string());
     Ok((headers, event.to_string()))
 }
 

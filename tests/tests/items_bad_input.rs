@@ -384,6 +384,27 @@ async fn invalid_changes(kind: StoreKind) {
         ),
     )
     .await;
+    // A bare version is told to quote it, not to send some other version.
+    let bare = refused(
+        &app,
+        "unquoted If-Match",
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        json_request(
+            Method::PATCH,
+            &uri(&c),
+            json!({"name": "c2"}),
+            &[("if-match", "4")],
+        ),
+    )
+    .await;
+    assert!(
+        bare.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("If-Match: \"4\"")),
+        "{}",
+        bare.text
+    );
     refused(
         &app,
         "invalid attribute in a patch",

@@ -1,10 +1,12 @@
 //! The Realnet HTTP API as an AWS Lambda function (API Gateway REST v1, HTTP v2, function
-//! URLs). It builds the context once per container and hands the shared router to
-//! `lambda_http`. The only things added here translate API Gateway specifics: its request id
-//! becomes the `x-request-id`; the stage that `lambda_http` puts in front of REST API paths is
+//! URLs, Application Load Balancer target groups). It builds the context once per container
+//! and hands the shared router to `lambda_http`. The only things added here translate the
+//! front door's specifics: its request id (the Lambda invocation's for a load balancer, which
+//! sends none) becomes the `x-request-id`; the stage that `lambda_http` puts in front of REST API paths is
 //! taken off again, so routes match the same paths as under `realnet serve`; the claims a JWT
 //! (or Cognito, or Lambda) authorizer verified and the client's source IP are handed to the
-//! router as request extensions, which no header a client sends can forge.
+//! router as request extensions, which no header a client sends can forge (behind a load
+//! balancer the client's address is the last `x-forwarded-for` entry, the one it appended).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,6 +53,16 @@ fn from_gateway(mut req: Request) -> Request {
                 .and_then(|a| a.jwt.as_ref())
                 .map(|jwt| jwt.claims.clone()),
             c.http.source_ip.clone(),
+        ),
+        Some(RequestContext::Alb(_)) => (
+            req.lambda_context_ref().map(|c| c.request_id.clone()),
+            None,
+            None,
+            req.headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .map(|ip| ip.trim().to_string()),
         ),
         _ => (None, None, None, None),
     };

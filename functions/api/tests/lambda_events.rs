@@ -1,5 +1,6 @@
 //! The `api` binary under a Lambda Runtime API: it answers the sample events in `events/api/`
-//! (API Gateway HTTP API v2 and REST API v1) as `cargo lambda invoke api --data-file ...`
+//! (API Gateway HTTP API v2 and REST API v1, a function URL, an Application Load Balancer
+//! target group) as `cargo lambda invoke api --data-file ...`
 //! would show, and refuses to start on an invalid initialization folder. The create and query
 //! events carry the claims of an API Gateway authorizer (issuer and subject) that the account
 //! `admin` is linked to, so the function runs with `REALNET_AUTH_MODE=both` on a store that
@@ -115,6 +116,55 @@ async fn answers_the_sample_events() {
         .expect("bad request answered");
     assert_eq!(bad["statusCode"], 400, "{bad}");
     assert_eq!(body(&bad)["error"]["code"], "invalid_json");
+
+    // A function URL sends the HTTP API's v2 shape from another domain; a Realnet token
+    // authenticates the caller (no authorizer stands in front of a URL).
+    let ping = runtime
+        .invoke(event("function-url-ping.json"))
+        .await
+        .expect("URL ping answered");
+    assert_eq!(ping["statusCode"], 200, "{ping}");
+    assert_eq!(ping["body"], "pong");
+    assert_eq!(ping["headers"]["x-request-id"], "evt-url-ping-0001");
+    let org = rn.config.default_org.clone();
+    let admin = realnet::auth::identity::find_account(&rn, &org, "admin")
+        .await
+        .expect("query")
+        .expect("the first admin");
+    let session = realnet::auth::login::issue(&rn, &admin)
+        .await
+        .expect("token");
+    let mut create = event("function-url-create-item.json");
+    create["headers"]["authorization"] = format!("Bearer {}", session.token).into();
+    let created = runtime.invoke(create).await.expect("URL create answered");
+    assert_eq!(created["statusCode"], 201, "{created}");
+    assert_eq!(body(&created)["name"], "Via URL");
+
+    // An Application Load Balancer's target group event, answered in its own shape (a
+    // status description beside the code), with the Lambda invocation's request id.
+    let ping = runtime
+        .invoke(event("alb-ping.json"))
+        .await
+        .expect("ALB ping answered");
+    assert_eq!(ping["statusCode"], 200, "{ping}");
+    assert_eq!(ping["statusDescription"], "200 OK", "{ping}");
+    assert_eq!(ping["body"], "pong");
+    assert!(
+        ping["headers"]["x-request-id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{ping}"
+    );
+    let anonymous = runtime
+        .invoke(event("alb-list-anonymous.json"))
+        .await
+        .expect("ALB list answered");
+    assert_eq!(anonymous["statusCode"], 401, "{anonymous}");
+    assert_eq!(
+        body(&anonymous)["error"]["code"],
+        "unauthorized",
+        "{anonymous}"
+    );
 
     function.kill().ok();
     function.wait().ok();

@@ -1,7 +1,8 @@
 //! The `scheduler` binary under a Lambda Runtime API, as `cargo lambda invoke scheduler
 //! --data-file events/scheduler/...` would run it, with SQS in moto as its queue: the sample
 //! tick sends the run of a stored schedule that fell due at the event's time, once; the
-//! maintenance sample reports what it deleted; an unknown task fails with the reason.
+//! maintenance sample reports what it deleted; a plain rule's event (`"detail": {}`) is the
+//! tick; an unknown task fails with the reason.
 
 use std::path::PathBuf;
 
@@ -97,6 +98,13 @@ async fn answers_the_sample_events() {
     let again = runtime.invoke(tick).await.expect("tick answered");
     assert_eq!(again["report"]["sent"], 0, "{again}");
     assert_eq!(again["report"]["already_sent"], 1, "{again}");
+    // A plain rule (or SAM's `Schedule` event) sends `"detail": {}`: the same minute tick.
+    let plain = runtime
+        .invoke(event("plain-rule.json"))
+        .await
+        .expect("plain rule answered");
+    assert_eq!(plain["task"], "tick", "{plain}");
+    assert_eq!(plain["report"]["already_sent"], 1, "{plain}");
     let maintenance = runtime
         .invoke(event("maintenance.json"))
         .await

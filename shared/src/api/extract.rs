@@ -94,9 +94,15 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         .and_then(|v| v.parse::<i64>().ok())
         .map(Some)
         .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "If-Match must be an ETag from this API, such as \"3\", not {value:?}"
-            ))
+            ApiError::bad_request(match value.parse::<i64>() {
+                // An ETag is a quoted string; the bare version is the usual slip.
+                Ok(version) => format!(
+                    "If-Match takes an ETag, which is quoted: send If-Match: \"{version}\", not {value}"
+                ),
+                Err(_) => format!(
+                    "If-Match must be an ETag from this API, such as \"3\", not {value:?}"
+                ),
+            })
         })
 }
 

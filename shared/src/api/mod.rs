@@ -11,6 +11,7 @@ mod files;
 mod health;
 mod items;
 mod jobs;
+mod limits;
 mod openapi;
 pub mod state;
 mod types;
@@ -35,7 +36,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole API over `rn`.
 pub fn router(rn: Arc<Realnet>) -> Router {
     let body_limit = rn.config.body_limit;
-    Router::new()
+    let routes = Router::new()
         .route("/ping", get(health::ping))
         .route("/time", get(health::time))
         .route("/api/openapi.json", get(openapi::document))
@@ -56,11 +57,9 @@ pub fn router(rn: Arc<Realnet>) -> Router {
         .route("/api/items/{id}/children", get(items::children))
         .route("/api/files", get(files::list).post(files::create))
         .route(
-            "/api/files/{id}/content",
-            // Uploads are streamed and bounded by their declared size, not by the body limit.
-            get(files::content).put(files::upload),
+            "/api/files/{id}/confirm",
+            axum::routing::post(files::confirm),
         )
-        .route("/api/files/{id}/confirm", axum::routing::post(files::confirm))
         .route("/api/extensions", get(extensions::list))
         .route(
             "/_schd/{portfolio}/{org}/call/{extension}/{handler}",
@@ -79,10 +78,19 @@ pub fn router(rn: Arc<Realnet>) -> Router {
                 .patch(items::patch)
                 .put(items::put)
                 .delete(items::delete),
+        );
+    // File contents stream for as long as their size takes, past the request timeout.
+    let routes = limits::with_timeout(routes, rn.config.request_timeout)
+        .route(
+            "/api/files/{id}/content",
+            // Uploads are streamed and bounded by their declared size, not by the body limit.
+            get(files::content).put(files::upload),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(crate::metrics::record_request));
+    limits::guarded(routes, &rn.config)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

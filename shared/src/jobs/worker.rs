@@ -49,18 +49,51 @@ pub enum RecordOutcome {
     Refused(String),
 }
 
+impl RecordOutcome {
+    /// How it ended, in a word (the `Outcome` of the jobs metric).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RecordOutcome::Succeeded(_) => "succeeded",
+            RecordOutcome::Failed(_) => "failed",
+            RecordOutcome::Retry(_) => "retry",
+            RecordOutcome::Refused(_) => "refused",
+        }
+    }
+}
+
 /// Runs one record's job.
 pub async fn process(rn: &Arc<Realnet>, message: &SqsMessage, timeout: Duration) -> RecordOutcome {
     let id = message.message_id.clone().unwrap_or_default();
     let credentials = Credentials::from_sqs(&message.message_attributes);
-    run_body(
-        rn,
-        &id,
-        message.body.as_deref().unwrap_or_default(),
-        &credentials,
-        timeout,
-    )
-    .await
+    let body = message.body.as_deref().unwrap_or_default();
+    // The X-Ray trace header SQS carried from the sender (the api function's request).
+    let span = tracing::info_span!(
+        "record",
+        trace = message
+            .attributes
+            .get("AWSTraceHeader")
+            .map_or("", String::as_str)
+    );
+    let outcome = run_body(rn, &id, body, &credentials, timeout)
+        .instrument(span)
+        .await;
+    let queue_age = message
+        .attributes
+        .get("SentTimestamp")
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(|sent| u64::try_from(chrono::Utc::now().timestamp_millis() - sent).ok())
+        .map(Duration::from_millis);
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(borrow)]
+        kind: Option<&'a str>,
+    }
+    let kind = serde_json::from_str::<Kind>(body)
+        .ok()
+        .and_then(|k| k.kind)
+        .unwrap_or("unknown");
+    crate::metrics::job(kind, outcome.name(), queue_age);
+    outcome
 }
 
 /// Sets attributes of the job's `Job` item, if it has one (jobs sent through the API).
@@ -126,9 +159,14 @@ pub async fn run_body(
         org = tracing::field::Empty, request_id = tracing::field::Empty);
     // Instrumented, not entered: a span entered across an await would leak into whatever the
     // thread polls next, and the leaked parents pile up.
-    receive(rn, id, body, credentials, timeout)
-        .instrument(span)
-        .await
+    async {
+        let outcome = receive(rn, id, body, credentials, timeout).await;
+        // One line per delivery, in the job's span: what a request id is followed by.
+        tracing::info!(outcome = outcome.name(), "job done");
+        outcome
+    }
+    .instrument(span)
+    .await
 }
 
 async fn receive(
@@ -247,8 +285,10 @@ async fn run_job(
                 None,
             ),
         },
+        // What the job asked for was refused (bad input, no right): the sender's to fix, so
+        // a warning; the server's own failures are errors.
         Err(JobFailure::Permanent(m)) => {
-            tracing::error!(error = %m, "job failed");
+            tracing::warn!(error = %m, "job failed");
             (RecordOutcome::Failed(m.clone()), Some(json!({"error": m})))
         }
         Err(JobFailure::Retry(m)) => {

@@ -84,6 +84,21 @@ impl Queue for SqsQueue {
             .queue_url(&self.url)
             .message_body(&job.body)
             .message_attributes(SIGNATURE, signature);
+        // On Lambda, the X-Ray trace of the invocation that sends the job (the runtime sets it
+        // per invocation): SQS hands it to the worker as the record's AWSTraceHeader.
+        if let Ok(trace) = std::env::var("_X_AMZN_TRACE_ID")
+            && !trace.is_empty()
+        {
+            let header = aws_sdk_sqs::types::MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(trace)
+                .build()
+                .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+            send = send.message_system_attributes(
+                aws_sdk_sqs::types::MessageSystemAttributeNameForSends::AwsTraceHeader,
+                header,
+            );
+        }
         if self.url.ends_with(".fifo") {
             send = send
                 .message_group_id(&job.envelope.org)

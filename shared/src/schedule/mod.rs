@@ -49,6 +49,34 @@ pub struct Timing {
     zone: Tz,
 }
 
+/// Which field of a five-field cron expression is at fault (each is tried alone, the others
+/// `*`), as text like `": the hour field \"25\" is wrong"`; empty when the fields
+/// are not five or each is fine alone.
+fn faulty_field(cron: &str) -> String {
+    const NAMES: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    if fields.len() != 5 {
+        return if cron.trim_start().starts_with('@') {
+            String::new()
+        } else {
+            format!(": it has {} fields", fields.len())
+        };
+    }
+    let parser = CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build();
+    (0..5)
+        .find(|&i| {
+            let alone: Vec<&str> = (0..5)
+                .map(|j| if j == i { fields[i] } else { "*" })
+                .collect();
+            parser.parse(&alone.join(" ")).is_err()
+        })
+        .map(|i| format!(": the {} field {:?} is wrong", NAMES[i], fields[i]))
+        .unwrap_or_default()
+}
+
 impl Timing {
     /// Parses a five-field cron expression (or `@hourly`, `@daily`, ...) read in the IANA time
     /// zone `zone`.
@@ -63,7 +91,10 @@ impl Timing {
             .map_err(|e| {
                 errors.add(
                     "cron",
-                    format!("{cron:?} is not a valid cron expression (five fields: minute hour day-of-month month day-of-week): {e}"),
+                    format!(
+                        "{cron:?} is not a valid cron expression{} (five fields: minute hour day-of-month month day-of-week): {e}",
+                        faulty_field(cron)
+                    ),
                 )
             })
             .ok();
@@ -350,9 +381,11 @@ async fn send(rn: &Realnet, schedule: &Item, run: &str) -> Result<uuid::Uuid, No
 }
 
 /// The event `functions/scheduler` takes: an EventBridge scheduled event whose `detail` names
-/// the task (the rule's input in `infra/`). Other fields of the event are ignored.
+/// the task (the rule's input in `infra/`). A plain rule or a SAM `Schedule` event sends an
+/// empty `detail`: that is the minute tick. Other fields of the event are ignored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ScheduledEvent {
+    #[serde(default)]
     pub detail: TaskDetail,
     /// When EventBridge fired the rule; the tick counts from here, so a delayed invocation
     /// still sends what was due at that minute.
@@ -360,11 +393,12 @@ pub struct ScheduledEvent {
     pub time: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskDetail {
-    /// `tick` or `maintenance`.
-    pub task: String,
+    /// `tick` (also when absent) or `maintenance`.
+    #[serde(default)]
+    pub task: Option<String>,
 }
 
 /// Why a scheduled task did not run.
@@ -389,7 +423,7 @@ impl TaskError {
 /// Runs the task an event names and answers what it did.
 pub async fn handle(rn: &Realnet, event: ScheduledEvent) -> Result<Value, TaskError> {
     let now = Utc::now();
-    match event.detail.task.as_str() {
+    match event.detail.task.as_deref().unwrap_or("tick") {
         "tick" => {
             // A late invocation counts from the time the rule fired, never from the future.
             let at = event.time.map_or(now, |t| t.min(now));
@@ -397,6 +431,7 @@ pub async fn handle(rn: &Realnet, event: ScheduledEvent) -> Result<Value, TaskEr
                 task: "tick",
                 message: e.to_string(),
             })?;
+            crate::metrics::scheduler_run("tick", Some((report.sent, report.failed)));
             Ok(json!({"task": "tick", "report": report}))
         }
         "maintenance" => {
@@ -406,6 +441,7 @@ pub async fn handle(rn: &Realnet, event: ScheduledEvent) -> Result<Value, TaskEr
                     task: "maintenance",
                     message: e.to_string(),
                 })?;
+            crate::metrics::scheduler_run("maintenance", None);
             Ok(json!({"task": "maintenance", "report": report}))
         }
         other => Err(TaskError::UnknownTask(other.to_string())),
@@ -423,7 +459,11 @@ pub async fn run_local(rn: Arc<Realnet>) {
         }
         if last_maintenance.is_none_or(|t| now - t >= chrono::Duration::hours(1)) {
             match maintenance::run(&rn, now).await {
-                Ok(report) => tracing::info!(?report, "maintenance done"),
+                Ok(report) => tracing::info!(
+                    abandoned_uploads = report.abandoned_uploads,
+                    expired = %json!(report.expired),
+                    "maintenance done"
+                ),
                 Err(e) => tracing::warn!(error = %e, "maintenance failed"),
             }
             last_maintenance = Some(now);
@@ -478,6 +518,21 @@ mod tests {
             let e = Timing::parse(cron, zone).expect_err(cron);
             assert_eq!(e.0.len(), 1, "{cron} {zone}: {e:?}");
             assert_eq!(e.0[0].0, field, "{cron} {zone}");
+        }
+    }
+
+    #[test]
+    fn a_bad_cron_expression_names_its_field() {
+        for (cron, named) in [
+            ("61 * * * *", "the minute field \"61\""),
+            ("0 25 * * *", "the hour field \"25\""),
+            ("0 9 32 * *", "the day-of-month field \"32\""),
+            ("0 9 * 13 *", "the month field \"13\""),
+            ("0 9 * * funday", "the day-of-week field \"funday\""),
+            ("* * * *", "it has 4 fields"),
+        ] {
+            let e = Timing::parse(cron, "UTC").expect_err(cron);
+            assert!(e.0[0].1.contains(named), "{cron}: {:?}", e.0[0].1);
         }
     }
 }

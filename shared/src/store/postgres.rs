@@ -125,6 +125,19 @@ fn causes(e: &dyn Error) -> String {
     text
 }
 
+/// What to do when the server's certificate is not trusted: Debian's PostgreSQL and most
+/// distributions' serve TLS with a self-signed certificate out of the box.
+fn tls_hint(why: &str) -> &'static str {
+    if why.contains("UnknownIssuer") || why.contains("invalid peer certificate") {
+        " (the server's certificate is not signed by an authority Realnet trusts: give the \
+         server's CA certificate, or its self-signed certificate, as a PEM file in \
+         REALNET_DB_CA_FILE; on a network you trust, sslmode=disable in REALNET_DB_URL turns \
+         TLS off)"
+    } else {
+        ""
+    }
+}
+
 fn backend(e: tokio_postgres::Error) -> StoreError {
     if e.is_closed() || e.as_db_error().is_none() {
         StoreError::Unavailable(e.to_string())
@@ -159,7 +172,11 @@ impl PostgresStore {
 
     async fn connection(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| {
-            StoreError::Unavailable(format!("cannot connect to PostgreSQL: {}", causes(&e)))
+            let why = causes(&e);
+            StoreError::Unavailable(format!(
+                "cannot connect to PostgreSQL: {why}{}",
+                tls_hint(&why)
+            ))
         })
     }
 
@@ -678,24 +695,30 @@ impl ItemStore for PostgresStore {
         window_start: DateTime<Utc>,
     ) -> Result<Attempt, StoreError> {
         let client = self.client().await?;
-        let stmt = client
+        let count = client
             .prepare_cached(&st().count_attempt)
             .await
             .map_err(backend)?;
-        let params = sql::count_attempt_params(key, limit, now, window_start);
-        if let Some(row) = client
-            .query_opt(&stmt, &refs(&params))
-            .await
-            .map_err(backend)?
-        {
-            return Ok(Attempt::Counted { since: row.get(0) });
-        }
-        let stmt = client
+        let window = client
             .prepare_cached(&st().attempt_window)
             .await
             .map_err(backend)?;
-        let row = client.query_one(&stmt, &[&key]).await.map_err(backend)?;
-        Ok(Attempt::Refused { since: row.get(0) })
+        let params = sql::count_attempt_params(key, limit, now, window_start);
+        // Refused at the limit, the window is read next; a successful login on another
+        // connection may clear it in between, and then the attempt is counted afresh.
+        for _ in 0..3 {
+            if let Some(row) = client
+                .query_opt(&count, &refs(&params))
+                .await
+                .map_err(backend)?
+            {
+                return Ok(Attempt::Counted { since: row.get(0) });
+            }
+            if let Some(row) = client.query_opt(&window, &[&key]).await.map_err(backend)? {
+                return Ok(Attempt::Refused { since: row.get(0) });
+            }
+        }
+        Ok(Attempt::Refused { since: now })
     }
 
     async fn uncount_attempt(&self, key: &str, since: DateTime<Utc>) -> Result<(), StoreError> {
