@@ -115,6 +115,10 @@ pub struct Config {
     /// The key job envelopes are signed with; without one, a key generated once per
     /// installation and kept in the store.
     pub job_signing_key: Option<Secret>,
+    /// Whether webhook extensions may be called on loopback addresses, and over plain
+    /// http (`REALNET_EXTENSION_ALLOW_LOOPBACK`; for local test servers only). Private,
+    /// link-local and metadata addresses are refused always.
+    pub extension_allow_loopback: bool,
 }
 
 /// How many levels an item hierarchy may have unless `REALNET_MAX_DEPTH` says otherwise.
@@ -444,6 +448,7 @@ impl Config {
                 k => k.map(Secret),
             },
             max_depth: max_depth as usize,
+            extension_allow_loopback: flag("REALNET_EXTENSION_ALLOW_LOOPBACK")?,
             queue_url: match get("REALNET_QUEUE_URL") {
                 Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
                     return Err(bad(
