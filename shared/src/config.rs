@@ -567,6 +567,7 @@ mod tests {
             ("REALNET_MAX_DEPTH", "deep"),
             ("REALNET_QUEUE_URL", "my-queue"),
             ("REALNET_JOB_SIGNING_KEY", "too short"),
+            ("REALNET_EXTENSION_ALLOW_LOOPBACK", "sometimes"),
         ] {
             let err = config(&[(var, value)]).expect_err("refused");
             assert_eq!(err.var, var);

@@ -52,7 +52,11 @@ async fn once(client: &reqwest::Client, t: &Target) -> anyhow::Result<Duration> 
     let status = response.status();
     let body = response.bytes().await?;
     if !status.is_success() {
-        bail!("{} answered {status}: {}", t.url, String::from_utf8_lossy(&body));
+        bail!(
+            "{} answered {status}: {}",
+            t.url,
+            String::from_utf8_lossy(&body)
+        );
     }
     Ok(started.elapsed())
 }
