@@ -56,8 +56,8 @@ fn signed(seen: &Seen, headers: &HeaderMap, body: &[u8]) -> bool {
     if (chrono::Utc::now().timestamp() - t).abs() > 300 {
         return false;
     }
-    let secret = seen.secret.lock().unwrap().clone();
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    let secret = seen.secret.lock().expect("the echo server's state").clone();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(format!("{t}.").as_bytes());
     mac.update(body);
     let expected: String = mac
@@ -78,8 +78,8 @@ async fn echo(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) ->
         )
             .into_response();
     }
-    let call: Value = serde_json::from_slice(&body).unwrap();
-    *seen.last.lock().unwrap() = Some(call.clone());
+    let call: Value = serde_json::from_slice(&body).expect("Realnet sends JSON");
+    *seen.last.lock().expect("the echo server's state") = Some(call.clone());
     axum::Json(json!({"echo": call["payload"]})).into_response()
 }
 
@@ -139,8 +139,10 @@ async fn echo_server() -> (String, Arc<Seen>) {
             }),
         )
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("the store answers");
+    let addr = listener.local_addr().expect("its address");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://127.0.0.1:{}", addr.port()), seen)
 }
@@ -168,9 +170,11 @@ async fn create_webhook(app: &TestApp, name: &str, url: &str, seen: &Seen) -> (V
         .expect("the secret, shown once")
         .to_string();
     assert!(secret.starts_with("rnwhsec_"), "{secret}");
-    *seen.secret.lock().unwrap() = secret.clone();
+    *seen.secret.lock().expect("the echo server's state") = secret.clone();
     let mut item = a.body.clone();
-    item.as_object_mut().unwrap().remove("key");
+    item.as_object_mut()
+        .expect("an item is an object")
+        .remove("key");
     (item, secret)
 }
 
@@ -211,7 +215,7 @@ async fn a_webhook_is_called_signed_and_its_secret_shown_once(kind: StoreKind) {
             .map(|i| &i.attributes)
             .collect::<Vec<_>>(),
     )
-    .unwrap();
+    .expect("attributes serialize");
     assert!(!stored.contains(&secret), "no item holds the secret");
 
     // GET /api/extensions lists it as a webhook with its schemas.
@@ -234,7 +238,7 @@ async fn a_webhook_is_called_signed_and_its_secret_shown_once(kind: StoreKind) {
     let sent = seen
         .last
         .lock()
-        .unwrap()
+        .expect("the echo server's state")
         .clone()
         .expect("a signed request arrived");
     assert_eq!(sent["extension"], "hooks");
@@ -300,7 +304,7 @@ async fn a_webhook_is_called_signed_and_its_secret_shown_once(kind: StoreKind) {
         .store
         .setting(&format!("extension_secret/default/{id}"), "")
         .await
-        .unwrap();
+        .expect("the store answers");
     assert_eq!(kept, "", "the secret went with its item");
     let a = call(&app, &admin, "default", "hooks/echo", json!({"text": "x"})).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
@@ -404,7 +408,11 @@ async fn calling_needs_the_call_right(kind: StoreKind) {
     let a = call(&app, &member, "default", "hooks/echo", json!({"text": "x"})).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(
-        seen.last.lock().unwrap().as_ref().unwrap()["caller"]["username"],
+        seen.last
+            .lock()
+            .expect("the echo server's state")
+            .as_ref()
+            .expect("a signed request arrived")["caller"]["username"],
         "mia"
     );
 }
@@ -546,7 +554,8 @@ async fn call_route(
     body["attributes"]["timeout_ms"] = json!(timeout_ms);
     let a = app.post("/api/items", body).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
-    *seen.secret.lock().unwrap() = a.body["key"].as_str().unwrap().to_string();
+    *seen.secret.lock().expect("the echo server's state") =
+        a.body["key"].as_str().expect("the secret").to_string();
     let before = app.snapshot().await;
     let admin = app.admin_token.clone();
     let started = Instant::now();
@@ -592,7 +601,7 @@ async fn failing_webhooks_are_a_502() {
         1,
         "the redirect was not followed"
     );
-    assert!(seen.last.lock().unwrap().is_none());
+    assert!(seen.last.lock().expect("the echo server's state").is_none());
 
     let (a, _, _) = call_route(&app, "broken", "/broken", 5000).await;
     assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text);
@@ -619,7 +628,7 @@ async fn failing_webhooks_are_a_502() {
 async fn addresses_inside_the_network_are_never_called() {
     let app = TestApp::new(StoreKind::Sqlite).await;
     let (base, seen) = echo_server().await;
-    let port = base.rsplit(':').next().unwrap().to_string();
+    let port = base.rsplit(':').next().expect("a port").to_string();
     let before = app.snapshot().await;
     for url in [
         format!("{base}/echo"),

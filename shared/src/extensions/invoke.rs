@@ -2,9 +2,10 @@
 //! (an `extension.call` job) or on a schedule (a `Schedule` whose job is one): the handler
 //! found (a linked one, else the remote `Extension` item of that name in the caller's org),
 //! the caller's right to call it checked (`call` on the `Extension` type, or for a remote one
-//! on its item; default deny; org admins may), the payload checked against the handler's input schema, the
-//! handler run in a task of its own (a panic fails the call, not the process), and its staged
-//! writes committed in one transaction, then its jobs sent.
+//! on its item; default deny; org admins may), the payload checked against the handler's
+//! input schema, the handler run in a task of its own (a panic fails the call, not the
+//! process), and its staged writes committed in one transaction, then its jobs sent. A remote
+//! handler runs elsewhere ([`super::remote`]) and stages nothing.
 
 use std::sync::Arc;
 

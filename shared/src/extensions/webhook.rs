@@ -283,15 +283,18 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::a9fe:a9fe",
         ] {
-            let ip: IpAddr = ip.parse().unwrap();
+            let ip: IpAddr = ip.parse().expect("an address");
             assert!(refused_address(ip, false).is_some(), "{ip} is refused");
         }
         for ip in ["93.184.216.34", "2606:4700::1111", "100.128.0.1"] {
-            let ip: IpAddr = ip.parse().unwrap();
+            let ip: IpAddr = ip.parse().expect("an address");
             assert_eq!(refused_address(ip, false), None, "{ip} is public");
         }
-        assert_eq!(refused_address("127.0.0.1".parse().unwrap(), true), None);
-        assert!(refused_address("169.254.169.254".parse().unwrap(), true).is_some());
+        assert_eq!(
+            refused_address("127.0.0.1".parse().expect("an address"), true),
+            None
+        );
+        assert!(refused_address("169.254.169.254".parse().expect("an address"), true).is_some());
     }
 
     #[test]
