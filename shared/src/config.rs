@@ -126,6 +126,10 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Requests in flight at once; more are refused with a `503` instead of queued.
     pub max_concurrent_requests: usize,
+    /// Whether webhook extensions may be called on loopback addresses, and over plain
+    /// http (`REALNET_EXTENSION_ALLOW_LOOPBACK`; for local test servers only). Private,
+    /// link-local and metadata addresses are refused always.
+    pub extension_allow_loopback: bool,
 }
 
 /// The browser origins that may call the API (`REALNET_CORS_ORIGINS`).
@@ -540,6 +544,7 @@ impl Config {
                 get("REALNET_DEAD_LETTER_QUEUE_URL"),
                 "REALNET_DEAD_LETTER_QUEUE_URL",
             )?,
+            extension_allow_loopback: flag("REALNET_EXTENSION_ALLOW_LOOPBACK")?,
         })
     }
 }
@@ -664,6 +669,7 @@ mod tests {
             ("REALNET_MAX_CONCURRENT_REQUESTS", "0"),
             ("REALNET_QUEUE_URL", "my-queue"),
             ("REALNET_JOB_SIGNING_KEY", "too short"),
+            ("REALNET_EXTENSION_ALLOW_LOOPBACK", "sometimes"),
         ] {
             let err = config(&[(var, value)]).expect_err("refused");
             assert_eq!(err.var, var);

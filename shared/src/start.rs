@@ -9,6 +9,7 @@ use crate::auth::identity::{AccountItems, AclItems, ApiKeyItems, GroupItems, Org
 use crate::blob::file_items::FileItems;
 use crate::config::{Config, ConfigError, DbConfig};
 use crate::context::Realnet;
+use crate::extensions::remote::ExtensionItems;
 use crate::extensions::source::BoundItems;
 use crate::extensions::{Extension, Extensions, ExtensionsError};
 use crate::item::behaviour::{Behaviours, TypeBehaviour};
@@ -45,6 +46,7 @@ fn core_registrations() -> Vec<(&'static str, Arc<dyn TypeBehaviour>)> {
         ("File", Arc::new(FileItems)),
         ("Job", Arc::new(JobItems)),
         ("Schedule", Arc::new(ScheduleItems)),
+        ("Extension", Arc::new(ExtensionItems)),
     ]
 }
 

@@ -1,6 +1,7 @@
 //! Extension handlers over HTTP: `POST /_schd/{portfolio}/{org}/call/{extension}/{handler}`
 //! calls one (synchronously, or with `?async=true` as an `extension.call` job), and
-//! `GET /api/extensions` lists what is registered with each handler's schemas.
+//! `GET /api/extensions` lists what is registered (linked, and the remote `Extension` items
+//! the caller may read) with each handler's schemas.
 
 use std::sync::Arc;
 
@@ -15,11 +16,15 @@ use super::REQUEST_ID;
 use super::caller::Authenticated;
 use super::extract::{JsonBody, QueryPairs};
 use super::jobs::JobStatus;
+use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::extensions::invoke::{self, Target};
+use crate::extensions::remote::RemoteExtension;
+use crate::item::ops;
 use crate::jobs::envelope::Submission;
 use crate::jobs::submit::submit;
+use crate::query::ItemQuery;
 
 #[derive(Deserialize)]
 pub struct CallPath {
@@ -127,7 +132,9 @@ pub struct ExtensionList {
 pub struct ExtensionInfo {
     name: String,
     description: String,
-    /// `linked` (a crate of this deployment).
+    /// `linked` (a crate of this deployment), or a remote one configured as an `Extension`
+    /// item: `webhook` or `lambda`.
+    #[schema(example = "webhook")]
     kind: &'static str,
     handlers: Vec<HandlerInfo>,
 }
@@ -147,13 +154,14 @@ pub struct HandlerInfo {
 }
 
 #[utoipa::path(get, path = "/api/extensions", operation_id = "list_extensions", tag = "extensions",
-    responses((status = 200, description = "The registered extensions and their handlers", body = ExtensionList),
-        (status = 401, description = "Not logged in", body = ErrorBody)))]
+    responses((status = 200, description = "The linked extensions, and the remote ones the caller may read, with their handlers", body = ExtensionList),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 503, description = "Unavailable; try again", body = ErrorBody)))]
 pub async fn list(
     State(rn): State<Arc<Realnet>>,
-    Authenticated(_): Authenticated,
-) -> Json<ExtensionList> {
-    let extensions = rn
+    Authenticated(principal): Authenticated,
+) -> Result<Json<ExtensionList>, ApiError> {
+    let mut extensions: Vec<ExtensionInfo> = rn
         .extensions
         .linked()
         .iter()
@@ -173,5 +181,48 @@ pub async fn list(
                 .collect(),
         })
         .collect();
-    Json(ExtensionList { extensions })
+    extensions.extend(remote_extensions(&rn, &principal).await?);
+    Ok(Json(ExtensionList { extensions }))
+}
+
+/// The remote extensions the caller may read (one whose item no longer reads as an
+/// extension is left out, and logged).
+async fn remote_extensions(
+    rn: &Realnet,
+    principal: &Principal,
+) -> Result<Vec<ExtensionInfo>, ApiError> {
+    let mut query = ItemQuery::parse(&rn.types, &[], None).expect("an empty query always parses");
+    query.types = rn.types.subtypes(invoke::EXTENSION).to_vec();
+    query.limit = crate::query::MAX_LIMIT;
+    let mut infos = Vec::new();
+    loop {
+        let page = ops::query(rn, principal, &query).await?;
+        for item in &page.items {
+            match RemoteExtension::from_item(item, rn.config.extension_allow_loopback) {
+                Ok(e) => infos.push(ExtensionInfo {
+                    kind: e.endpoint.kind(),
+                    name: e.name,
+                    description: e.description,
+                    handlers: e
+                        .handlers
+                        .into_iter()
+                        .map(|h| HandlerInfo {
+                            name: h.name,
+                            description: h.description,
+                            input: h.input,
+                            output: h.output,
+                        })
+                        .collect(),
+                }),
+                Err(_) => tracing::warn!(
+                    extension = %item.id,
+                    "an Extension item is misconfigured and not listed"
+                ),
+            }
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return Ok(infos),
+        }
+    }
 }

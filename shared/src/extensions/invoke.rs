@@ -1,15 +1,17 @@
 //! The one way a handler is called, whether over HTTP (`POST /_schd/...`), from the queue
 //! (an `extension.call` job) or on a schedule (a `Schedule` whose job is one): the handler
-//! found, the caller's right to call it checked (`call` on the `Extension` type; default
-//! deny; org admins may), the payload checked against the handler's input schema, the
-//! handler run in a task of its own (a panic fails the call, not the process), and its staged
-//! writes committed in one transaction, then its jobs sent.
+//! found (a linked one, else the remote `Extension` item of that name in the caller's org),
+//! the caller's right to call it checked (`call` on the `Extension` type, or for a remote one
+//! on its item; default deny; org admins may), the payload checked against the handler's
+//! input schema, the handler run in a task of its own (a panic fails the call, not the
+//! process), and its staged writes committed in one transaction, then its jobs sent. A remote
+//! handler runs elsewhere ([`super::remote`]) and stages nothing.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{Call, HandlerError, Staged};
+use super::{Call, HandlerError, Staged, remote};
 use crate::access::Permission;
 use crate::auth::Principal;
 use crate::blob::finalize::{self, FinalizeError};
@@ -95,10 +97,7 @@ pub async fn check(
     payload: &Value,
 ) -> Result<(), CallError> {
     let Some(extension) = rn.extensions.get(target.extension) else {
-        return Err(CallError::NotFound(format!(
-            "no extension named {:?} (GET /api/extensions lists them)",
-            target.extension
-        )));
+        return remote::check(rn, p, target, payload).await.map(drop);
     };
     let Some(handler) = extension.find(target.handler) else {
         return Err(CallError::NotFound(format!(
@@ -150,6 +149,15 @@ pub async fn run(
     payload: Value,
     request_id: Option<String>,
 ) -> Result<Outcome, CallError> {
+    if rn.extensions.get(target.extension).is_none() {
+        // A remote extension writes nothing through Realnet: its answer is the outcome.
+        let extension = remote::check(rn, p, target, &payload).await?;
+        let result = remote::call(rn, p, &extension, target.handler, payload, request_id).await?;
+        return Ok(Outcome {
+            result,
+            staged: Staged::default(),
+        });
+    }
     check(rn, p, target, &payload).await?;
     let handler = rn
         .extensions

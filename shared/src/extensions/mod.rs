@@ -5,13 +5,16 @@
 //! extensions are Rust crates in `extensions/`, each an [`Extension`] value listed once in
 //! the `realnet-extensions` crate; an extension may also ship types (a definition file loaded
 //! in its layer), type behaviours, and the items of module-bound types ([`ItemSource`]).
-//! Every way of calling (HTTP,
-//! the queue, a schedule) goes through [`invoke`].
+//! Remote extensions (a webhook or a Lambda function) are `Extension` items ([`remote`]).
+//! Every way of calling (HTTP, the queue, a schedule) goes through [`invoke`].
 
 mod call;
 pub use call::OrgDeadLetter;
 pub mod invoke;
+mod lambda;
+pub mod remote;
 pub mod source;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::future::Future;

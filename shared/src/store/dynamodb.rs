@@ -773,6 +773,17 @@ impl DynamoStore {
                 }
                 None => tx.delete(table, key(org, format!("PW#{account}")), None)?,
             },
+            Write::SetSetting { key: name, value } => {
+                let record = key(format!("SETTING#{name}"), "SETTING");
+                match value {
+                    Some(v) => {
+                        let mut r = record;
+                        r.insert("value".into(), s(v.clone()));
+                        tx.put(table, r, None, OnFail::Never)?;
+                    }
+                    None => tx.delete(table, record, None)?,
+                }
+            }
         }
         Ok(())
     }

@@ -110,6 +110,13 @@ pub enum Write {
         subject: String,
         account: Uuid,
     },
+    /// Stores (or with `None` removes) the installation setting `key` in the transaction: a
+    /// secret that must go with an item (a remote extension's signing secret) and never be
+    /// one of its attributes. Read with [`ItemStore::setting`].
+    SetSetting {
+        key: String,
+        value: Option<String>,
+    },
     /// Records the outcome of the job run under `key` (see [`ItemStore::begin_job`]); written
     /// in the same transaction as the job's effects, so that both happen or neither.
     FinishJob {

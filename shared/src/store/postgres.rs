@@ -487,9 +487,19 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
                 None => execute(tx, &st().delete_password, &[org, account]).await?,
             }
         }
+        Write::SetSetting { key, value } => {
+            let key = Param::Text(key.clone());
+            match value {
+                Some(v) => execute(tx, PUT_SETTING, &[key, Param::Text(v.clone())]).await?,
+                None => execute(tx, DELETE_SETTING, &[key]).await?,
+            }
+        }
     }
     Ok(())
 }
+
+const PUT_SETTING: &str = "INSERT INTO realnet_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+const DELETE_SETTING: &str = "DELETE FROM realnet_settings WHERE key = $1";
 
 fn link_params(issuer: &str, subject: &str, org: &str, account: Uuid) -> [Param; 4] {
     [
@@ -633,10 +643,7 @@ impl ItemStore for PostgresStore {
     async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.client()
             .await?
-            .execute(
-                "INSERT INTO realnet_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                &[&key, &value],
-            )
+            .execute(PUT_SETTING, &[&key, &value])
             .await
             .map(drop)
             .map_err(backend)

@@ -436,6 +436,13 @@ fn apply_one(tx: &Connection, org: &str, write: &Write) -> Result<(), StoreError
                 None => execute(tx, &st().delete_password, &key)?,
             }
         }
+        Write::SetSetting { key, value } => {
+            let key = Param::Text(key.clone());
+            match value {
+                Some(v) => execute(tx, PUT_SETTING, &[key, Param::Text(v.clone())])?,
+                None => execute(tx, DELETE_SETTING, &[key])?,
+            }
+        }
     }
     Ok(())
 }
@@ -448,6 +455,9 @@ fn link_params(issuer: &str, subject: &str, org: &str, account: Uuid) -> [Param;
         Param::Uuid(account),
     ]
 }
+
+const PUT_SETTING: &str = "INSERT INTO realnet_settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+const DELETE_SETTING: &str = "DELETE FROM realnet_settings WHERE key = ?1";
 
 fn st() -> &'static sql::Statements {
     sql::statements(Dialect::Sqlite)
@@ -598,12 +608,9 @@ impl ItemStore for SqliteStore {
     async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let (key, value) = (key.to_string(), value.to_string());
         self.run(move |conn| {
-            conn.execute(
-                "INSERT INTO realnet_settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                rusqlite::params![key, value],
-            )
-            .map(drop)
-            .map_err(backend)
+            conn.execute(PUT_SETTING, rusqlite::params![key, value])
+                .map(drop)
+                .map_err(backend)
         })
         .await
     }
