@@ -1,0 +1,182 @@
+//! The extension system read as an attacker would, on every store: a member without the
+//! call right, another org's admin, the public, odd paths and bodies, a handler relaying what
+//! it was sent into a job, and payloads past the queue's limit. Each attempt is refused with
+//! a JSON error body and changes nothing.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use realnet_tests::{OTHER_ORG, StoreKind, TestApp, TestTokens, id_of, on_every_store};
+use serde_json::{Value, json};
+
+const SUMMARY: &str = "/_schd/default/default/call/crm/pipeline_summary";
+const IMPORT: &str = "/_schd/default/default/call/crm/import_contacts";
+
+fn assert_json_error(a: &realnet_tests::Answer, status: StatusCode) {
+    assert_eq!(a.status, status, "{}", a.text);
+    assert!(a.body["error"]["message"].is_string(), "{}", a.text);
+    assert!(a.body["error"]["code"].is_string(), "{}", a.text);
+}
+
+/// Paths that are not the caller's route, or not text at all, and bodies that are not a
+/// payload: a JSON 4xx each, never a 500.
+async fn odd_paths_and_bodies_are_json_refusals(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let admin = app.admin_token.clone();
+    let before = app.snapshot().await;
+    let post = |uri: String, body: Option<Value>| {
+        let app = &app;
+        let admin = admin.clone();
+        async move { app.call_with(&admin, Method::POST, &uri, body).await }
+    };
+    // Not this caller's route: a case change, an org that does not exist, unicode, an
+    // encoded slash, an empty segment.
+    for uri in [
+        "/_schd/Default/default/call/crm/pipeline_summary",
+        "/_schd/default/Default/call/crm/pipeline_summary",
+        "/_schd/nowhere/nowhere/call/crm/pipeline_summary",
+        "/_schd/default/d%C3%A9fault/call/crm/pipeline_summary",
+        "/_schd/default/default/call/cr%E2%80%8Bm/pipeline_summary",
+        "/_schd/default/default/call/crm/pipeline%2Fsummary",
+        "/_schd/default%2Fdefault/default/call/crm/pipeline_summary",
+        "/_schd/default/default/call/crm/%F0%9F%92%A5",
+    ] {
+        let a = post(uri.to_string(), Some(json!({}))).await;
+        assert_json_error(&a, StatusCode::NOT_FOUND);
+    }
+    // A segment that is not UTF-8.
+    for uri in [
+        "/_schd/default/default/call/crm/%FF",
+        "/_schd/%C0%AF/default/call/crm/pipeline_summary",
+    ] {
+        let a = post(uri.to_string(), Some(json!({}))).await;
+        assert_json_error(&a, StatusCode::BAD_REQUEST);
+    }
+    // Bodies: deeply nested, not an object, over the size limit; sync and async.
+    let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+    let huge = format!("{{\"csv\": \"{}\"}}", "a".repeat(2 * 1024 * 1024));
+    for uri in [IMPORT.to_string(), format!("{IMPORT}?async=true")] {
+        for (body, status) in [
+            (deep.clone(), StatusCode::BAD_REQUEST),
+            ("{\"csv\": ".to_string(), StatusCode::BAD_REQUEST),
+            ("\"just a string\"".to_string(), StatusCode::UNPROCESSABLE_ENTITY),
+            ("null".to_string(), StatusCode::UNPROCESSABLE_ENTITY),
+            (huge.clone(), StatusCode::PAYLOAD_TOO_LARGE),
+        ] {
+            let request = axum::http::Request::builder()
+                .method(Method::POST)
+                .uri(&uri)
+                .header("authorization", format!("Bearer {admin}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .expect("request");
+            let a = app.send(request).await;
+            assert_json_error(&a, status);
+        }
+    }
+    // A query parameter the route does not take.
+    let a = post(format!("{SUMMARY}?org=other-org"), Some(json!({}))).await;
+    assert_json_error(&a, StatusCode::BAD_REQUEST);
+    assert_eq!(app.snapshot().await, before, "no refusal changed anything");
+}
+
+/// An async call (or a job) whose envelope would be over the queue's message limit is
+/// refused before anything is recorded: no `Job` item is left behind.
+async fn a_job_over_the_queue_limit_leaves_nothing_behind(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let before = app.snapshot().await;
+    for size in [300 * 1024, 900 * 1024] {
+        let csv = format!("name,email\n{}", "a".repeat(size));
+        let a = app
+            .post(&format!("{IMPORT}?async=true"), json!({"csv": csv}))
+            .await;
+        app.assert_refused(&before, &a, StatusCode::PAYLOAD_TOO_LARGE)
+            .await;
+        let a = app
+            .post(
+                "/api/jobs",
+                json!({"kind": "extension.call", "payload": {"extension": "crm",
+                    "handler": "import_contacts", "payload": {"csv": csv}}}),
+            )
+            .await;
+        app.assert_refused(&before, &a, StatusCode::PAYLOAD_TOO_LARGE)
+            .await;
+    }
+}
+
+/// A declared file never uploaded: its `files.finalize` job dies after three attempts.
+async fn dead_letter(app: &TestApp) -> String {
+    let a = app
+        .post(
+            "/api/files",
+            json!({"name": "never.txt", "content_type": "text/plain", "size": 5}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let file = a.body["item"]["id"].as_str().expect("id").to_string();
+    let a = app
+        .post(
+            "/api/jobs",
+            json!({"kind": "files.finalize", "payload": {"file": file}}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    for _ in 0..100 {
+        let a = app.get("/api/deadletters").await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        if let Some(letter) = a.body["items"].as_array().and_then(|l| l.first()) {
+            return id_of(letter);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no dead letter");
+}
+
+/// Another org's admin can neither drop nor redrive (one or all) this org's dead letters;
+/// the public must log in; nobody writes them.
+async fn dead_letters_stay_in_their_org(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let id = dead_letter(&app).await;
+    let other = app.rn.token_for(OTHER_ORG, "admin").await;
+    let theirs = |handler: &str| format!("/_schd/{OTHER_ORG}/{OTHER_ORG}/call/ops/{handler}");
+    let a = app
+        .call_with(&other, Method::POST, &theirs("drop"), Some(json!({"id": id})))
+        .await;
+    assert_json_error(&a, StatusCode::NOT_FOUND);
+    let a = app
+        .call_with(&other, Method::POST, &theirs("redrive_all"), Some(json!({})))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["redriven"], json!([]));
+    // This org's path with the other org's token is not their route.
+    let a = app
+        .call_with(
+            &other,
+            Method::POST,
+            "/_schd/default/default/call/ops/drop",
+            Some(json!({"id": id})),
+        )
+        .await;
+    assert_json_error(&a, StatusCode::NOT_FOUND);
+    // The public.
+    for uri in ["/api/deadletters".to_string(), format!("/api/deadletters/{id}")] {
+        let a = app.call_as(None, Method::GET, &uri, None, &[]).await;
+        assert_json_error(&a, StatusCode::UNAUTHORIZED);
+    }
+    // Nobody writes them, not even an admin.
+    let uri = format!("/api/deadletters/{id}");
+    let a = app
+        .call(Method::PATCH, &uri, Some(json!({"name": "x"})), &[])
+        .await;
+    assert!(a.status.is_client_error(), "{}", a.text);
+    let a = app.call(Method::DELETE, &uri, None, &[]).await;
+    assert!(a.status.is_client_error(), "{}", a.text);
+    let a = app.get("/api/deadletters").await;
+    assert_eq!(a.body["items"][0]["id"], json!(id), "still there: {}", a.text);
+}
+
+on_every_store!(
+    odd_paths_and_bodies_are_json_refusals,
+    a_job_over_the_queue_limit_leaves_nothing_behind,
+    dead_letters_stay_in_their_org,
+);
