@@ -6,11 +6,27 @@
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use realnet::extensions::{Call, Extension, Handler, HandlerError};
 use realnet_tests::{OTHER_ORG, StoreKind, TestApp, TestTokens, id_of, on_every_store};
 use serde_json::{Value, json};
 
 const SUMMARY: &str = "/_schd/default/default/call/crm/pipeline_summary";
 const IMPORT: &str = "/_schd/default/default/call/crm/import_contacts";
+const RELAY: &str = "/_schd/default/default/call/relay/submit";
+
+/// A test extension whose handler sends the job it is given (`{"kind", "payload"}`) as the
+/// caller: what a handler forwarding user input into a job does.
+fn relay() -> Extension {
+    Extension::new("relay", "Sends a job").handler(Handler::new(
+        "submit",
+        "Sends the job it is given",
+        |call: Call, input: Value| async move {
+            let kind = input["kind"].as_str().unwrap_or_default().to_string();
+            call.submit(&kind, input["payload"].clone())?;
+            Ok::<Value, HandlerError>(json!({"sent": kind}))
+        },
+    ))
+}
 
 fn assert_json_error(a: &realnet_tests::Answer, status: StatusCode) {
     assert_eq!(a.status, status, "{}", a.text);
@@ -178,5 +194,6 @@ async fn dead_letters_stay_in_their_org(kind: StoreKind) {
 on_every_store!(
     odd_paths_and_bodies_are_json_refusals,
     a_job_over_the_queue_limit_leaves_nothing_behind,
+    a_handlers_job_is_the_callers_and_carries_no_secret,
     dead_letters_stay_in_their_org,
 );

@@ -97,6 +97,10 @@ impl Call {
         if let Err(m) = crate::jobs::check(kind, &payload) {
             return Err(HandlerError::invalid(m, None));
         }
+        // As `POST /api/jobs`: no secret rests in the `Job` item or the queue body.
+        if let Some(m) = crate::jobs::job_items::secret_in(&self.rn, kind, &payload) {
+            return Err(HandlerError::invalid(m, None));
+        }
         self.staged
             .lock()
             .expect("the staged writes' lock")
