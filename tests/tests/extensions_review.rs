@@ -120,6 +120,74 @@ async fn a_job_over_the_queue_limit_leaves_nothing_behind(kind: StoreKind) {
     }
 }
 
+/// `POST /api/jobs` checks an `extension.call` as `?async=true` does, before anything is
+/// queued: the call right, the handler, and its input schema.
+async fn a_queued_call_is_checked_before_it_is_sent(kind: StoreKind) {
+    let app = TestApp::new(kind).await;
+    let (_, member) = app.account("default", "max", false).await;
+    let before = app.snapshot().await;
+    let job = |handler: &str, payload: Value| {
+        json!({"kind": "extension.call", "payload": {"extension": "crm", "handler": handler,
+            "payload": payload}})
+    };
+    let csv = json!({"csv": "name,email\nAda,ada@example.com\n"});
+    let a = app
+        .call_with(
+            &member,
+            Method::POST,
+            "/api/jobs",
+            Some(job("import_contacts", csv.clone())),
+        )
+        .await;
+    app.assert_refused(&before, &a, StatusCode::FORBIDDEN).await;
+    let a = app
+        .post("/api/jobs", job("import_contacts", json!({"csv": 1})))
+        .await;
+    app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
+    let a = app.post("/api/jobs", job("nope", csv.clone())).await;
+    app.assert_refused(&before, &a, StatusCode::NOT_FOUND).await;
+    // With the right, the same job is sent.
+    let a = app.post("/api/jobs", job("import_contacts", csv)).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+}
+
+/// A handler that relays its input into a job: the job acts as the caller (a member cannot
+/// make themself an admin through it) and carries no secret (refused before any `Job` item
+/// or queue body holds it).
+async fn a_handlers_job_is_the_callers_and_carries_no_secret(kind: StoreKind) {
+    let app = TestApp::with_extensions(kind, vec![relay()]).await;
+    app.acl(json!({"principal": "members", "permissions": ["call"], "target_type": "Extension"}))
+        .await;
+    let (max, member) = app.account("default", "max", false).await;
+    let before = app.snapshot().await;
+    // A password in the job's payload.
+    let secret = json!({"kind": "items.create", "payload": {"items": [{"type": "Account",
+        "name": "mallory", "attributes": {"password": "a password nobody should keep"}}]}});
+    let a = app.post(RELAY, secret).await;
+    app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
+    assert!(!a.text.contains("a password nobody"), "{}", a.text);
+
+    // A member's relayed job runs as the member: a rule making them admin is refused.
+    let grant = json!({"kind": "items.create", "payload": {"items": [{"type": "Acl",
+        "name": "mine", "attributes": {"principal": format!("account:{max}"),
+            "permissions": ["admin"], "target_type": "Item"}}]}});
+    let a = app
+        .call_with(&member, Method::POST, RELAY, Some(grant))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let jobs = app
+        .call_with(&member, Method::GET, "/api/items?type=Job", None)
+        .await;
+    let job = jobs.body["items"][0].clone();
+    assert_eq!(job["owner"], json!(max.to_string()), "{}", jobs.text);
+    let done = app.finished_job(&member, &id_of(&job)).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let rules = app.get("/api/items?type=Acl&name=mine").await;
+    assert_eq!(rules.body["items"], json!([]), "{}", rules.text);
+}
+
 /// A declared file never uploaded: its `files.finalize` job dies after three attempts.
 async fn dead_letter(app: &TestApp) -> String {
     let a = app
@@ -194,6 +262,7 @@ async fn dead_letters_stay_in_their_org(kind: StoreKind) {
 on_every_store!(
     odd_paths_and_bodies_are_json_refusals,
     a_job_over_the_queue_limit_leaves_nothing_behind,
+    a_queued_call_is_checked_before_it_is_sent,
     a_handlers_job_is_the_callers_and_carries_no_secret,
     dead_letters_stay_in_their_org,
 );
