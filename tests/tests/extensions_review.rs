@@ -75,7 +75,10 @@ async fn odd_paths_and_bodies_are_json_refusals(kind: StoreKind) {
         for (body, status) in [
             (deep.clone(), StatusCode::BAD_REQUEST),
             ("{\"csv\": ".to_string(), StatusCode::BAD_REQUEST),
-            ("\"just a string\"".to_string(), StatusCode::UNPROCESSABLE_ENTITY),
+            (
+                "\"just a string\"".to_string(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
             ("null".to_string(), StatusCode::UNPROCESSABLE_ENTITY),
             (huge.clone(), StatusCode::PAYLOAD_TOO_LARGE),
         ] {
@@ -224,11 +227,21 @@ async fn dead_letters_stay_in_their_org(kind: StoreKind) {
     let other = app.rn.token_for(OTHER_ORG, "admin").await;
     let theirs = |handler: &str| format!("/_schd/{OTHER_ORG}/{OTHER_ORG}/call/ops/{handler}");
     let a = app
-        .call_with(&other, Method::POST, &theirs("drop"), Some(json!({"id": id})))
+        .call_with(
+            &other,
+            Method::POST,
+            &theirs("drop"),
+            Some(json!({"id": id})),
+        )
         .await;
     assert_json_error(&a, StatusCode::NOT_FOUND);
     let a = app
-        .call_with(&other, Method::POST, &theirs("redrive_all"), Some(json!({})))
+        .call_with(
+            &other,
+            Method::POST,
+            &theirs("redrive_all"),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["redriven"], json!([]));
@@ -243,7 +256,10 @@ async fn dead_letters_stay_in_their_org(kind: StoreKind) {
         .await;
     assert_json_error(&a, StatusCode::NOT_FOUND);
     // The public.
-    for uri in ["/api/deadletters".to_string(), format!("/api/deadletters/{id}")] {
+    for uri in [
+        "/api/deadletters".to_string(),
+        format!("/api/deadletters/{id}"),
+    ] {
         let a = app.call_as(None, Method::GET, &uri, None, &[]).await;
         assert_json_error(&a, StatusCode::UNAUTHORIZED);
     }
@@ -256,7 +272,116 @@ async fn dead_letters_stay_in_their_org(kind: StoreKind) {
     let a = app.call(Method::DELETE, &uri, None, &[]).await;
     assert!(a.status.is_client_error(), "{}", a.text);
     let a = app.get("/api/deadletters").await;
-    assert_eq!(a.body["items"][0]["id"], json!(id), "still there: {}", a.text);
+    assert_eq!(
+        a.body["items"][0]["id"],
+        json!(id),
+        "still there: {}",
+        a.text
+    );
+}
+
+/// On SQS a dead letter belongs to the org its proof names, not the one its body claims: a
+/// message with no proof, a forged signature, or another org's API key is not this org's to
+/// see, redrive or drop (a body only names an org; it proves nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_the_org_its_proof_names() {
+    use aws_sdk_sqs::types::MessageAttributeValue;
+    let sqs = aws_sdk_sqs::Client::new(&realnet::aws::sdk_config().await);
+    let name = format!("realnet-review-{}", uuid::Uuid::now_v7().simple());
+    let mut urls = Vec::new();
+    for queue in [name.clone(), format!("{name}-dead")] {
+        let out = sqs
+            .create_queue()
+            .queue_name(queue)
+            .send()
+            .await
+            .expect("create a queue (moto: AWS_ENDPOINT_URL)");
+        urls.push(out.queue_url.expect("a queue URL"));
+    }
+    let (jobs, dead) = (urls[0].clone(), urls[1].clone());
+    let app = TestApp::with_config(StoreKind::Sqlite, move |c| {
+        c.queue_url = Some(jobs);
+        c.dead_letter_queue_url = Some(dead);
+    })
+    .await;
+    let dead = urls[1].clone();
+    let other = app.rn.token_for(OTHER_ORG, "admin").await;
+    let other_admin = app.account_id(OTHER_ORG, "admin").await;
+    let key = app
+        .call_with(
+            &other,
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "ApiKey", "name": "producer", "attributes": {"account": other_admin}})),
+        )
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
+    let key = key.body["key"].as_str().expect("the key").to_string();
+    let body = |name: &str| {
+        json!({"kind": "items.create", "org": "default", "actor": "admin",
+            "payload": {"items": [{"type": "Folder", "name": name}]}})
+        .to_string()
+    };
+    let forged_for = json!({"kind": "items.create", "org": OTHER_ORG, "actor": "admin",
+        "payload": {"items": [{"type": "Folder", "name": "forged"}]}})
+    .to_string();
+    let forged_signature = app.sign(&forged_for).await;
+    // (body, signature, api key): one proven, three only claiming the default org.
+    let messages = [
+        (body("proven"), Some(app.sign(&body("proven")).await), None),
+        (body("unproven"), None, None),
+        (body("forged"), Some(forged_signature), None),
+        (body("their key"), None, Some(key)),
+    ];
+    let mut ids = Vec::new();
+    for (body, signature, api_key) in messages {
+        let mut send = sqs.send_message().queue_url(&dead).message_body(&body);
+        for (name, value) in [
+            (realnet::jobs::envelope::SIGNATURE, signature),
+            (realnet::jobs::envelope::API_KEY, api_key),
+        ] {
+            if let Some(v) = value {
+                let attribute = MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(v)
+                    .build()
+                    .expect("attribute");
+                send = send.message_attributes(name, attribute);
+            }
+        }
+        ids.push(send.send().await.expect("send").message_id.expect("id"));
+    }
+    let listed = app.get("/api/deadletters").await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    let shown: Vec<&str> = listed.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert_eq!(shown, [ids[0].as_str()], "{}", listed.text);
+    for id in &ids[1..] {
+        let a = app.get(&format!("/api/deadletters/{id}")).await;
+        assert_json_error(&a, StatusCode::NOT_FOUND);
+        let a = app
+            .post("/_schd/default/default/call/ops/drop", json!({ "id": id }))
+            .await;
+        assert_json_error(&a, StatusCode::NOT_FOUND);
+    }
+    let a = app
+        .post("/_schd/default/default/call/ops/redrive_all", json!({}))
+        .await;
+    assert_eq!(a.body["redriven"], json!([ids[0]]), "{}", a.text);
+    // The API key's message is its org's.
+    let theirs = app
+        .call_with(&other, Method::GET, "/api/deadletters", None)
+        .await;
+    assert_eq!(
+        theirs.body["items"][0]["id"],
+        json!(ids[3]),
+        "{}",
+        theirs.text
+    );
 }
 
 on_every_store!(
