@@ -68,6 +68,27 @@ async fn odd_paths_and_bodies_are_json_refusals(kind: StoreKind) {
         let a = post(uri.to_string(), Some(json!({}))).await;
         assert_json_error(&a, StatusCode::BAD_REQUEST);
     }
+    // The routes around calls, with segments that are not UTF-8 or not ids.
+    for uri in [
+        "/api/deadletters/%FF",
+        "/api/deadletters/not-an-id",
+        "/api/apps/%FF/views/pipeline",
+        "/api/jobs/%FF",
+        "/api/jobs/not-an-id",
+    ] {
+        let a = app.call_with(&admin, Method::GET, uri, None).await;
+        assert_json_error(&a, StatusCode::BAD_REQUEST);
+    }
+    let a = app
+        .call_with(
+            &admin,
+            Method::GET,
+            "/api/apps/01a23173-ff26-7138-ae43-443a7b01ad83/views/%FF",
+            None,
+        )
+        .await;
+    assert!(a.status.is_client_error(), "{}", a.text);
+    assert!(a.body["error"]["message"].is_string(), "{}", a.text);
     // Bodies: deeply nested, not an object, over the size limit; sync and async.
     let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
     let huge = format!("{{\"csv\": \"{}\"}}", "a".repeat(2 * 1024 * 1024));

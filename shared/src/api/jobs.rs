@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -125,8 +126,9 @@ pub async fn create(
 pub async fn get(
     State(rn): State<Arc<Realnet>>,
     Authenticated(principal): Authenticated,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<JobStatus>, ApiError> {
+    let Path(id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = item_id(&id)?;
     let item = ops::get(&rn, &principal, id, Some(JOB)).await?;
     Ok(Json(JobStatus::from(&item)))
