@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -75,10 +76,11 @@ impl From<&Item> for JobStatus {
 #[utoipa::path(post, path = "/api/jobs", operation_id = "create_job", tag = "jobs", request_body = NewJob,
     responses((status = 202, description = "Queued (or, for a repeated idempotency key, the job it started)", body = JobStatus),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 403, description = "The caller is not an account", body = ErrorBody),
+        (status = 403, description = "The caller is not an account, or may not call the extension.call job's handler", body = ErrorBody),
+        (status = 404, description = "An extension.call job names no such extension or handler", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Unknown kind, or a payload of the wrong shape", body = ErrorBody),
+        (status = 422, description = "Unknown kind, or a payload of the wrong shape (an extension.call's off its handler's input schema)", body = ErrorBody),
         (status = 503, description = "No queue is configured, or it is unavailable", body = ErrorBody)))]
 pub async fn create(
     State(rn): State<Arc<Realnet>>,
@@ -101,6 +103,7 @@ pub async fn create(
         errors.add("idempotency_key", m);
     }
     errors.into_result(())?;
+    jobs::check_call(&rn, &principal, &body.kind, &body.payload).await?;
     let job = Submission {
         kind: body.kind,
         payload: body.payload,
@@ -123,8 +126,9 @@ pub async fn create(
 pub async fn get(
     State(rn): State<Arc<Realnet>>,
     Authenticated(principal): Authenticated,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<JobStatus>, ApiError> {
+    let Path(id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = item_id(&id)?;
     let item = ops::get(&rn, &principal, id, Some(JOB)).await?;
     Ok(Json(JobStatus::from(&item)))

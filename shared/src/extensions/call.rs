@@ -168,6 +168,10 @@ impl Call {
         if let Err(m) = crate::jobs::check(kind, &payload) {
             return Err(HandlerError::invalid(m, None));
         }
+        // As `POST /api/jobs`: no secret rests in the `Job` item or the queue body.
+        if let Some(m) = crate::jobs::job_items::secret_in(&self.rn, kind, &payload) {
+            return Err(HandlerError::invalid(m, None));
+        }
         self.staged
             .lock()
             .expect("the staged writes' lock")
@@ -219,27 +223,34 @@ impl Call {
     }
 
     /// The jobs of the caller's org that failed for good; org admins only. A message that
-    /// is not a job envelope of this org is not shown.
+    /// is not a job envelope, or whose proof (signature or API key) is not of this org, is
+    /// not shown: its body only names an org.
     pub async fn dead_letters(&self) -> Result<Vec<OrgDeadLetter>, HandlerError> {
         let letters = self
             .dead_letter_queue()?
             .list()
             .await
             .map_err(|e| HandlerError::Unavailable(e.to_string()))?;
-        Ok(letters
-            .into_iter()
-            .filter_map(|l| {
-                let job = crate::jobs::decode(&l.body).ok()?;
-                (job.org == self.principal.org).then_some(OrgDeadLetter {
+        let mut own = Vec::new();
+        for l in letters {
+            let Ok(job) = crate::jobs::decode(&l.body) else {
+                continue;
+            };
+            let proven = crate::jobs::trust::proven_org(&self.rn, &job, &l.body, &l.credentials)
+                .await
+                .map_err(crate::item::ItemError::from)?;
+            if proven.as_deref() == Some(self.principal.org.as_str()) {
+                own.push(OrgDeadLetter {
                     id: l.id,
                     kind: job.kind,
                     actor: job.actor,
                     payload: job.payload,
                     receives: l.receives,
                     sent_at: l.sent_at,
-                })
-            })
-            .collect())
+                });
+            }
+        }
+        Ok(own)
     }
 
     /// Sends the caller's org's dead letters with `ids` (all of them with `None`) to the job

@@ -285,6 +285,21 @@ pub fn check(kind: &str, payload: &Value) -> Result<(), String> {
     work(kind, payload).map(drop).map_err(|e| e.to_string())
 }
 
+/// What [`invoke::check`] says of an `extension.call` job as `p` (the call right, the
+/// handler, its input schema), so that `POST /api/jobs` refuses one before it is queued, as
+/// `?async=true` does; other kinds are checked when they run.
+pub async fn check_call(
+    rn: &Realnet,
+    p: &Principal,
+    kind: &str,
+    payload: &Value,
+) -> Result<(), CallError> {
+    if let Ok(Work::Call(c)) = work(kind, payload) {
+        invoke::check(rn, p, c.target(), &c.payload).await?;
+    }
+    Ok(())
+}
+
 /// The checked changes of a job's work, as `p`: nothing is written.
 async fn prepare(rn: &Realnet, p: &Principal, work: Work) -> Result<Vec<Prepared>, JobFailure> {
     let mut batch = Vec::new();

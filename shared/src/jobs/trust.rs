@@ -118,6 +118,23 @@ pub async fn sender(
     }
 }
 
+/// The org a message's proof names: the envelope's own if this installation signed it, the
+/// key's if it carries a live API key; `None` if it proves nothing (its body only names one).
+/// What a dead letter is attributed by.
+pub async fn proven_org(
+    rn: &Realnet,
+    job: &JobEnvelope,
+    body: &str,
+    credentials: &Credentials,
+) -> Result<Option<String>, StoreError> {
+    match sender(rn, body, credentials).await {
+        Ok(Sender::Installation) => Ok(Some(job.org.clone())),
+        Ok(Sender::Producer(p)) => Ok(Some(p.org)),
+        Err(Untrusted::Refused(_)) => Ok(None),
+        Err(Untrusted::Store(e)) => Err(e),
+    }
+}
+
 /// Checks that a producer's envelope asks only for what its key may: its own org and account,
 /// and none of the fields only the installation sets.
 pub fn check_producer(p: &Principal, job: &JobEnvelope) -> Result<(), Untrusted> {
