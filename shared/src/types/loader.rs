@@ -492,7 +492,7 @@ mod tests {
                 .any(|m| m.starts_with("crm.json /types/0/fields:")),
             "three indexed fields are allowed: {errors:#?}"
         );
-        let registry = TypeRegistry::embedded().expect("embedded types");
+        let registry = TypeRegistry::with_crm();
         let deal = registry.get("Deal").expect("Deal");
         let slots: Vec<(usize, &str)> = deal
             .indexed_fields()

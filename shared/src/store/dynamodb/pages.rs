@@ -640,7 +640,7 @@ mod tests {
     use crate::types::TypeRegistry;
 
     fn query(params: &[(&str, &str)]) -> ItemQuery {
-        let registry = TypeRegistry::embedded().expect("embedded types");
+        let registry = TypeRegistry::with_crm();
         let params: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -687,7 +687,7 @@ mod tests {
     }
 
     fn indexes() -> Indexes {
-        Indexes::of(&TypeRegistry::embedded().expect("embedded types"))
+        Indexes::of(&TypeRegistry::with_crm())
     }
 
     #[test]
