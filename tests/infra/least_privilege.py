@@ -65,6 +65,8 @@ def problems(template, calls):
     exceptions = calls.pop("Exceptions", {})
     unscoped = set(exceptions.get("unscoped", []))
     account_scoped = set(exceptions.get("account_scoped", []))
+    # Actions on resources the deployer names in a parameter (functions outside the stack).
+    given = {a: set(ps) for a, ps in exceptions.get("given", {}).items()}
     found = []
     resources = template["Resources"]
     roles_seen = {}
@@ -104,6 +106,8 @@ def problems(template, calls):
                     if res == "*" and actions <= unscoped:
                         continue
                     if refs and all(r.startswith("AWS::") for r in refs) and actions <= account_scoped:
+                        continue
+                    if refs and all(r in given.get(a, set()) for a in actions for r in refs):
                         continue
                     if res == "*" or (isinstance(res, str) and "*" in res):
                         found.append(f"{sid} allows {st.get('Action')} on {res!r}")

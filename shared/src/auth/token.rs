@@ -21,10 +21,7 @@ pub fn generate(prefix: &str) -> (String, String) {
 
 /// The stored form of `token`: lowercase hex SHA-256.
 pub fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::blob::hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// Whether `token` has the shape of a Realnet token, so that anything else is refused before
