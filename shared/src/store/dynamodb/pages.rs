@@ -179,7 +179,7 @@ impl DynamoStore {
                 continue;
             }
             last = Some(query.sort.position_of(&item));
-            self.place(org, query, subtrees, &item).await?;
+            read += self.place(org, query, subtrees, &item).await?;
             if query.matches(&item, &subtrees.inside) {
                 found.push(item);
                 if found.len() == keep {
@@ -214,7 +214,7 @@ impl DynamoStore {
                     if !query.is_after(&item) {
                         continue;
                     }
-                    self.place(org, query, subtrees, &item).await?;
+                    read += self.place(org, query, subtrees, &item).await?;
                     if query.matches(&item, &subtrees.inside) {
                         found.push(item);
                     }
