@@ -30,8 +30,8 @@ fn types_with_subtypes() -> TypeRegistry {
     let files = m["files"].as_array_mut().expect("files");
     let at = files
         .iter()
-        .position(|f| f["file"] == "crm.json")
-        .expect("crm.json");
+        .position(|f| f["file"] == "core.json")
+        .expect("core.json");
     files.insert(
         at + 1,
         json!({"file": "subtypes.json", "layer": "resource"}),

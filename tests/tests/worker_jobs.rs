@@ -178,10 +178,10 @@ async fn bad_jobs_fail_for_good_and_write_nothing(kind: StoreKind) {
             "may not",
         ),
         (
-            "no extensions yet",
+            "an unknown handler",
             json!({"kind": "extension.call", "org": "default", "actor": "admin",
             "idempotency_key": "ext", "payload": {"extension": "crm", "handler": "sync"}}),
-            "crm/sync",
+            "has no handler \"sync\"",
         ),
     ];
     let before = app.snapshot().await;

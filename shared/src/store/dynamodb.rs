@@ -43,6 +43,7 @@ use uuid::Uuid;
 
 mod indexes;
 mod pages;
+mod plan;
 mod readable;
 
 pub use pages::DEFAULT_PAGE_READS;
@@ -1167,11 +1168,11 @@ impl ItemStore for DynamoStore {
             });
         }
         let mut subtrees = readable::Subtrees::of(query);
-        match pages::plan(org, query, &self.indexes) {
-            pages::Plan::Ordered(sources) => {
+        match plan::plan(org, query, &self.indexes) {
+            plan::Plan::Ordered(sources) => {
                 self.ordered_page(org, query, sources, &mut subtrees).await
             }
-            pages::Plan::Sorted(sources) => {
+            plan::Plan::Sorted(sources) => {
                 self.sorted_page(org, query, sources, &mut subtrees).await
             }
         }

@@ -2,7 +2,7 @@
 //! an item is readable through a rule if it is the rule's root or lies below it, which its
 //! chain of parents tells. Each parent is read once per page (and the chain stops at the first
 //! parent already known), so a page of a folder's children costs one walk up, not a load of
-//! every subtree before the query.
+//! every subtree before the query; those reads count in the page's budget.
 
 use std::collections::HashSet;
 
@@ -59,16 +59,16 @@ impl Subtrees {
 
 impl DynamoStore {
     /// Learns whether `item` lies in one of the readable subtrees (see the module's
-    /// documentation).
+    /// documentation); answers how many records that read, which count in the page's budget.
     pub(super) async fn place(
         &self,
         org: &str,
         query: &ItemQuery,
         subtrees: &mut Subtrees,
         item: &Item,
-    ) -> Result<(), StoreError> {
+    ) -> Result<usize, StoreError> {
         if !subtrees.undecided(query, item) {
-            return Ok(());
+            return Ok(0);
         }
         let mut chain = vec![item.id];
         let mut at = item.parent;
@@ -82,13 +82,16 @@ impl DynamoStore {
             }
             chain.push(p);
             at = self.get(org, p).await?.and_then(|i| i.parent);
+            self.records_read
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         };
+        let reads = chain.len() - 1;
         let known = if inside {
             &mut subtrees.inside
         } else {
             &mut subtrees.outside
         };
         known.extend(chain);
-        Ok(())
+        Ok(reads)
     }
 }
