@@ -3,12 +3,13 @@
 //! found (a linked one, else the remote `Extension` item of that name in the caller's org),
 //! the caller's right to call it checked (`call` on the `Extension` type, or for a remote one
 //! on its item; default deny; org admins may), the payload checked against the handler's
-//! input schema, the handler run in a task of its own (a panic fails the call, not the
+//! input schema, the handler run with its panics caught (a panic fails the call, not the
 //! process), and its staged writes committed in one transaction, then its jobs sent. A remote
 //! handler runs elsewhere ([`super::remote`]) and stages nothing.
 
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use serde_json::Value;
 
 use super::{Call, HandlerError, Staged, remote};
@@ -166,24 +167,20 @@ pub async fn run(
         .expect("checked above")
         .clone();
     let call = Call::new(rn.clone(), p.clone(), request_id.clone());
-    let task = tokio::spawn((handler.run)(call.clone(), payload));
-    match task.await {
+    // A panic is caught here, in the caller's task: the call fails, not the process.
+    let run = std::panic::AssertUnwindSafe((handler.run)(call.clone(), payload));
+    match run.catch_unwind().await {
         Ok(Ok(result)) => Ok(Outcome {
             result,
             staged: call.take_staged(),
         }),
         Ok(Err(e)) => Err(e.into()),
-        Err(e) => {
-            let reason = if e.is_panic() {
-                "panicked"
-            } else {
-                "was cancelled"
-            };
+        Err(_) => {
             tracing::error!(
                 extension = target.extension,
                 handler = target.handler,
                 request_id = request_id.as_deref().unwrap_or_default(),
-                "the handler {reason}"
+                "the handler panicked"
             );
             Err(CallError::Panicked {
                 target: target.to_string(),
