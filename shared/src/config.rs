@@ -668,6 +668,7 @@ mod tests {
             ("REALNET_REQUEST_TIMEOUT", "10ms"),
             ("REALNET_MAX_CONCURRENT_REQUESTS", "0"),
             ("REALNET_QUEUE_URL", "my-queue"),
+            ("REALNET_DEAD_LETTER_QUEUE_URL", "my-dead-letters"),
             ("REALNET_JOB_SIGNING_KEY", "too short"),
             ("REALNET_EXTENSION_ALLOW_LOOPBACK", "sometimes"),
         ] {

@@ -75,8 +75,17 @@ async fn odd_paths_and_bodies_are_json_refusals(kind: StoreKind) {
         "/api/apps/%FF/views/pipeline",
         "/api/jobs/%FF",
         "/api/jobs/not-an-id",
+        "/api/types/%FF",
+        "/api/files/%FF/content",
     ] {
         let a = app.call_with(&admin, Method::GET, uri, None).await;
+        assert_json_error(&a, StatusCode::BAD_REQUEST);
+    }
+    for (method, uri) in [
+        (Method::PUT, "/api/files/%FF/content"),
+        (Method::POST, "/api/files/%FF/confirm"),
+    ] {
+        let a = app.call_with(&admin, method, uri, None).await;
         assert_json_error(&a, StatusCode::BAD_REQUEST);
     }
     let a = app

@@ -8,12 +8,11 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::extract::{QueryPairs, item_id};
+use super::extract::{PathParams, QueryPairs, item_id};
 use super::items::{ItemPage, page};
 use super::state::ApiState;
 use crate::auth::Principal;
@@ -134,10 +133,9 @@ pub async fn list(
 pub async fn view(
     State(api): State<ApiState>,
     principal: Principal,
-    path: Result<Path<HashMap<String, String>>, PathRejection>,
+    PathParams(path): PathParams<HashMap<String, String>>,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<ItemPage>, ApiError> {
-    let Path(path) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let raw = |key: &str| path.get(key).map(String::as_str).unwrap_or_default();
     let id = item_id(raw("id"))?;
     let name = raw("view");

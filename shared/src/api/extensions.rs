@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -15,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::REQUEST_ID;
 use super::caller::Authenticated;
-use super::extract::{JsonBody, QueryPairs};
+use super::extract::{JsonBody, PathParams, QueryPairs};
 use super::jobs::JobStatus;
 use crate::auth::Principal;
 use crate::context::Realnet;
@@ -86,12 +85,11 @@ pub async fn call(
     State(rn): State<Arc<Realnet>>,
     Authenticated(principal): Authenticated,
     headers: HeaderMap,
-    path: Result<Path<CallPath>, PathRejection>,
+    PathParams(path): PathParams<CallPath>,
     QueryPairs(params): QueryPairs,
     JsonBody(payload): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     // A segment that is not UTF-8 is a JSON 400 like every refusal, not axum's plain text.
-    let Path(path) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let run_async = run_async(&params)?;
     // Another org, or a portfolio that is not the caller's org's, is a route that does not
     // exist for this caller.

@@ -10,14 +10,14 @@ use std::pin::Pin;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::multipart::{Multipart, MultipartError};
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::extract::{JsonBody, QueryPairs, item_id};
+use super::extract::{JsonBody, PathParams, QueryPairs, item_id};
 use super::items::{ItemPage, page};
 use super::state::ApiState;
 use crate::auth::Principal;
@@ -304,7 +304,7 @@ async fn store_inline(
 pub async fn upload(
     State(rn): State<Arc<Realnet>>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
@@ -378,7 +378,7 @@ async fn writable(rn: &Realnet, principal: &Principal, id: Uuid) -> Result<Item,
 pub async fn confirm(
     State(rn): State<Arc<Realnet>>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Item>, ApiError> {
     let id = item_id(&id)?;
     let prepared = finalize(&rn, &principal, id).await?;
@@ -397,7 +397,7 @@ pub async fn confirm(
 pub async fn content(
     State(rn): State<Arc<Realnet>>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
     let id = item_id(&id)?;
     let item = ops::get(&rn, &principal, id, Some(FILE)).await?;

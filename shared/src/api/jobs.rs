@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,7 +14,7 @@ use uuid::Uuid;
 
 use super::REQUEST_ID;
 use super::caller::Authenticated;
-use super::extract::{JsonBody, item_id};
+use super::extract::{JsonBody, PathParams, item_id};
 use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::item::Item;
@@ -126,9 +125,8 @@ pub async fn create(
 pub async fn get(
     State(rn): State<Arc<Realnet>>,
     Authenticated(principal): Authenticated,
-    path: Result<Path<String>, PathRejection>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<JobStatus>, ApiError> {
-    let Path(id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = item_id(&id)?;
     let item = ops::get(&rn, &principal, id, Some(JOB)).await?;
     Ok(Json(JobStatus::from(&item)))

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Serialize;
 
 use super::caller::Authenticated;
+use super::extract::PathParams;
 use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::types::TypeDef;
@@ -33,7 +34,7 @@ pub async fn list(State(rn): State<Arc<Realnet>>, _: Authenticated) -> axum::res
 pub async fn get(
     State(rn): State<Arc<Realnet>>,
     _: Authenticated,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Json<TypeDef>, ApiError> {
     rn.types
         .get(&name)
