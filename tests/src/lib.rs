@@ -241,12 +241,21 @@ impl TestApp {
         kind: StoreKind,
         extra: Vec<realnet::extensions::Extension>,
     ) -> TestApp {
+        TestApp::with_extensions_config(kind, extra, |_| {}).await
+    }
+
+    /// [`TestApp::with_extensions`], whose configuration `adjust` changes first.
+    pub async fn with_extensions_config(
+        kind: StoreKind,
+        extra: Vec<realnet::extensions::Extension>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let mut linked = realnet_extensions::linked();
         linked.extend(extra);
         let extensions =
             realnet::extensions::Extensions::new(linked).expect("the extensions fit together");
         let types = TypeRegistry::load(None, &extensions.type_files()).expect("the types load");
-        TestApp::assemble(kind, types, extensions, |_| {}).await
+        TestApp::assemble(kind, types, extensions, adjust).await
     }
 
     async fn assemble(

@@ -2,13 +2,16 @@
 //! module-bound type: its items come from the extension, not the store), redriven or dropped
 //! by org admins; on the local queue (every store) and on SQS's dead-letter queue (moto).
 //! Another org's admin sees none of them, a member may neither list nor redrive, and the
-//! items cannot be written.
+//! items cannot be written. A redrive or drop is staged with the handler's other writes: a
+//! handler that fails after asking for one leaves the dead letter where it was.
 
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use realnet::extensions::{Call, Extension, Handler, HandlerError};
 use realnet_tests::{OTHER_ORG, StoreKind, TestApp, TestTokens, on_every_store};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 const REDRIVE: &str = "/_schd/default/default/call/ops/redrive";
 const REDRIVE_ALL: &str = "/_schd/default/default/call/ops/redrive_all";
@@ -177,7 +180,103 @@ async fn dead_jobs_are_listed_redriven_and_dropped(kind: StoreKind) {
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
 }
 
-on_every_store!(dead_jobs_are_listed_redriven_and_dropped);
+/// A test extension whose handlers ask for a redrive or a drop and then fail.
+fn undo() -> Extension {
+    fn id(input: &Value) -> Result<Uuid, HandlerError> {
+        input["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| HandlerError::invalid("id: a dead letter's id", None))
+    }
+    Extension::new("undo", "Changes its mind")
+        .handler(Handler::new(
+            "redrive_then_refuse",
+            "Redrives a dead letter, then refuses",
+            |call: Call, input: Value| async move {
+                let redriven = call.redrive_dead_letters(Some(&[id(&input)?])).await?;
+                assert_eq!(redriven.len(), 1, "the letter is the caller's");
+                Err(HandlerError::refused(409, "changed my mind"))
+            },
+        ))
+        .handler(Handler::new(
+            "drop_then_panic",
+            "Drops a dead letter, then panics",
+            |call: Call, input: Value| async move {
+                call.drop_dead_letters(&[id(&input)?]).await?;
+                panic!("the handler's bug");
+            },
+        ))
+}
+
+const REDRIVE_THEN_REFUSE: &str = "/_schd/default/default/call/undo/redrive_then_refuse";
+const DROP_THEN_PANIC: &str = "/_schd/default/default/call/undo/drop_then_panic";
+
+async fn a_failing_handler_neither_redrives_nor_drops(kind: StoreKind) {
+    let app = TestApp::with_extensions(kind, vec![undo()]).await;
+    let file = pending_file(&app, "later.txt").await;
+    finalize(&app, &file).await;
+    let id = await_dead(&app, 1).await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    upload(&app, &file).await;
+
+    let a = app.post(REDRIVE_THEN_REFUSE, json!({"id": id})).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+    assert_eq!(a.body["error"]["message"], "changed my mind");
+    let a = app.post(DROP_THEN_PANIC, json!({"id": id})).await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", a.text);
+    // Still there, at once (given back, not hidden), and the job did not run again.
+    let listed = dead_letters(&app, &app.admin_token).await;
+    assert_eq!(
+        listed.body["items"][0]["id"],
+        id.as_str(),
+        "{}",
+        listed.text
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(file_status(&app, &file).await, "pending");
+
+    // Another org's admin neither sees it nor redrives, drops or redrives all of it.
+    let other = app.rn.token_for(OTHER_ORG, "admin").await;
+    let theirs = dead_letters(&app, &other).await;
+    assert_eq!(theirs.body["items"], json!([]), "{}", theirs.text);
+    let call = |handler: &str| format!("/_schd/{OTHER_ORG}/{OTHER_ORG}/call/ops/{handler}");
+    for handler in ["redrive", "drop"] {
+        let a = app
+            .call_with(
+                &other,
+                Method::POST,
+                &call(handler),
+                Some(json!({"id": id})),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{handler}: {}", a.text);
+    }
+    let a = app
+        .call_with(&other, Method::POST, &call("redrive_all"), Some(json!({})))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["redriven"], json!([]));
+    assert_eq!(await_dead(&app, 1).await[0]["id"], id.as_str());
+
+    // The letter was given back whole: its own org's admin redrives it.
+    let a = app.post(REDRIVE, json!({"id": id})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    await_dead(&app, 0).await;
+    for _ in 0..100 {
+        if file_status(&app, &file).await == "ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(file_status(&app, &file).await, "ready");
+}
+
+on_every_store!(
+    dead_jobs_are_listed_redriven_and_dropped,
+    a_failing_handler_neither_redrives_nor_drops
+);
 
 /// On SQS, the dead letters are the dead-letter queue's messages (moto): listing leaves them
 /// there, a redrive moves one to the job queue with the proofs it carried, and a drop
@@ -202,7 +301,7 @@ async fn the_sqs_dead_letter_queue_is_listed_and_redriven() {
         .await
         .expect("create the dead-letter queue"));
     let (jobs_url, dead_url) = (jobs.clone(), dead.clone());
-    let app = TestApp::with_config(StoreKind::Sqlite, move |c| {
+    let app = TestApp::with_extensions_config(StoreKind::Sqlite, vec![undo()], move |c| {
         c.queue_url = Some(jobs_url);
         c.dead_letter_queue_url = Some(dead_url);
     })
@@ -242,6 +341,27 @@ async fn the_sqs_dead_letter_queue_is_listed_and_redriven() {
     );
 
     let (a_id, a_message) = &sent[0];
+    // A handler that fails after asking for a redrive gives the message back at once.
+    let a = app.post(REDRIVE_THEN_REFUSE, json!({"id": a_id})).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+    let a = app.post(DROP_THEN_PANIC, json!({"id": a_id})).await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", a.text);
+    let listed = app.get("/api/deadletters").await;
+    assert_eq!(
+        listed.body["items"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        listed.text
+    );
+    // Another org's admin can neither redrive nor drop it.
+    let other = app.rn.token_for(OTHER_ORG, "admin").await;
+    for handler in ["redrive", "drop"] {
+        let path = format!("/_schd/{OTHER_ORG}/{OTHER_ORG}/call/ops/{handler}");
+        let a = app
+            .call_with(&other, Method::POST, &path, Some(json!({"id": a_id})))
+            .await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{handler}: {}", a.text);
+    }
     let a = app.post(REDRIVE, json!({"id": a_id})).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let received = sqs
@@ -270,7 +390,6 @@ async fn the_sqs_dead_letter_queue_is_listed_and_redriven() {
     // The other org's message is still there, untouched by this org's redrive_all.
     let a = app.post(REDRIVE_ALL, json!({})).await;
     assert_eq!(a.body["redriven"], json!([]), "{}", a.text);
-    let other = app.rn.token_for(OTHER_ORG, "admin").await;
     let theirs = dead_letters(&app, &other).await;
     assert_eq!(
         theirs.body["items"].as_array().map(Vec::len),

@@ -226,18 +226,20 @@ pub async fn create(
             );
         }
     };
-    let (item, key) = ops::create(
-        &rn,
-        &principal,
-        NewItem {
-            type_name,
-            name: body.name,
-            parent: body.parent,
-            attributes: body.attributes,
-        },
-        scope.as_deref(),
-    )
-    .await?;
+    let input = NewItem {
+        type_name,
+        name: body.name,
+        parent: body.parent,
+        attributes: body.attributes,
+    };
+    let (item, key) = if source::is_bound(&rn, &input.type_name) {
+        (
+            source::create(&rn, &principal, input, scope.as_deref()).await?,
+            None,
+        )
+    } else {
+        ops::create(&rn, &principal, input, scope.as_deref()).await?
+    };
     // An API key's token is shown once, beside the item; it is not an attribute.
     let body = match key {
         None => Json(&item).into_response(),
@@ -248,6 +250,12 @@ pub async fn create(
         response.headers_mut().insert(header::LOCATION, v);
     }
     Ok(response)
+}
+
+/// The module-bound type whose endpoint the route is, if it is one: its items are not in
+/// the store, so only that endpoint reaches them by id.
+fn bound<'a>(rn: &Realnet, target: &'a Target) -> Option<&'a str> {
+    target.scope.as_deref().filter(|t| source::is_bound(rn, t))
 }
 
 #[utoipa::path(get, path = "/api/items/{id}", operation_id = "get_item", tag = "items",
@@ -262,8 +270,7 @@ pub async fn get(
     target: Target,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let bound = target.scope.as_deref().filter(|t| source::is_bound(&rn, t));
-    let item = match bound {
+    let item = match bound(&rn, &target) {
         Some(t) => source::get(&rn, &principal, t, target.id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no item with id {}", target.id)))?,
@@ -331,7 +338,7 @@ pub async fn put(
 
 /// `PATCH` and `PUT`: the change, conditional on `If-Match` when given.
 async fn update(
-    rn: &Realnet,
+    rn: &Arc<Realnet>,
     principal: &Principal,
     target: Target,
     headers: &HeaderMap,
@@ -339,7 +346,10 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let expected = if_match(headers)?;
     let scope = target.scope.as_deref();
-    let item = ops::update(rn, principal, target.id, change, expected, scope).await?;
+    let item = match bound(rn, &target) {
+        Some(t) => source::update(rn, principal, t, target.id, change, expected).await?,
+        None => ops::update(rn, principal, target.id, change, expected, scope).await?,
+    };
     Ok(with_etag(
         (StatusCode::OK, Json(&item)).into_response(),
         item.version,
@@ -363,6 +373,10 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let recursive = recursive_flag(&params)?;
     let expected = if_match(&headers)?;
+    if let Some(t) = bound(&rn, &target) {
+        source::delete(&rn, &principal, t, target.id, expected).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     ops::delete(
         &rn,
         &principal,

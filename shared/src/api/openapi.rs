@@ -74,6 +74,11 @@ fn build(rn: &Realnet) -> String {
                     op["operationId"] = json!(format!("{id}_{ep}"));
                 }
                 op["tags"] = json!([t.name]);
+                if method != "get" && crate::extensions::source::is_bound(rn, &t.name) {
+                    op["responses"]["422"] = json!({"description":
+                        "Invalid item, or the extension serving this type (its module) does not write its items",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}});
+                }
                 let body = match method.as_str() {
                     "post" => &bodies.create,
                     "put" => &bodies.replace,

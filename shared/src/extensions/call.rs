@@ -1,6 +1,8 @@
 //! What a handler may do through its [`Call`]: the item and file operations of the HTTP
-//! API, as the caller, with the same checks; jobs; and, for org admins, the dead letters. Reads see the store as it is (not the call's own staged
-//! writes); writes are checked now and committed together once the handler has answered.
+//! API, as the caller, with the same checks; jobs; and, for org admins, the dead letters.
+//! Reads see the store as it is (not the call's own staged writes); writes are checked now
+//! and committed together once the handler has answered, and a redrive or drop of dead
+//! letters is performed then too.
 
 use std::sync::Arc;
 
@@ -16,7 +18,8 @@ use crate::item::ops::{self, Change, NewItem, Origin};
 use crate::item::prepared::Prepared;
 use crate::jobs::envelope::Submission;
 use crate::query::{ItemQuery, MAX_LIMIT};
-use crate::queue::dead::DeadLetters;
+use crate::queue::QueueError;
+use crate::queue::dead::{DeadLetter, DeadLetters, Held};
 use crate::store::Page;
 
 /// At most this many items in one call's [`Call::query_all`].
@@ -226,64 +229,85 @@ impl Call {
     /// is not a job envelope, or whose proof (signature or API key) is not of this org, is
     /// not shown: its body only names an org.
     pub async fn dead_letters(&self) -> Result<Vec<OrgDeadLetter>, HandlerError> {
-        let letters = self
-            .dead_letter_queue()?
-            .list()
-            .await
-            .map_err(|e| HandlerError::Unavailable(e.to_string()))?;
+        let letters = self.dead_letter_queue()?.list().await?;
         let mut own = Vec::new();
         for l in letters {
-            let Ok(job) = crate::jobs::decode(&l.body) else {
-                continue;
-            };
-            let proven = crate::jobs::trust::proven_org(&self.rn, &job, &l.body, &l.credentials)
-                .await
-                .map_err(crate::item::ItemError::from)?;
-            if proven.as_deref() == Some(self.principal.org.as_str()) {
-                own.push(OrgDeadLetter {
-                    id: l.id,
-                    kind: job.kind,
-                    actor: job.actor,
-                    payload: job.payload,
-                    receives: l.receives,
-                    sent_at: l.sent_at,
-                });
-            }
+            own.extend(self.own_letter(&l).await?);
         }
         Ok(own)
     }
 
-    /// Sends the caller's org's dead letters with `ids` (all of them with `None`) to the job
-    /// queue again, as they were sent; answers those redriven. Org admins only.
+    /// Stages sending the caller's org's dead letters with `ids` (all of them with `None`)
+    /// to the job queue again, as they were sent, once the handler has answered (not if it
+    /// fails); answers those it will redrive, hidden from every other caller meanwhile. Org
+    /// admins only.
     pub async fn redrive_dead_letters(
         &self,
         ids: Option<&[Uuid]>,
     ) -> Result<Vec<Uuid>, HandlerError> {
-        let ids = self.own_dead_letters(ids).await?;
-        self.dead_letter_queue()?
-            .redrive(&ids)
-            .await
-            .map_err(|e| HandlerError::Unavailable(e.to_string()))
+        self.hold_dead_letters(ids, DeadAction::Redrive).await
     }
 
-    /// Removes the caller's org's dead letters with `ids`; answers those removed. Org admins
-    /// only.
+    /// Stages removing the caller's org's dead letters with `ids` once the handler has
+    /// answered (not if it fails); answers those it will remove. Org admins only.
     pub async fn drop_dead_letters(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, HandlerError> {
-        let ids = self.own_dead_letters(Some(ids)).await?;
-        self.dead_letter_queue()?
-            .remove(&ids)
-            .await
-            .map_err(|e| HandlerError::Unavailable(e.to_string()))
+        self.hold_dead_letters(Some(ids), DeadAction::Remove).await
     }
 
-    /// Of `ids` (all with `None`), those of the caller's org's dead letters.
-    async fn own_dead_letters(&self, ids: Option<&[Uuid]>) -> Result<Vec<Uuid>, HandlerError> {
-        Ok(self
-            .dead_letters()
-            .await?
-            .into_iter()
-            .map(|l| l.id)
-            .filter(|id| ids.is_none_or(|ids| ids.contains(id)))
-            .collect())
+    /// Receives the dead letters in one pass, holds those of `ids` (all with `None`) whose
+    /// proof is of the caller's org, releases the others, and stages `action` on them.
+    async fn hold_dead_letters(
+        &self,
+        ids: Option<&[Uuid]>,
+        action: DeadAction,
+    ) -> Result<Vec<Uuid>, HandlerError> {
+        let queue = self.dead_letter_queue()?.clone();
+        let held = Held::receive(queue, |l| async move {
+            if ids.is_some_and(|ids| !ids.contains(&l.id)) {
+                return Ok::<_, HandlerError>(None);
+            }
+            Ok(self.own_letter(&l).await?.map(|_| l))
+        })
+        .await?;
+        let ids = held.ids();
+        self.staged
+            .lock()
+            .expect("the staged writes' lock")
+            .dead_letters
+            .push((action, held));
+        Ok(ids)
+    }
+
+    /// The dead letter as the caller's org's, if it is a job whose proof (signature or API
+    /// key) is of that org.
+    async fn own_letter(&self, l: &DeadLetter) -> Result<Option<OrgDeadLetter>, HandlerError> {
+        let Ok(job) = crate::jobs::decode(&l.body) else {
+            return Ok(None);
+        };
+        let proven = crate::jobs::trust::proven_org(&self.rn, &job, &l.body, &l.credentials)
+            .await
+            .map_err(crate::item::ItemError::from)?;
+        Ok(
+            (proven.as_deref() == Some(self.principal.org.as_str())).then(|| OrgDeadLetter {
+                id: l.id,
+                kind: job.kind,
+                actor: job.actor,
+                payload: job.payload,
+                receives: l.receives,
+                sent_at: l.sent_at,
+            }),
+        )
+    }
+}
+
+/// What a handler staged for dead letters it holds.
+pub(super) enum DeadAction {
+    Redrive,
+    Remove,
+}
+
+impl From<QueueError> for HandlerError {
+    fn from(e: QueueError) -> Self {
+        HandlerError::Unavailable(e.to_string())
     }
 }

@@ -4,7 +4,9 @@
 //! the caller's right to call it checked (`call` on the `Extension` type, or for a remote one
 //! on its item; default deny; org admins may), the payload checked against the handler's
 //! input schema, the handler run with its panics caught (a panic fails the call, not the
-//! process), and its staged writes committed in one transaction, then its jobs sent. A remote
+//! process), and its staged writes committed in one transaction, then the dead letters it
+//! redrove or dropped acted on, then its jobs sent; a handler that fails leaves all of them
+//! undone. A remote
 //! handler runs elsewhere ([`super::remote`]) and stages nothing.
 
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use serde_json::Value;
 
+use super::call::DeadAction;
 use super::{Call, HandlerError, Staged, remote};
 use crate::access::Permission;
 use crate::auth::Principal;
@@ -174,8 +177,12 @@ pub async fn run(
             result,
             staged: call.take_staged(),
         }),
-        Ok(Err(e)) => Err(e.into()),
+        Ok(Err(e)) => {
+            call.take_staged().abandon().await;
+            Err(e.into())
+        }
         Err(_) => {
+            call.take_staged().abandon().await;
             tracing::error!(
                 extension = target.extension,
                 handler = target.handler,
@@ -191,6 +198,15 @@ pub async fn run(
 }
 
 impl Outcome {
+    /// What `call` staged, answering `result`: the outcome of a call that is not a
+    /// handler's (a module-bound item's write, [`super::source`]).
+    pub(crate) fn of(call: &Call, result: Value) -> Outcome {
+        Outcome {
+            result,
+            staged: call.take_staged(),
+        }
+    }
+
     /// Commits the handler's writes, with `extra` writes in the same transaction (a job's
     /// record), then sends the jobs it submitted; answers the handler's result.
     pub async fn commit(
@@ -203,9 +219,18 @@ impl Outcome {
             writes,
             files,
             jobs,
+            dead_letters,
         } = self.staged;
         if !writes.is_empty() || !extra.is_empty() {
+            // Dead letters it held are released (dropped) if the writes fail.
             ops::commit_with(rn, p, writes, extra).await?;
+        }
+        for (action, held) in dead_letters {
+            match action {
+                DeadAction::Redrive => held.redrive().await,
+                DeadAction::Remove => held.remove().await,
+            }
+            .map_err(|e| CallError::Handler(e.into()))?;
         }
         for (file, bytes) in files {
             // A file that cannot be stored is deleted again; the caller hears why.

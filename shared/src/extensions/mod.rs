@@ -87,6 +87,18 @@ impl HandlerError {
         }
     }
 
+    /// The item changed since `expected` (`412`, as the item API answers a stale
+    /// `If-Match`).
+    pub fn version_conflict(id: Uuid, expected: i64, actual: i64) -> Self {
+        HandlerError::Item(ItemError::Store(
+            crate::store::StoreError::VersionConflict {
+                id,
+                expected,
+                actual,
+            },
+        ))
+    }
+
     pub fn forbidden(message: impl Into<String>) -> Self {
         HandlerError::refused(403, message)
     }
@@ -172,19 +184,51 @@ impl Handler {
     }
 }
 
-/// Where the items of a module-bound type come from: its extension, not the store. Read-only
-/// unless the source writes ([`ItemSource::writes`] is `false` by default). Items are
-/// filtered by the caller's access rules as stored items are.
+/// Where the items of a module-bound type come from: its extension, not the store. Items
+/// are filtered by the caller's access rules as stored items are. Read-only unless the
+/// source answers a [`writer`](ItemSource::writer).
 #[async_trait]
 pub trait ItemSource: Send + Sync + 'static {
     /// Every item of the type in the caller's org the source has (bounded by the source);
-    /// filtering, sorting and paging are [`page_of`].
+    /// filtering, sorting and paging are [`source::page_of`].
     async fn items(&self, call: &Call) -> Result<Vec<Item>, HandlerError>;
 
     /// One item by id, if the source has it.
     async fn item(&self, call: &Call, id: Uuid) -> Result<Option<Item>, HandlerError> {
         Ok(self.items(call).await?.into_iter().find(|i| i.id == id))
     }
+
+    /// What writes the type's items, if the source does: then `POST`, `PATCH`, `PUT` and
+    /// `DELETE` of the item API reach it, checked as for stored items. `None` (the default):
+    /// they are refused (`422`).
+    fn writer(&self) -> Option<&dyn ItemWriter> {
+        None
+    }
+}
+
+/// The writes of a module-bound type's items. Each is called once the item API has checked
+/// it as it checks a stored item's (the caller's right, the type's fields, server-managed
+/// fields, the parent, references, `If-Match`): the source only stores it, in the caller's
+/// org ([`Call::org`]). An item write the source makes through its [`Call`] commits after
+/// it answered, as a handler's do.
+#[async_trait]
+pub trait ItemWriter: Send + Sync {
+    /// Stores `item`, a new item (its id, owner, version `1` and times set); answers it as
+    /// stored.
+    async fn create(&self, call: &Call, item: Item) -> Result<Item, HandlerError>;
+
+    /// Replaces the item with `next` (its version one more than `expected_version`) if it is
+    /// still at `expected_version`, else answers [`HandlerError::version_conflict`]; answers
+    /// it as stored.
+    async fn update(
+        &self,
+        call: &Call,
+        next: Item,
+        expected_version: i64,
+    ) -> Result<Item, HandlerError>;
+
+    /// Removes `item` (as the caller last read it).
+    async fn delete(&self, call: &Call, item: &Item) -> Result<(), HandlerError>;
 }
 
 /// A linked extension: its handlers and what else it adds.
@@ -362,6 +406,19 @@ struct Staged {
     /// Files created with the writes, and their bytes, stored once the writes committed.
     files: Vec<(Item, bytes::Bytes)>,
     jobs: Vec<Submission>,
+    /// Dead letters held, and what to do with them once the writes committed.
+    dead_letters: Vec<(call::DeadAction, crate::queue::dead::Held)>,
+}
+
+impl Staged {
+    /// Gives back what the call held, changing nothing: the call failed.
+    async fn abandon(self) {
+        for (_, held) in self.dead_letters {
+            if let Err(e) = held.release().await {
+                tracing::warn!(error = %e, "held dead letters were not released");
+            }
+        }
+    }
 }
 
 impl Call {

@@ -32,7 +32,7 @@ const UPDATE_ATTEMPTS: usize = 5;
 pub const MAX_DELETE: usize = 1000;
 
 /// The refusal of `action` to `p`: log in first, or not allowed.
-fn denied(p: &Principal, action: String) -> ItemError {
+pub(crate) fn denied(p: &Principal, action: String) -> ItemError {
     if p.is_public() {
         ItemError::Unauthenticated(format!("log in to {action} (POST /api/auth)"))
     } else {
@@ -273,14 +273,27 @@ pub async fn prepare_create(
     scope: Option<&str>,
     origin: Origin,
 ) -> Result<Prepared, ItemError> {
-    let rules = rn.access_rules(&principal.org).await?;
     let t = type_in_scope(rn, &input.type_name, scope)?;
-    let behaviour = rn.behaviours.of(&t.name);
     if origin == Origin::Client
-        && let Some(why) = behaviour.made_by_server()
+        && let Some(why) = rn.behaviours.of(&t.name).made_by_server()
     {
         return Err(ValidationErrors::single("type", why).into());
     }
+    prepare_new(rn, principal, input, scope, origin).await
+}
+
+/// [`prepare_create`] for a type whose items clients may not put in the store: a
+/// module-bound type's, which its extension then stores (see [`crate::extensions::source`]).
+pub(crate) async fn prepare_new(
+    rn: &Realnet,
+    principal: &Principal,
+    input: NewItem,
+    scope: Option<&str>,
+    origin: Origin,
+) -> Result<Prepared, ItemError> {
+    let rules = rn.access_rules(&principal.org).await?;
+    let t = type_in_scope(rn, &input.type_name, scope)?;
+    let behaviour = rn.behaviours.of(&t.name);
     let p = principal;
     if !rn
         .may(
@@ -456,8 +469,8 @@ pub async fn prepare_update(
 ) -> Result<Prepared, ItemError> {
     let rules = rn.access_rules(&principal.org).await?;
     let current = get_for(rn, &rules, principal, id, scope, Permission::Update).await?;
-    check_version(&current, if_match)?;
-    let (next, write_only) = changed(rn, &rules, principal, &current, change, origin).await?;
+    let (next, write_only) =
+        next_version(rn, &rules, principal, &current, change, if_match, origin).await?;
     let pending = Pending {
         rn,
         rules: &rules,
@@ -501,8 +514,24 @@ pub async fn check_update(rn: &Realnet, p: &Principal, item: &Item) -> Result<()
     Ok(())
 }
 
+/// The item `current` becomes by `change`, fully checked, if it is still at `if_match` (when
+/// given); and the write-only attributes sent. The caller's right to change `current` is
+/// checked before.
+pub(crate) async fn next_version(
+    rn: &Realnet,
+    rules: &AccessRules,
+    principal: &Principal,
+    current: &Item,
+    change: &Change,
+    if_match: Option<i64>,
+    origin: Origin,
+) -> Result<(Item, Map<String, Value>), ItemError> {
+    check_version(current, if_match)?;
+    changed(rn, rules, principal, current, change, origin).await
+}
+
 /// Refuses a change based on another version than the current one.
-fn check_version(current: &Item, if_match: Option<i64>) -> Result<(), StoreError> {
+pub(crate) fn check_version(current: &Item, if_match: Option<i64>) -> Result<(), StoreError> {
     match if_match {
         Some(v) if v != current.version => Err(StoreError::VersionConflict {
             id: current.id,

@@ -402,6 +402,8 @@ pub async fn run_local(
                                 credentials: credentials.clone(),
                                 receives: attempt,
                                 sent_at: Some(sent_at),
+                                receipt: None,
+                                group: None,
                             });
                         }
                         break;

@@ -5,10 +5,13 @@
 //! principal it proved, never as the one redriving it.
 //!
 //! SQS has no way to list a queue: messages are received with a visibility timeout (hidden
-//! meanwhile), the ones asked for are moved or deleted, and the others are released at once.
+//! meanwhile), and each is then redriven, deleted or released. A caller acting on some
+//! dead letters receives them all in one pass, keeps those it acts on ([`Held`], hidden from
+//! every other caller until it settles them) and releases the others at once; the local
+//! queue holds its letters aside in the same way.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{
@@ -24,6 +27,10 @@ use crate::jobs::envelope::{API_KEY, Credentials, SIGNATURE};
 /// At most this many dead letters are looked at.
 pub const MAX_DEAD: usize = 1000;
 
+/// How long, in seconds, SQS hides a received dead letter: a caller that never settles what
+/// it held (its process ended) gives it back after this.
+const HOLD_SECONDS: i32 = 60;
+
 /// A message the worker gave up on.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
@@ -34,19 +41,117 @@ pub struct DeadLetter {
     /// How often it was received before it was given up on.
     pub receives: u32,
     pub sent_at: Option<DateTime<Utc>>,
+    /// SQS's handle of this receipt of the message (`None` on the local queue).
+    pub receipt: Option<String>,
+    /// The message group of a FIFO queue's message.
+    pub group: Option<String>,
 }
 
 #[async_trait]
 pub trait DeadLetters: Send + Sync + 'static {
-    /// Every dead letter (at most [`MAX_DEAD`]).
+    /// Every dead letter (at most [`MAX_DEAD`]), left in place.
     async fn list(&self) -> Result<Vec<DeadLetter>, QueueError>;
 
-    /// Sends the dead letters with these ids to the job queue again and removes them here;
-    /// answers those it found.
-    async fn redrive(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, QueueError>;
+    /// Every dead letter (at most [`MAX_DEAD`]), each hidden from other callers until it is
+    /// redriven, removed or released (on SQS, for a minute at most).
+    async fn receive(&self) -> Result<Vec<DeadLetter>, QueueError>;
 
-    /// Removes the dead letters with these ids; answers those it found.
-    async fn remove(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, QueueError>;
+    /// Makes received dead letters visible again.
+    async fn release(&self, letters: &[DeadLetter]) -> Result<(), QueueError>;
+
+    /// Sends received dead letters to the job queue again, as they were sent, and removes
+    /// them here; answers those it did.
+    async fn redrive(&self, letters: &[DeadLetter]) -> Result<Vec<Uuid>, QueueError>;
+
+    /// Removes received dead letters; answers those it removed.
+    async fn remove(&self, letters: &[DeadLetter]) -> Result<Vec<Uuid>, QueueError>;
+}
+
+/// Dead letters one caller received to act on, hidden from everyone else until it settles
+/// them ([`Held::redrive`], [`Held::remove`], [`Held::release`]). Dropped unsettled (the
+/// call failed or was abandoned), they are released.
+pub struct Held {
+    queue: Arc<dyn DeadLetters>,
+    letters: Vec<DeadLetter>,
+}
+
+impl Held {
+    /// Receives every dead letter in one pass, holds those `keep` chooses and releases the
+    /// others at once.
+    pub async fn receive<F, Fut, E>(queue: Arc<dyn DeadLetters>, mut keep: F) -> Result<Held, E>
+    where
+        F: FnMut(DeadLetter) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<DeadLetter>, E>>,
+        E: From<QueueError>,
+    {
+        let received = queue.receive().await?;
+        let mut held = Held {
+            queue: queue.clone(),
+            letters: Vec::new(),
+        };
+        let mut others = Vec::new();
+        let mut failed = None;
+        for letter in received {
+            if failed.is_some() {
+                others.push(letter);
+                continue;
+            }
+            let copy = letter.clone();
+            match keep(letter).await {
+                Ok(Some(kept)) => held.letters.push(kept),
+                Ok(None) => others.push(copy),
+                Err(e) => {
+                    others.push(copy);
+                    failed = Some(e);
+                }
+            }
+        }
+        queue.release(&others).await?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(held),
+        }
+    }
+
+    pub fn ids(&self) -> Vec<Uuid> {
+        self.letters.iter().map(|l| l.id).collect()
+    }
+
+    /// Sends them to the job queue again; answers those redriven.
+    pub async fn redrive(mut self) -> Result<Vec<Uuid>, QueueError> {
+        let letters = std::mem::take(&mut self.letters);
+        self.queue.redrive(&letters).await
+    }
+
+    /// Removes them for good; answers those removed.
+    pub async fn remove(mut self) -> Result<Vec<Uuid>, QueueError> {
+        let letters = std::mem::take(&mut self.letters);
+        self.queue.remove(&letters).await
+    }
+
+    /// Makes them visible again, unchanged.
+    pub async fn release(mut self) -> Result<(), QueueError> {
+        let letters = std::mem::take(&mut self.letters);
+        self.queue.release(&letters).await
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let letters = std::mem::take(&mut self.letters);
+        if letters.is_empty() {
+            return;
+        }
+        let queue = self.queue.clone();
+        // On SQS the visibility timeout releases them anyway if this never runs.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = queue.release(&letters).await {
+                    tracing::warn!(error = %e, "held dead letters were not released");
+                }
+            });
+        }
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> QueueError {
@@ -67,16 +172,16 @@ impl SqsDeadLetters {
         }
     }
 
-    /// Receives up to [`MAX_DEAD`] messages, hiding them for a minute.
-    async fn receive(&self) -> Result<Vec<Message>, QueueError> {
+    /// Receives up to [`MAX_DEAD`] messages, hiding them for [`HOLD_SECONDS`].
+    async fn receive_all(&self) -> Result<Vec<DeadLetter>, QueueError> {
         let client = self.dead.client().await;
-        let mut all: Vec<Message> = Vec::new();
+        let mut all: Vec<DeadLetter> = Vec::new();
         while all.len() < MAX_DEAD {
             let batch = client
                 .receive_message()
                 .queue_url(self.dead.url())
                 .max_number_of_messages(10)
-                .visibility_timeout(60)
+                .visibility_timeout(HOLD_SECONDS)
                 .wait_time_seconds(0)
                 .message_system_attribute_names(MessageSystemAttributeName::All)
                 .message_attribute_names("All")
@@ -87,70 +192,41 @@ impl SqsDeadLetters {
             if messages.is_empty() {
                 break;
             }
-            all.extend(messages);
+            let letters: Vec<DeadLetter> = messages.iter().filter_map(dead_letter).collect();
+            // A message that is not a Realnet message id is left to reappear.
+            all.extend(letters);
         }
         Ok(all)
     }
 
-    /// Makes `messages` visible again at once.
-    async fn release(&self, messages: &[&Message]) -> Result<(), QueueError> {
-        let client = self.dead.client().await;
-        for chunk in messages.chunks(10) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .set_receipt_handle(m.receipt_handle.clone())
-                        .visibility_timeout(0)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            if entries.is_empty() {
-                continue;
-            }
-            client
-                .change_message_visibility_batch()
-                .queue_url(self.dead.url())
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
-        }
-        Ok(())
-    }
-
-    async fn delete(&self, m: &Message) -> Result<(), QueueError> {
+    async fn delete(&self, l: &DeadLetter) -> Result<(), QueueError> {
         self.dead
             .client()
             .await
             .delete_message()
             .queue_url(self.dead.url())
-            .set_receipt_handle(m.receipt_handle.clone())
+            .set_receipt_handle(l.receipt.clone())
             .send()
             .await
             .map_err(|e| unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
         Ok(())
     }
 
-    /// Sends `m` to the job queue with the proofs it carried.
-    async fn resend(&self, m: &Message) -> Result<(), QueueError> {
+    /// Sends `l` to the job queue with the proofs it carried.
+    async fn resend(&self, l: &DeadLetter) -> Result<(), QueueError> {
         let mut send = self
             .dead
             .client()
             .await
             .send_message()
             .queue_url(&self.jobs)
-            .set_message_body(m.body.clone());
-        for name in [SIGNATURE, API_KEY] {
-            if let Some(value) = m
-                .message_attributes
-                .as_ref()
-                .and_then(|a| a.get(name))
-                .and_then(|a| a.string_value.clone())
-            {
+            .message_body(&l.body);
+        let proofs = [
+            (SIGNATURE, &l.credentials.signature),
+            (API_KEY, &l.credentials.api_key),
+        ];
+        for (name, value) in proofs {
+            if let Some(value) = value {
                 let attribute = MessageAttributeValue::builder()
                     .data_type("String")
                     .string_value(value)
@@ -160,15 +236,10 @@ impl SqsDeadLetters {
             }
         }
         if self.jobs.ends_with(".fifo") {
-            let group = m
-                .attributes
-                .as_ref()
-                .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
-                .cloned()
-                .unwrap_or_else(|| "redriven".into());
+            let group = l.group.clone().unwrap_or_else(|| "redriven".into());
             send = send
                 .message_group_id(group)
-                .set_message_deduplication_id(m.message_id.clone());
+                .message_deduplication_id(l.id.to_string());
         }
         send.send()
             .await
@@ -176,37 +247,23 @@ impl SqsDeadLetters {
         Ok(())
     }
 
-    /// Receives everything, does `act` to the messages with `ids`, releases the others.
-    async fn with_ids(&self, ids: &[Uuid], redrive: bool) -> Result<Vec<Uuid>, QueueError> {
-        let messages = self.receive().await?;
-        let (chosen, others): (Vec<&Message>, Vec<&Message>) = messages
-            .iter()
-            .partition(|m| id_of(m).is_some_and(|id| ids.contains(&id)));
+    /// Does `act` to each of `letters` in turn; on a failure, releases those not done.
+    async fn each(&self, letters: &[DeadLetter], redrive: bool) -> Result<Vec<Uuid>, QueueError> {
         let mut done = Vec::new();
-        let mut outcome = Ok(());
-        for m in &chosen {
+        for (i, l) in letters.iter().enumerate() {
             let step = async {
                 if redrive {
-                    self.resend(m).await?;
+                    self.resend(l).await?;
                 }
-                self.delete(m).await
+                self.delete(l).await
             };
-            match step.await {
-                Ok(()) => done.extend(id_of(m)),
-                Err(e) => {
-                    outcome = Err(e);
-                    break;
-                }
+            if let Err(e) = step.await {
+                self.release(&letters[i..]).await?;
+                return Err(e);
             }
+            done.push(l.id);
         }
-        let undone: Vec<&Message> = chosen
-            .iter()
-            .filter(|m| !id_of(m).is_some_and(|id| done.contains(&id)))
-            .copied()
-            .chain(others)
-            .collect();
-        self.release(&undone).await?;
-        outcome.map(|()| done)
+        Ok(done)
     }
 }
 
@@ -238,51 +295,112 @@ fn dead_letter(m: &Message) -> Option<DeadLetter> {
         sent_at: system(MessageSystemAttributeName::SentTimestamp)
             .and_then(|t| t.parse::<i64>().ok())
             .and_then(DateTime::from_timestamp_millis),
+        receipt: m.receipt_handle.clone(),
+        group: system(MessageSystemAttributeName::MessageGroupId),
     })
 }
 
 #[async_trait]
 impl DeadLetters for SqsDeadLetters {
     async fn list(&self) -> Result<Vec<DeadLetter>, QueueError> {
-        let messages = self.receive().await?;
-        self.release(&messages.iter().collect::<Vec<_>>()).await?;
-        Ok(messages.iter().filter_map(dead_letter).collect())
+        let letters = self.receive_all().await?;
+        self.release(&letters).await?;
+        Ok(letters)
     }
 
-    async fn redrive(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, QueueError> {
-        self.with_ids(ids, true).await
+    async fn receive(&self) -> Result<Vec<DeadLetter>, QueueError> {
+        self.receive_all().await
     }
 
-    async fn remove(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, QueueError> {
-        self.with_ids(ids, false).await
+    async fn release(&self, letters: &[DeadLetter]) -> Result<(), QueueError> {
+        let client = self.dead.client().await;
+        for chunk in letters.chunks(10) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .set_receipt_handle(l.receipt.clone())
+                        .visibility_timeout(0)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if entries.is_empty() {
+                continue;
+            }
+            client
+                .change_message_visibility_batch()
+                .queue_url(self.dead.url())
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+        }
+        Ok(())
+    }
+
+    async fn redrive(&self, letters: &[DeadLetter]) -> Result<Vec<Uuid>, QueueError> {
+        self.each(letters, true).await
+    }
+
+    async fn remove(&self, letters: &[DeadLetter]) -> Result<Vec<Uuid>, QueueError> {
+        self.each(letters, false).await
     }
 }
 
-/// The local queue's dead letters: jobs its runner gave up on.
+/// The local queue's dead letters: jobs its runner gave up on, and those a caller holds.
 #[derive(Debug, Default)]
 pub struct LocalDeadLetters {
-    letters: Mutex<Vec<DeadLetter>>,
+    letters: Mutex<Letters>,
+}
+
+#[derive(Debug, Default)]
+struct Letters {
+    visible: Vec<DeadLetter>,
+    held: Vec<DeadLetter>,
 }
 
 impl LocalDeadLetters {
     /// Keeps a job the runner gave up on (the oldest are dropped past [`MAX_DEAD`]).
     pub fn keep(&self, letter: DeadLetter) {
         let mut letters = self.letters.lock().expect("the dead letters' lock");
-        if letters.len() >= MAX_DEAD {
-            letters.remove(0);
+        if letters.visible.len() >= MAX_DEAD {
+            letters.visible.remove(0);
         }
-        letters.push(letter);
+        letters.visible.push(letter);
     }
 
-    /// Takes the dead letters with `ids` out of the list.
-    pub fn take(&self, ids: &[Uuid]) -> Vec<DeadLetter> {
+    /// The visible dead letters.
+    pub fn all(&self) -> Vec<DeadLetter> {
+        let letters = self.letters.lock().expect("the dead letters' lock");
+        letters.visible.clone()
+    }
+
+    /// Holds every visible dead letter aside; answers them.
+    pub fn hold(&self) -> Vec<DeadLetter> {
         let mut letters = self.letters.lock().expect("the dead letters' lock");
-        let (taken, kept) = letters.drain(..).partition(|l| ids.contains(&l.id));
-        *letters = kept;
+        let visible = std::mem::take(&mut letters.visible);
+        letters.held.extend(visible.iter().cloned());
+        visible
+    }
+
+    /// Takes the held dead letters with these ids (those still held).
+    pub fn take(&self, of: &[DeadLetter]) -> Vec<DeadLetter> {
+        let mut letters = self.letters.lock().expect("the dead letters' lock");
+        let (taken, kept) = std::mem::take(&mut letters.held)
+            .into_iter()
+            .partition(|l| of.iter().any(|o| o.id == l.id));
+        letters.held = kept;
         taken
     }
 
-    pub fn all(&self) -> Vec<DeadLetter> {
-        self.letters.lock().expect("the dead letters' lock").clone()
+    /// Makes the held dead letters with these ids visible again, in their order.
+    pub fn release(&self, of: &[DeadLetter]) {
+        let back = self.take(of);
+        let mut letters = self.letters.lock().expect("the dead letters' lock");
+        letters.visible.extend(back);
+        letters.visible.sort_by_key(|l| l.id);
     }
 }

@@ -175,9 +175,18 @@ impl DeadLetters for LocalQueue {
         Ok(self.dead.all())
     }
 
-    async fn redrive(&self, ids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>, QueueError> {
+    async fn receive(&self) -> Result<Vec<DeadLetter>, QueueError> {
+        Ok(self.dead.hold())
+    }
+
+    async fn release(&self, letters: &[DeadLetter]) -> Result<(), QueueError> {
+        self.dead.release(letters);
+        Ok(())
+    }
+
+    async fn redrive(&self, letters: &[DeadLetter]) -> Result<Vec<uuid::Uuid>, QueueError> {
         let mut done = Vec::new();
-        for letter in self.dead.take(ids) {
+        for letter in self.dead.take(letters) {
             // Only what this installation signed reaches the local queue.
             let (Ok(envelope), Some(signature)) = (
                 serde_json::from_str::<JobEnvelope>(&letter.body),
@@ -196,8 +205,8 @@ impl DeadLetters for LocalQueue {
         Ok(done)
     }
 
-    async fn remove(&self, ids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>, QueueError> {
-        Ok(self.dead.take(ids).into_iter().map(|l| l.id).collect())
+    async fn remove(&self, letters: &[DeadLetter]) -> Result<Vec<uuid::Uuid>, QueueError> {
+        Ok(self.dead.take(letters).into_iter().map(|l| l.id).collect())
     }
 }
 
