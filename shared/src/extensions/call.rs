@@ -288,7 +288,7 @@ impl Call {
             .await
             .map_err(crate::item::ItemError::from)?;
         Ok(
-            (proven.as_deref() == Some(self.principal.org.as_str())).then(|| OrgDeadLetter {
+            (proven.as_deref() == Some(self.principal.org.as_str())).then_some(OrgDeadLetter {
                 id: l.id,
                 kind: job.kind,
                 actor: job.actor,
