@@ -391,7 +391,8 @@ impl Extensions {
 /// The context of one call: who calls, in which org, and what the handler may do for them.
 /// Reads happen at once; writes are checked at once and staged, and commit together (one
 /// transaction) when the handler has answered, so a handler that fails or panics leaves
-/// nothing behind. Jobs it submits are sent once the writes committed.
+/// nothing behind. Dead letters it redrives or drops are held meanwhile and acted on once the
+/// writes committed (given back if they do not); jobs it submits are sent after that.
 #[derive(Clone)]
 pub struct Call {
     rn: Arc<Realnet>,
