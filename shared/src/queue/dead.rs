@@ -404,3 +404,64 @@ impl LocalDeadLetters {
         letters.visible.sort_by_key(|l| l.id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::LocalQueue;
+
+    fn letter() -> DeadLetter {
+        DeadLetter {
+            id: Uuid::now_v7(),
+            body: "{}".into(),
+            credentials: Credentials::default(),
+            receives: 3,
+            sent_at: None,
+            receipt: None,
+            group: None,
+        }
+    }
+
+    async fn hold(queue: &Arc<LocalQueue>, id: Uuid) -> Held {
+        let queue: Arc<dyn DeadLetters> = queue.clone();
+        Held::receive(queue, |l| async move {
+            Ok::<_, QueueError>((l.id == id).then_some(l))
+        })
+        .await
+        .expect("held")
+    }
+
+    #[tokio::test]
+    async fn held_letters_are_hidden_until_settled_and_the_others_released_at_once() {
+        let queue = Arc::new(LocalQueue::default());
+        let (a, b) = (letter(), letter());
+        queue.dead.keep(a.clone());
+        queue.dead.keep(b.clone());
+        let held = hold(&queue, a.id).await;
+        assert_eq!(held.ids(), [a.id]);
+        let visible: Vec<Uuid> = queue.dead.all().iter().map(|l| l.id).collect();
+        assert_eq!(visible, [b.id], "only the held one is hidden");
+        held.release().await.expect("released");
+        let visible: Vec<Uuid> = queue.dead.all().iter().map(|l| l.id).collect();
+        assert_eq!(visible, [a.id, b.id], "back, in order");
+        let held = hold(&queue, b.id).await;
+        assert_eq!(held.remove().await.expect("removed"), [b.id]);
+        let visible: Vec<Uuid> = queue.dead.all().iter().map(|l| l.id).collect();
+        assert_eq!(visible, [a.id]);
+    }
+
+    #[tokio::test]
+    async fn letters_held_by_an_abandoned_call_come_back() {
+        let queue = Arc::new(LocalQueue::default());
+        let a = letter();
+        queue.dead.keep(a.clone());
+        drop(hold(&queue, a.id).await);
+        for _ in 0..100 {
+            if !queue.dead.all().is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(queue.dead.all().len(), 1);
+    }
+}
