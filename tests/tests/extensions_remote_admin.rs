@@ -174,6 +174,19 @@ async fn an_admin_rotates_a_webhook_secret(kind: StoreKind) {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body, json!({"echo": {"text": "hi"}}));
 
+    // The route is in the OpenAPI document (schemathesis fuzzes it), with the secret as `key`.
+    let doc = app.get("/api/openapi.json").await.body;
+    let op = &doc["paths"]["/api/extensions/{name}/rotate_secret"]["post"];
+    assert_eq!(op["operationId"], "rotate_extension_secret", "{op}");
+    for status in ["200", "401", "403", "404", "409"] {
+        assert!(op["responses"][status].is_object(), "{status} in {op}");
+    }
+    let rotated = doc["components"]["schemas"]["RotatedSecret"].to_string();
+    assert!(
+        rotated.contains("\"key\"") && rotated.contains("Item"),
+        "{rotated}"
+    );
+
     // A Lambda extension has no secret to rotate.
     app.create(json!({"type": "Extension", "name": "fn", "attributes": {
         "kind": "lambda", "function": "echo-extension", "handlers": [{"name": "echo"}]}}))
