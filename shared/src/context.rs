@@ -15,6 +15,7 @@ use crate::auth::cache::AuthCaches;
 use crate::blob::{BlobStore, LocalBlobStore, S3BlobStore};
 use crate::config::{Config, StorageConfig};
 use crate::extensions::Extensions;
+use crate::extensions::remote::cache::RemoteExtensions;
 use crate::item::behaviour::Behaviours;
 use crate::jobs::envelope::JobSigner;
 use crate::queue::dead::{DeadLetters, SqsDeadLetters};
@@ -41,6 +42,8 @@ pub struct Realnet {
     pub(crate) job_signer: OnceCell<JobSigner>,
     /// Principals, access rules and orgs, as last read.
     pub(crate) auth: AuthCaches,
+    /// Remote extensions (their items and signing secrets), as last read.
+    pub(crate) remote_extensions: RemoteExtensions,
 }
 
 impl std::fmt::Debug for Realnet {
@@ -79,6 +82,7 @@ impl Realnet {
         }
         Realnet {
             auth: AuthCaches::new(config.auth.cache_ttl),
+            remote_extensions: RemoteExtensions::new(config.auth.cache_ttl),
             config,
             behaviours,
             extensions,

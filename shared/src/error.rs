@@ -13,6 +13,7 @@ use crate::blob::BlobError;
 use crate::blob::finalize::FinalizeError;
 use crate::extensions::HandlerError;
 use crate::extensions::invoke::CallError;
+use crate::extensions::remote::secret::RotateError;
 use crate::item::ItemError;
 use crate::item::attributes::ValidationErrors;
 use crate::jobs::submit::SubmitError;
@@ -350,6 +351,18 @@ impl From<CallError> for ApiError {
             e @ CallError::Panicked { .. } => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             }
+        }
+    }
+}
+
+impl From<RotateError> for ApiError {
+    fn from(e: RotateError) -> Self {
+        match e {
+            e @ RotateError::NotFound(_) => ApiError::not_found(e.to_string()),
+            e @ RotateError::NotWebhook(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            RotateError::Item(e) => e.into(),
         }
     }
 }

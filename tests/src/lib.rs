@@ -6,6 +6,7 @@ pub mod blob_contract;
 pub mod contract;
 pub mod lambda_runtime;
 pub mod sqs;
+pub mod webhook_echo;
 pub mod wrk;
 
 use std::sync::Arc;

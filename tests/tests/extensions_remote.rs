@@ -1,91 +1,23 @@
 //! Remote webhook extensions, configured as `Extension` items and called through the one
 //! invoke path, against a local echo server (axum on 127.0.0.1, spawned here) that checks
-//! each request's signature itself. On every store: the secret is shown once and is in no
-//! item, `GET` or list; only org admins write them; the call right on the type or the item;
-//! handlers and URLs checked when written; a call through the queue. On SQLite (the store
-//! plays no part): a slow, oversized, non-JSON, redirecting or refusing webhook, and the
-//! addresses Realnet never calls. Every refusal changes nothing.
+//! each request's signature itself ([`realnet_tests::webhook_echo`]). On every store: the
+//! secret is shown once and is in no item, `GET` or list; only org admins write them; the
+//! call right on the type or the item; handlers and URLs checked when written; a call
+//! through the queue. On SQLite (the store plays no part): a slow, oversized, non-JSON,
+//! off-schema, redirecting or refusing webhook, and the addresses Realnet never calls. Every
+//! refusal changes nothing.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{Method, StatusCode};
 use axum::routing::post;
-use hmac::{Hmac, Mac};
+use realnet_tests::webhook_echo::{Seen, counted, echo};
 use realnet_tests::{OTHER_ORG, StoreKind, TestApp, TestTokens, id_of, on_every_store};
 use serde_json::{Value, json};
-use sha2::Sha256;
-
-/// What the echo server saw.
-#[derive(Default)]
-struct Seen {
-    /// The signing secret the test was shown.
-    secret: Mutex<String>,
-    /// Every request that reached the server, on any route.
-    requests: AtomicUsize,
-    /// The last body whose signature checked out.
-    last: Mutex<Option<Value>>,
-}
-
-/// Checks `Realnet-Signature: t=<unix>,v1=<hex>` against HMAC-SHA256 of `"<t>.<body>"`,
-/// computed here, and a timestamp within five minutes.
-fn signed(seen: &Seen, headers: &HeaderMap, body: &[u8]) -> bool {
-    let Some(header) = headers
-        .get("realnet-signature")
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let mut t = None;
-    let mut v1 = None;
-    for part in header.split(',') {
-        match part.split_once('=') {
-            Some(("t", v)) => t = v.parse::<i64>().ok(),
-            Some(("v1", v)) => v1 = Some(v.to_string()),
-            _ => {}
-        }
-    }
-    let (Some(t), Some(v1)) = (t, v1) else {
-        return false;
-    };
-    if (chrono::Utc::now().timestamp() - t).abs() > 300 {
-        return false;
-    }
-    let secret = seen.secret.lock().expect("the echo server's state").clone();
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    let expected: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    expected == v1
-}
-
-async fn echo(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) -> Response {
-    seen.requests.fetch_add(1, Ordering::SeqCst);
-    if !signed(&seen, &headers, &body) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": {"message": "bad signature"}})),
-        )
-            .into_response();
-    }
-    let call: Value = serde_json::from_slice(&body).expect("Realnet sends JSON");
-    *seen.last.lock().expect("the echo server's state") = Some(call.clone());
-    axum::Json(json!({"echo": call["payload"]})).into_response()
-}
-
-async fn counted(seen: &Seen) {
-    seen.requests.fetch_add(1, Ordering::SeqCst);
-}
 
 /// Starts the echo server; answers its base URL (`http://127.0.0.1:<port>`).
 async fn echo_server() -> (String, Arc<Seen>) {
@@ -112,6 +44,13 @@ async fn echo_server() -> (String, Arc<Seen>) {
             post(|State(s): State<Arc<Seen>>| async move {
                 counted(&s).await;
                 "plain words, not JSON"
+            }),
+        )
+        .route(
+            "/list",
+            post(|State(s): State<Arc<Seen>>| async move {
+                counted(&s).await;
+                axum::Json(json!([1, 2, 3]))
             }),
         )
         .route(
@@ -517,11 +456,14 @@ async fn bad_extension_items_are_refused_naming_the_field(kind: StoreKind) {
     let ok = json!({"type": "Extension", "name": "hooks", "attributes": {"kind": "webhook", "url": "https://hooks.example.com/", "handlers": h}});
     let item = app.create(ok.clone()).await;
     let before = app.snapshot().await;
+    // A name taken is a conflict, as a username taken is (the store keeps it so).
     let a = app.post("/api/items", ok).await;
-    app.assert_refused(&before, &a, StatusCode::UNPROCESSABLE_ENTITY)
-        .await;
+    app.assert_refused(&before, &a, StatusCode::CONFLICT).await;
+    assert_eq!(a.code(), "conflict", "{}", a.text);
     assert!(
-        a.body["error"]["details"]["fields"]["name"].is_string(),
+        a.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"hooks\" exists already")),
         "{}",
         a.text
     );
@@ -606,6 +548,22 @@ async fn failing_webhooks_are_a_502() {
     let (a, _, _) = call_route(&app, "broken", "/broken", 5000).await;
     assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text);
     assert!(a.text.contains("404"), "{}", a.text);
+
+    // JSON, but off the handler's declared output schema (an object).
+    let (a, _, _) = call_route(&app, "offschema", "/list", 5000).await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::BAD_GATEWAY, "bad_gateway"),
+        "{}",
+        a.text
+    );
+    let message = a.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("answered \"echo\" off its output schema")
+            && message.contains("is not of type \"object\""),
+        "{}",
+        a.text
+    );
 
     // A refusal in the documented shape is passed on.
     let (a, _, _) = call_route(&app, "closed", "/refuse", 5000).await;

@@ -1,7 +1,8 @@
 //! Extension handlers over HTTP: `POST /_schd/{portfolio}/{org}/call/{extension}/{handler}`
 //! calls one (synchronously, or with `?async=true` as an `extension.call` job), and
 //! `GET /api/extensions` lists what is registered (linked, and the remote `Extension` items
-//! the caller may read) with each handler's schemas.
+//! the caller may read) with each handler's schemas, and
+//! `POST /api/extensions/{name}/rotate_secret` gives a webhook extension a new signing secret.
 
 use std::sync::Arc;
 
@@ -21,6 +22,8 @@ use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::extensions::invoke::{self, Target};
 use crate::extensions::remote::RemoteExtension;
+use crate::extensions::remote::secret;
+use crate::item::Item;
 use crate::item::ops;
 use crate::jobs::envelope::Submission;
 use crate::jobs::submit::submit;
@@ -121,6 +124,40 @@ pub async fn call(
     };
     let item = submit(&rn, &principal, &actor, job).await?;
     Ok((StatusCode::ACCEPTED, Json(JobStatus::from(&item))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ExtensionPath {
+    name: String,
+}
+
+/// A webhook extension's item after a rotation, with its new signing secret (shown only
+/// this once, as at create).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RotatedSecret {
+    #[serde(flatten)]
+    item: Item,
+    /// The new signing secret (`rnwhsec_...`); the old one signs nothing from now on.
+    key: String,
+}
+
+#[utoipa::path(post, path = "/api/extensions/{name}/rotate_secret",
+    operation_id = "rotate_extension_secret", tag = "extensions",
+    params(("name" = String, Path, description = "A webhook extension's name (its `Extension` item's)")),
+    responses((status = 200, description = "The item, at its new version, and the new secret as `key`, shown once", body = RotatedSecret),
+        (status = 400, description = "Malformed path", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Not an org admin (nor an admin rule on Extension)", body = ErrorBody),
+        (status = 404, description = "No such extension in the caller's org", body = ErrorBody),
+        (status = 409, description = "A Lambda extension, which has no signing secret", body = ErrorBody),
+        (status = 503, description = "Unavailable; try again", body = ErrorBody)))]
+pub async fn rotate_secret(
+    State(rn): State<Arc<Realnet>>,
+    Authenticated(principal): Authenticated,
+    PathParams(path): PathParams<ExtensionPath>,
+) -> Result<Json<RotatedSecret>, ApiError> {
+    let (item, key) = secret::rotate(&rn, &principal, &path.name).await?;
+    Ok(Json(RotatedSecret { item, key }))
 }
 
 /// What `GET /api/extensions` lists.

@@ -62,6 +62,10 @@ pub fn router(rn: Arc<Realnet>) -> Router {
         )
         .route("/api/extensions", get(extensions::list))
         .route(
+            "/api/extensions/{name}/rotate_secret",
+            axum::routing::post(extensions::rotate_secret),
+        )
+        .route(
             "/_schd/{portfolio}/{org}/call/{extension}/{handler}",
             axum::routing::post(extensions::call),
         )

@@ -43,6 +43,7 @@ use crate::types::{Field, FieldKind, TypeDef};
         super::jobs::get,
         super::extensions::list,
         super::extensions::call,
+        super::extensions::rotate_secret,
         document,
     ),
     components(schemas(crate::item::Item, crate::types::TypeDef, crate::error::ErrorBody))

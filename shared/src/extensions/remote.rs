@@ -1,16 +1,19 @@
 //! Remote extensions, configured as data: an `Extension` item names a webhook (an HTTPS URL
 //! Realnet POSTs signed JSON to) or a Lambda function (called through the Invoke API) and
 //! declares its handlers with their JSON Schemas. Only org admins write them (no rebuild, no
-//! restart); a webhook's signing secret is generated when the item is created, shown once in
-//! the create response, and kept as a store setting written in the item's transaction (never
-//! an attribute, never logged), removed with the item. Calls come through [`super::invoke`]
-//! when no linked extension has the name; the right to call is `call` on the item.
+//! restart); a webhook's signing secret is [`secret`]'s. A name is unique in its org: checked
+//! here, and kept so by the store (a unique index, or a claim record in DynamoDB), so that two
+//! creates at once cannot both win. Calls come through [`super::invoke`] when no linked
+//! extension has the name; the right to call is `call` on the item; what a call needs of the
+//! item is remembered per container ([`cache`]).
 
+pub mod cache;
+pub mod secret;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -21,16 +24,14 @@ use crate::access::Permission;
 use crate::auth::Principal;
 use crate::context::Realnet;
 use crate::item::attributes::ValidationErrors;
-use crate::item::behaviour::{Effects, Pending, TypeBehaviour};
+use crate::item::behaviour::{Effects, Origin, Pending, TypeBehaviour};
 use crate::item::{Item, ItemError};
 use crate::query::{ItemQuery, NameFilter, Readable};
 use crate::store::{StoreError, Write};
+use secret::SigningSecret;
 
 /// How long a remote extension may take unless its item says otherwise (`timeout_ms`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What a webhook's signing secret starts with, so a leaked one is recognised.
-const SECRET_PREFIX: &str = "rnwhsec_";
 
 /// Where a remote extension runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,22 +59,33 @@ pub struct RemoteHandler {
     pub description: String,
     /// The JSON Schema a payload must match.
     pub input: Option<Value>,
-    /// The JSON Schema of the handler's result (documented).
+    /// The JSON Schema the handler's result must match: an answer off it is a `502`.
     pub output: Option<Value>,
     #[serde(skip)]
-    validator: Option<jsonschema::Validator>,
+    input_validator: Option<jsonschema::Validator>,
+    #[serde(skip)]
+    output_validator: Option<jsonschema::Validator>,
 }
 
 impl RemoteHandler {
     /// What is wrong with `payload` against the input schema, by JSON pointer.
     fn check_input(&self, payload: &Value) -> Vec<(String, String)> {
-        match &self.validator {
-            None => Vec::new(),
-            Some(v) => v
-                .iter_errors(payload)
-                .map(|e| (e.instance_path().to_string(), e.to_string()))
-                .collect(),
-        }
+        problems(self.input_validator.as_ref(), payload)
+    }
+
+    /// What is wrong with an answer against the output schema, by JSON pointer.
+    fn check_output(&self, answer: &Value) -> Vec<(String, String)> {
+        problems(self.output_validator.as_ref(), answer)
+    }
+}
+
+fn problems(validator: Option<&jsonschema::Validator>, value: &Value) -> Vec<(String, String)> {
+    match validator {
+        None => Vec::new(),
+        Some(v) => v
+            .iter_errors(value)
+            .map(|e| (e.instance_path().to_string(), e.to_string()))
+            .collect(),
     }
 }
 
@@ -83,10 +95,15 @@ pub struct RemoteExtension {
     pub id: Uuid,
     pub org: String,
     pub name: String,
+    /// The item's type and owner, which the right to call it depends on.
+    pub type_name: String,
+    pub owner: Option<Uuid>,
     pub description: String,
     pub endpoint: Endpoint,
     pub timeout: Duration,
     pub handlers: Vec<RemoteHandler>,
+    /// A webhook's signing secret, once read for a call ([`load`]).
+    pub secret: Option<SigningSecret>,
 }
 
 impl RemoteExtension {
@@ -148,6 +165,9 @@ impl RemoteExtension {
             id: item.id,
             org: item.org.clone(),
             name: item.name.clone(),
+            type_name: item.type_name.clone(),
+            owner: item.owner,
+            secret: None,
             description: text("description").unwrap_or_default().to_string(),
             endpoint: endpoint.expect("no errors, so an endpoint"),
             timeout,
@@ -216,16 +236,12 @@ fn parse_handlers(value: &Value, errors: &mut ValidationErrors) -> Vec<RemoteHan
                 );
             }
         }
-        if let Some(schema) = &handlers[i].input {
-            handlers[i].validator = jsonschema::validator_for(schema).ok();
-        }
+        let compiled =
+            |s: &Option<Value>| s.as_ref().and_then(|s| jsonschema::validator_for(s).ok());
+        handlers[i].input_validator = compiled(&handlers[i].input);
+        handlers[i].output_validator = compiled(&handlers[i].output);
     }
     handlers
-}
-
-/// The setting that holds the signing secret of the `Extension` item `id` of `org`.
-fn secret_key(org: &str, id: Uuid) -> String {
-    format!("extension_secret/{org}/{id}")
 }
 
 /// The remote extension named `name` in `org`, if there is one.
@@ -238,6 +254,30 @@ pub async fn find(rn: &Realnet, org: &str, name: &str) -> Result<Option<Item>, S
     Ok(rn.store.query(org, &query).await?.items.pop())
 }
 
+/// The remote extension `name` of `org`, ready to call (a webhook with its secret): as this
+/// container remembers it, or else read from the store and remembered.
+async fn load(
+    rn: &Realnet,
+    org: &str,
+    name: &str,
+) -> Result<Option<Arc<RemoteExtension>>, CallError> {
+    if let Some(known) = rn.remote_extensions.get(org, name) {
+        return Ok(Some(known));
+    }
+    let since = rn.remote_extensions.begin();
+    let Some(item) = find(rn, org, name).await? else {
+        return Ok(None);
+    };
+    let mut remote = RemoteExtension::from_item(&item, rn.config.extension_allow_loopback)
+        .map_err(|e| misconfigured(name, &e))?;
+    if let Endpoint::Webhook(_) = remote.endpoint {
+        remote.secret = secret::read(rn, org, item.id).await?;
+    }
+    let remote = Arc::new(remote);
+    rn.remote_extensions.keep(since, remote.clone());
+    Ok(Some(remote))
+}
+
 /// The remote extension of `target`, checked as [`super::invoke::check`] checks a linked
 /// one: it exists in the caller's org (`404`), declares the handler (`404`), the caller may
 /// `call` it (a rule on the type or on the item; admins may), and the payload matches the
@@ -247,15 +287,13 @@ pub async fn check(
     p: &Principal,
     target: Target<'_>,
     payload: &Value,
-) -> Result<RemoteExtension, CallError> {
-    let item = find(rn, &p.org, target.extension).await?.ok_or_else(|| {
+) -> Result<Arc<RemoteExtension>, CallError> {
+    let remote = load(rn, &p.org, target.extension).await?.ok_or_else(|| {
         CallError::NotFound(format!(
             "no extension named {:?} (GET /api/extensions lists them)",
             target.extension
         ))
     })?;
-    let remote = RemoteExtension::from_item(&item, rn.config.extension_allow_loopback)
-        .map_err(|e| misconfigured(target.extension, &e))?;
     let Some(handler) = remote.find(target.handler) else {
         return Err(CallError::NotFound(format!(
             "extension {:?} has no handler {:?} (GET /api/extensions lists them)",
@@ -269,9 +307,9 @@ pub async fn check(
                 &rules,
                 p,
                 Permission::Call,
-                &item.type_name,
-                item.owner,
-                Some(item.id),
+                &remote.type_name,
+                remote.owner,
+                Some(remote.id),
             )
             .await?;
         if !may {
@@ -305,7 +343,7 @@ fn misconfigured(name: &str, errors: &ValidationErrors) -> CallError {
 }
 
 /// Calls the handler of `remote` (checked by [`check`]) as `p`: the request Realnet sends,
-/// and the JSON the extension answered.
+/// and the JSON the extension answered, which must match the handler's output schema.
 pub async fn call(
     rn: &Realnet,
     p: &Principal,
@@ -326,21 +364,16 @@ pub async fn call(
     let limit = rn.config.body_limit;
     let answer = match &remote.endpoint {
         Endpoint::Webhook(url) => {
-            let secret = rn
-                .store
-                .setting(&secret_key(&remote.org, remote.id), "")
-                .await
-                .map_err(|e| HandlerError::Item(e.into()))?;
-            if secret.is_empty() {
+            let Some(secret) = &remote.secret else {
                 return Err(HandlerError::Remote(format!(
-                    "extension {:?} has no signing secret: delete its item and create it again",
-                    remote.name
+                    "extension {:?} has no signing secret: an admin must rotate it (POST /api/extensions/{}/rotate_secret)",
+                    remote.name, remote.name
                 )));
-            }
+            };
             let allow_loopback = rn.config.extension_allow_loopback;
             let request = webhook::Request {
                 url,
-                secret: &secret,
+                secret: secret.expose(),
                 body,
                 timeout: remote.timeout,
                 limit,
@@ -350,12 +383,33 @@ pub async fn call(
         }
         Endpoint::Lambda(function) => lambda::invoke(function, body, remote.timeout, limit).await,
     };
-    answer.map_err(|e| match e {
+    let answer = answer.map_err(|e| match e {
         Failure::Refused { status, message } => HandlerError::refused(status, message),
         Failure::Failed(why) => {
             HandlerError::Remote(format!("extension {:?} failed: {why}", remote.name))
         }
-    })
+    })?;
+    let problems = remote
+        .find(handler)
+        .map(|h| h.check_output(&answer))
+        .unwrap_or_default();
+    if !problems.is_empty() {
+        // Bounded: a problem quotes what was answered, which may be large.
+        let what: Vec<String> = problems
+            .iter()
+            .take(5)
+            .map(|(at, m)| {
+                let m: String = m.chars().take(200).collect();
+                format!("{}: {m}", if at.is_empty() { "/" } else { at })
+            })
+            .collect();
+        return Err(HandlerError::Remote(format!(
+            "extension {:?} answered {handler:?} off its output schema ({})",
+            remote.name,
+            what.join("; ")
+        )));
+    }
+    Ok(answer)
 }
 
 /// Why a remote extension gave no result.
@@ -375,8 +429,10 @@ pub fn parse_answer(bytes: &[u8]) -> Result<Value, Failure> {
 }
 
 /// `Extension` items: written by org admins only; checked (kind, endpoint, handlers, a name
-/// no linked extension and no other `Extension` of the org has); a webhook gets its signing
-/// secret when created, and loses it when deleted.
+/// no linked extension and no other `Extension` of the org has: that one a `409`, as a
+/// username taken is); a webhook gets its signing secret when created or rotated, and loses
+/// it when deleted; a committed write makes this container forget the remote extensions it
+/// remembered.
 pub struct ExtensionItems;
 
 #[async_trait]
@@ -411,9 +467,19 @@ impl TypeBehaviour for ExtensionItems {
         } else if let Some(other) = find(w.rn, &item.org, &item.name).await?
             && other.id != item.id
         {
+            // The store refuses it too, should another write of the name commit first.
+            return Err(ItemError::Store(StoreError::Taken(format!(
+                "extension {:?} exists already in org {:?} ({})",
+                item.name, item.org, other.id
+            ))));
+        }
+        if w.write_only.contains_key(secret::ROTATE) && w.origin == Origin::Client {
             errors.add(
-                "name",
-                format!("extension {:?} exists already ({})", item.name, other.id),
+                secret::ROTATE,
+                format!(
+                    "rotate the signing secret with POST /api/extensions/{}/rotate_secret, which shows the new one",
+                    item.name
+                ),
             );
         }
         Ok(())
@@ -422,24 +488,24 @@ impl TypeBehaviour for ExtensionItems {
     async fn effects(&self, w: &Pending<'_>) -> Result<Effects, ItemError> {
         let mut effects = Effects::default();
         let webhook = w.item.attributes.get("kind").and_then(Value::as_str) == Some("webhook");
-        if w.before.is_none() && webhook {
-            let secret = format!(
-                "{SECRET_PREFIX}{}",
-                URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-            );
-            effects.writes.push(Write::SetSetting {
-                key: secret_key(&w.item.org, w.item.id),
-                value: Some(secret.clone()),
-            });
+        let rotate = w.before.is_some() && w.write_only.contains_key(secret::ROTATE);
+        if webhook && (w.before.is_none() || rotate) {
+            let (secret, write) = secret::generate(w.item);
+            effects.writes.push(write);
             effects.secret = Some(secret);
         }
         Ok(effects)
     }
 
+    fn write_only(&self) -> &'static [&'static str] {
+        &[secret::ROTATE]
+    }
+
     fn on_delete(&self, item: &Item) -> Vec<Write> {
-        vec![Write::SetSetting {
-            key: secret_key(&item.org, item.id),
-            value: None,
-        }]
+        vec![secret::remove(item)]
+    }
+
+    fn after_commit(&self, rn: &Realnet, _org: &str) {
+        rn.remote_extensions.forget();
     }
 }

@@ -5,7 +5,8 @@
 //!   `by_created` (`pk`, sorted by `created_at`: only items have that attribute, so it holds
 //!   each org's items and nothing else).
 //! - A username is claimed by `pk = <org>`, `sk = U#<username>`, written with
-//!   `attribute_not_exists` in the same transaction as its account, so usernames stay unique.
+//!   `attribute_not_exists` in the same transaction as its account, so usernames stay unique;
+//!   an `Extension` item's name likewise by `sk = X#<name>`.
 //! - A token is `pk = TOKEN#<sha256>`, indexed under its org by account (`TA#`) and API key
 //!   (`TK#`); a password hash is `PW#<account>`; counts of login attempts `FAIL#<key>`; settings
 //!   `SETTING#<key>`; job records `JOB#<org>#<key>`. Tokens, job records and login-attempt
@@ -249,11 +250,17 @@ fn record_item(r: &Record) -> Result<Item, StoreError> {
     })
 }
 
-fn username(item: &Item) -> Option<&str> {
-    if item.type_name == "Account" {
-        item.attributes.get("username").and_then(|v| v.as_str())
-    } else {
-        None
+/// The sort key of the record that claims the one name of `item` that is unique in its org:
+/// an account's username (`U#`), an `Extension` item's name (`X#`).
+fn name_claim(item: &Item) -> Option<String> {
+    match item.type_name.as_str() {
+        "Account" => item
+            .attributes
+            .get("username")
+            .and_then(|v| v.as_str())
+            .map(|u| format!("U#{u}")),
+        "Extension" => Some(format!("X#{}", item.name)),
+        _ => None,
     }
 }
 
@@ -497,7 +504,7 @@ impl DynamoStore {
                 OnFail::Never => backend("an unconditional write was refused"),
                 OnFail::Duplicate(id) => StoreError::Duplicate(*id),
                 OnFail::Missing(id) => StoreError::NotFound(*id),
-                OnFail::Taken(item) => super::sql::username_taken(item),
+                OnFail::Taken(item) => super::sql::name_taken(item),
                 OnFail::Recorded(key) => StoreError::JobRecorded(key.clone()),
                 OnFail::Linked(issuer, subject) => super::sql::identity_taken(issuer, subject),
                 // The actual version is read by `apply`, outside the transaction.
@@ -540,8 +547,8 @@ impl DynamoStore {
                 if item.type_name == "Org" {
                     tx.put(table, key(ORGS, org), None, OnFail::Never)?;
                 }
-                if let Some(u) = username(item) {
-                    let mut claim = key(org, format!("U#{u}"));
+                if let Some(claimed) = name_claim(item) {
+                    let mut claim = key(org, claimed);
                     claim.insert("account".into(), s(item.id.to_string()));
                     tx.put(
                         table,
@@ -573,16 +580,14 @@ impl DynamoStore {
                 {
                     tx.exists(table, key(org, item_sk(p)), p)?;
                 }
-                let old = before
-                    .as_ref()
-                    .and_then(|b| username(b).map(str::to_string));
-                let new = username(item).map(str::to_string);
+                let old = before.as_ref().and_then(name_claim);
+                let new = name_claim(item);
                 if old != new {
-                    if let Some(u) = old {
-                        tx.delete(table, key(org, format!("U#{u}")), None)?;
+                    if let Some(claimed) = old {
+                        tx.delete(table, key(org, claimed), None)?;
                     }
-                    if let Some(u) = new {
-                        let mut claim = key(org, format!("U#{u}"));
+                    if let Some(claimed) = new {
+                        let mut claim = key(org, claimed);
                         claim.insert("account".into(), s(item.id.to_string()));
                         tx.put(
                             table,
@@ -608,8 +613,8 @@ impl DynamoStore {
                 }
                 deleted.insert(*id);
                 tx.delete(table, key(org, item_sk(item.id)), Some(item.id))?;
-                if let Some(u) = username(&item) {
-                    tx.delete(table, key(org, format!("U#{u}")), None)?;
+                if let Some(claimed) = name_claim(&item) {
+                    tx.delete(table, key(org, claimed), None)?;
                 }
                 if item.type_name == "Org" {
                     tx.delete(table, key(ORGS, org), None)?;

@@ -99,6 +99,8 @@ const SCHEMA: &[&str] = &[
         account uuid NOT NULL,
         PRIMARY KEY (issuer, subject)
     );"#,
+    // 6: extension names, unique in an org, as usernames are.
+    r#"CREATE UNIQUE INDEX items_extension_name ON items (org, name) WHERE type = 'Extension';"#,
 ];
 
 pub struct PostgresStore {
@@ -307,8 +309,8 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
             tx.execute(&stmt, &refs(&sql::insert_params(org, item)))
                 .await
                 .map_err(|e| match e.code() {
-                    Some(c) if *c == SqlState::UNIQUE_VIOLATION && is_username(&e) => {
-                        sql::username_taken(item)
+                    Some(c) if *c == SqlState::UNIQUE_VIOLATION && is_name_taken(&e) => {
+                        sql::name_taken(item)
                     }
                     Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Duplicate(item.id),
                     Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => {
@@ -332,8 +334,8 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
                 )
                 .await
                 .map_err(|e| {
-                    if is_username(&e) {
-                        sql::username_taken(item)
+                    if is_name_taken(&e) {
+                        sql::name_taken(item)
                     } else {
                         backend(e)
                     }
@@ -527,8 +529,10 @@ async fn execute(
     Ok(())
 }
 
-fn is_username(e: &tokio_postgres::Error) -> bool {
-    e.as_db_error().and_then(|d| d.constraint()) == Some(sql::USERNAME_INDEX)
+/// Whether `e` violates one of the indexes that keep a name unique in an org.
+fn is_name_taken(e: &tokio_postgres::Error) -> bool {
+    let constraint = e.as_db_error().and_then(|d| d.constraint());
+    constraint == Some(sql::USERNAME_INDEX) || constraint == Some(sql::EXTENSION_NAME_INDEX)
 }
 
 #[async_trait]

@@ -474,8 +474,20 @@ pub(crate) const ORGS: &str = "SELECT DISTINCT org FROM items WHERE type = 'Org'
 /// [`StoreError::Taken`](super::StoreError::Taken).
 pub(crate) const USERNAME_INDEX: &str = "items_account_username";
 
-/// The refusal of a write that would give two accounts of an org the same username.
-pub(crate) fn username_taken(item: &crate::item::Item) -> super::StoreError {
+/// The index that keeps the names of `Extension` items unique within an org (a remote
+/// extension is called by its name); a violation of it is
+/// [`StoreError::Taken`](super::StoreError::Taken).
+pub(crate) const EXTENSION_NAME_INDEX: &str = "items_extension_name";
+
+/// The refusal of a write that would give two accounts of an org the same username, or two
+/// `Extension` items of an org the same name: the one unique name each of those types has.
+pub(crate) fn name_taken(item: &crate::item::Item) -> super::StoreError {
+    if item.type_name == "Extension" {
+        return super::StoreError::Taken(format!(
+            "extension {:?} exists already in org {:?}",
+            item.name, item.org
+        ));
+    }
     let username = item
         .attributes
         .get("username")

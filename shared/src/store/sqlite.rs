@@ -87,6 +87,8 @@ const SCHEMA: &[&str] = &[
         account TEXT NOT NULL,
         PRIMARY KEY (issuer, subject)
     );",
+    // 6: extension names, unique in an org, as usernames are.
+    "CREATE UNIQUE INDEX items_extension_name ON items (org, name) WHERE type = 'Extension';",
 ];
 
 /// How many read-only connections serve reads beside the writer's.
@@ -471,13 +473,14 @@ fn execute(conn: &Connection, statement: &str, params: &[Param]) -> Result<(), S
     Ok(())
 }
 
-/// A unique-index violation other than the primary key is a username already taken.
+/// A unique-index violation other than the primary key is a username or an extension name
+/// already taken (an item is subject to one of those indexes at most).
 fn unique_or_backend(e: rusqlite::Error, item: &Item) -> StoreError {
     match e {
         rusqlite::Error::SqliteFailure(f, _)
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
         {
-            sql::username_taken(item)
+            sql::name_taken(item)
         }
         e => backend(e),
     }
