@@ -425,13 +425,24 @@ impl DynamoStore {
     }
 
     async fn get_record(&self, pk: String, sk: String) -> Result<Option<Record>, StoreError> {
+        self.read_record(pk, sk, true).await
+    }
+
+    /// The record at `pk`/`sk`, read strongly consistent or not (half the read units, and
+    /// may miss a write of the last second).
+    async fn read_record(
+        &self,
+        pk: String,
+        sk: String,
+        consistent: bool,
+    ) -> Result<Option<Record>, StoreError> {
         let out = self
             .client()
             .await
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(sdk)?;
