@@ -4,8 +4,8 @@
 //! Every item record carries its top-level scalar attributes as DynamoDB attributes of their
 //! own, `a.<field>` (besides the whole object in `attributes`): a string as `S`, a number as
 //! `N`, a boolean as `BOOL`. A value DynamoDB cannot compare the way the query language does
-//! (a string longer than [`MAX_TEXT`] bytes, an integer past 2^53, a number outside
-//! DynamoDB's range) is written as `NULL`, which every clause lets through. Records written
+//! (a string longer than [`MAX_TEXT`] bytes or past [`MAX_COPIED`] bytes of them, an integer
+//! past 2^53, a number outside DynamoDB's range) is written as `NULL`, which every clause lets through. Records written
 //! before this layout lack the marker [`LAYOUT`] and pass the attribute clauses whole.
 //!
 //! The expression is a necessary condition only: a record it lets through still goes through
@@ -35,6 +35,10 @@ const PREFIX: &str = "a.";
 /// The longest string written as its own attribute, in bytes; longer ones are `NULL`.
 const MAX_TEXT: usize = 900;
 
+/// The most bytes of strings one record carries twice (DynamoDB's items hold 400 KB): past
+/// them, strings are `NULL`.
+const MAX_COPIED: usize = 64 * 1024;
+
 /// The largest integer a number attribute holds exactly as the query language reads it (an
 /// `f64` for number fields).
 const MAX_EXACT: i64 = 1 << 53;
@@ -50,9 +54,13 @@ pub(super) fn is_own(name: &str) -> bool {
 /// Writes the marker and the top-level scalar attributes of `item` into `record`.
 pub(super) fn write(item: &Item, record: &mut Record) {
     record.insert(LAYOUT.into(), AttributeValue::N("1".into()));
+    let mut copied = 0usize;
     for (field, value) in &item.attributes {
         let stored = match value {
-            Value::String(t) if t.len() <= MAX_TEXT => s(t),
+            Value::String(t) if t.len() <= MAX_TEXT && copied + t.len() <= MAX_COPIED => {
+                copied += t.len();
+                s(t)
+            }
             Value::Bool(b) => AttributeValue::Bool(*b),
             Value::Number(num) => match num.as_i64() {
                 Some(i) if i.abs() <= MAX_EXACT => AttributeValue::N(i.to_string()),
@@ -282,6 +290,39 @@ mod tests {
         assert_eq!(record.get("a.done"), Some(&AttributeValue::Bool(true)));
         assert_eq!(record.get("a.tags"), None);
         assert!(record.contains_key(LAYOUT));
+    }
+
+    #[test]
+    fn a_record_carries_a_bounded_copy_of_its_strings() {
+        let now = chrono::Utc::now();
+        let attributes = (0..200)
+            .map(|n| (format!("f{n}"), Value::String("x".repeat(800))))
+            .collect();
+        let item = Item {
+            id: uuid::Uuid::now_v7(),
+            type_name: "Deal".into(),
+            name: "d".into(),
+            parent: None,
+            org: "acme".into(),
+            owner: None,
+            attributes,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut record = Record::new();
+        write(&item, &mut record);
+        let copied: usize = record
+            .values()
+            .filter_map(|v| v.as_s().ok())
+            .map(String::len)
+            .sum();
+        let nulls = record.values().filter(|v| v.is_null()).count();
+        assert!(
+            copied <= MAX_COPIED && copied > MAX_COPIED - 800,
+            "{copied}"
+        );
+        assert_eq!(nulls, 200 - copied / 800);
     }
 
     #[test]
