@@ -212,3 +212,176 @@ async fn declaring_a_field_indexed_reindexes_the_items_already_there() {
     let got: Vec<_> = page.items.iter().map(|i| i.id).collect();
     assert_eq!(got, won);
 }
+
+/// A filter no key serves runs at DynamoDB (`FilterExpression`): over many records, one that
+/// matches nothing gets nothing back, its pages end short at the read budget with their cursor
+/// set, and looping reads each record about once; one that matches a few finds each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_matching_nothing_gives_short_pages_of_bounded_reads() {
+    use realnet::store::{DynamoStore, ItemStore};
+    let s = realnet_tests::store(StoreKind::Dynamodb).await;
+    let realnet::config::DbConfig::Dynamodb { table, .. } = &s.db else {
+        panic!("a DynamoDB store");
+    };
+    const RECORDS: usize = 1200;
+    const BUDGET: usize = 100;
+    let store = DynamoStore::new(table)
+        .with_page_reads(BUDGET)
+        .with_types(&realnet_tests::registry());
+    let companies: Vec<_> = (0..RECORDS)
+        .map(|n| {
+            realnet_tests::contract::item(
+                "Company",
+                &format!("co {n}"),
+                None,
+                json!({"employees": n, "domain": format!("d{n}.example")}),
+            )
+        })
+        .collect();
+    store.bulk_load("acme", &companies).await.expect("seed");
+
+    for (params, want) in [
+        (vec![("attr.employees.gt", "100000")], vec![]),
+        (vec![("attr.domain", "nowhere")], vec![]),
+        (
+            vec![("attr.employees.gte", "1195")],
+            companies[1195..].iter().map(|c| c.id).collect::<Vec<_>>(),
+        ),
+        (
+            vec![("attr.employees.in", "7,700")],
+            vec![companies[7].id, companies[700].id],
+        ),
+    ] {
+        let mut q = realnet_tests::query(
+            &[[("type", "Company"), ("limit", "50")].as_slice(), &params].concat(),
+        );
+        let (mut got, mut pages) = (Vec::new(), 0);
+        let (read_before, returned_before) = (store.records_read(), store.records_returned());
+        loop {
+            let read = store.records_read();
+            let page = store.query("acme", &q).await.expect("query");
+            pages += 1;
+            let this_page = store.records_read() - read;
+            assert!(
+                this_page as usize <= BUDGET + 1,
+                "{params:?}: page {pages} read {this_page} records (budget {BUDGET})"
+            );
+            got.extend(page.items.iter().map(|i| i.id));
+            match page.next {
+                Some(next) => q.after = Some(next),
+                None => break,
+            }
+            assert!(pages <= 2 * RECORDS / BUDGET, "{params:?}: {pages} pages");
+        }
+        assert_eq!(got, want, "{params:?}: every match once, in creation order");
+        let read = store.records_read() - read_before;
+        let returned = store.records_returned() - returned_before;
+        assert!(
+            read as usize <= RECORDS + pages,
+            "{params:?}: {read} records read over {pages} pages"
+        );
+        assert!(
+            pages >= RECORDS / BUDGET,
+            "{params:?}: short pages end at the budget ({pages} pages)"
+        );
+        assert!(
+            returned as usize <= want.len() + pages,
+            "{params:?}: DynamoDB sent back {returned} records for {} matches",
+            want.len()
+        );
+    }
+}
+
+/// Records written before attributes were kept as their own (no `fv` marker) pass the
+/// `FilterExpression` and are filtered in the page; `migrate` then rewrites them once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_written_before_filterable_attributes_are_still_filtered() {
+    use realnet::store::{DynamoStore, ItemStore, Write};
+    let s = realnet_tests::store(StoreKind::Dynamodb).await;
+    let realnet::config::DbConfig::Dynamodb { table, .. } = &s.db else {
+        panic!("a DynamoDB store");
+    };
+    let store = DynamoStore::new(table).with_types(&realnet_tests::registry());
+    let mut big = Vec::new();
+    for n in 0..6 {
+        let employees = if n % 2 == 0 { 500 } else { 5 };
+        let c = realnet_tests::contract::item(
+            "Company",
+            &format!("co {n}"),
+            None,
+            json!({"employees": employees}),
+        );
+        if employees == 500 {
+            big.push(c.id);
+        }
+        store
+            .apply("acme", &[Write::Create(c.clone())])
+            .await
+            .expect("create");
+        if n < 4 {
+            strip_filterable(table, "acme", c.id).await;
+        }
+    }
+    let q = realnet_tests::query(&[("type", "Company"), ("attr.employees.gte", "100")]);
+    let got: Vec<_> = store
+        .query("acme", &q)
+        .await
+        .expect("query")
+        .items
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(got, big, "old and new records filtered alike");
+
+    store
+        .put_setting("dynamodb.index_layout", "v3;before")
+        .await
+        .expect("an older layout");
+    store.migrate().await.expect("migrate rewrites the records");
+    let client = aws_sdk_dynamodb::Client::new(&realnet::aws::sdk_config().await);
+    let record = client
+        .get_item()
+        .table_name(table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("acme".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("I#{}", big[0])),
+        )
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the record");
+    assert!(
+        record.contains_key("fv") && record.contains_key("a.employees"),
+        "{record:?}"
+    );
+    let got: Vec<_> = store
+        .query("acme", &q)
+        .await
+        .expect("query")
+        .items
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(got, big);
+}
+
+/// Makes the record of `id` look as written before filterable attributes.
+async fn strip_filterable(table: &str, org: &str, id: uuid::Uuid) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let client = aws_sdk_dynamodb::Client::new(&realnet::aws::sdk_config().await);
+    client
+        .update_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(org.into()))
+        .key("sk", AttributeValue::S(format!("I#{id}")))
+        .update_expression("REMOVE fv, #a")
+        .expression_attribute_names("#a", "a.employees")
+        .send()
+        .await
+        .expect("strip the attributes");
+}

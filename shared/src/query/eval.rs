@@ -104,7 +104,8 @@ impl ItemQuery {
         self.compare_positions(&self.sort.position_of(a), &self.sort.position_of(b))
     }
 
-    fn compare_positions(&self, a: &Position, b: &Position) -> Ordering {
+    /// Position `a` before `b` in this query's order.
+    pub fn compare_positions(&self, a: &Position, b: &Position) -> Ordering {
         // Absent values sort last in both directions; the rest (and ties, by id) reverse for
         // a descending sort.
         let by_value = match (&a.value, &b.value) {

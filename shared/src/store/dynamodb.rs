@@ -42,6 +42,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+mod filters;
 mod indexes;
 mod pages;
 mod plan;
@@ -74,6 +75,8 @@ pub struct DynamoStore {
     indexes: indexes::Indexes,
     /// Records read by queries so far (what DynamoDB bills for), for benchmarks and metrics.
     records_read: std::sync::atomic::AtomicU64,
+    /// Records queries got back (those a `FilterExpression` let through), for benchmarks.
+    records_returned: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -205,6 +208,7 @@ fn item_record(org: &str, item: &Item, indexes: &indexes::Indexes) -> Record {
     r.insert("gsi2pk".into(), s(parent_key(org, item.parent)));
     r.insert("gsi2sk".into(), s(created_key(item)));
     indexes.keys(org, item, &mut r);
+    filters::write(item, &mut r);
     r.insert("id".into(), s(item.id.to_string()));
     r.insert("org".into(), s(org));
     r.insert("type".into(), s(&item.type_name));
@@ -359,12 +363,20 @@ impl DynamoStore {
             page_reads: pages::DEFAULT_PAGE_READS,
             indexes: indexes::Indexes::default(),
             records_read: std::sync::atomic::AtomicU64::new(0),
+            records_returned: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// How many records the queries of this store have read so far.
     pub fn records_read(&self) -> u64 {
         self.records_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many records the queries of this store have got back so far (at most
+    /// [`Self::records_read`]: a `FilterExpression` drops the rest at DynamoDB).
+    pub fn records_returned(&self) -> u64 {
+        self.records_returned
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Writes `items` of `org` as they are, 25 to a request (`BatchWriteItem`), without the
@@ -420,13 +432,24 @@ impl DynamoStore {
     }
 
     async fn get_record(&self, pk: String, sk: String) -> Result<Option<Record>, StoreError> {
+        self.read_record(pk, sk, true).await
+    }
+
+    /// The record at `pk`/`sk`, read strongly consistent or not (half the read units, and
+    /// may miss a write of the last second).
+    async fn read_record(
+        &self,
+        pk: String,
+        sk: String,
+        consistent: bool,
+    ) -> Result<Option<Record>, StoreError> {
         let out = self
             .client()
             .await
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(sdk)?;
@@ -1008,8 +1031,8 @@ const INDEX_KEYS: [&str; 14] = [
 const INDEX_LAYOUT: &str = "dynamodb.index_layout";
 
 impl DynamoStore {
-    /// Rewrites the items whose index keys another layout made (an older version's, or
-    /// before a field was declared indexed), once per layout: later writes carry the new keys.
+    /// Rewrites the items whose index keys or filterable attributes another layout made (an
+    /// older version's, or before a field was declared indexed), once per layout: later writes carry the new keys.
     async fn reindex(&self) -> Result<(), StoreError> {
         let layout = self.indexes.fingerprint();
         if self.setting(INDEX_LAYOUT, "").await? == layout {
@@ -1032,7 +1055,17 @@ impl DynamoStore {
                 let item = record_item(&r)?;
                 let org = get_s(&r, "pk").unwrap_or_default();
                 let record = item_record(org, &item, &self.indexes);
-                if INDEX_KEYS.iter().all(|k| r.get(*k) == record.get(*k)) {
+                let own = |rec: &Record| -> Vec<(String, AttributeValue)> {
+                    let mut own: Vec<_> = rec
+                        .iter()
+                        .filter(|(k, _)| filters::is_own(k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    own.sort_by(|a, b| a.0.cmp(&b.0));
+                    own
+                };
+                if INDEX_KEYS.iter().all(|k| r.get(*k) == record.get(*k)) && own(&r) == own(&record)
+                {
                     continue;
                 }
                 // A write since the scan carries the new keys already.

@@ -121,8 +121,8 @@ impl Indexes {
             })
             .collect();
         lines.sort();
-        // The version of the key formats themselves comes first.
-        format!("v3;{}", lines.join(";"))
+        // The version of the key formats (and of the filterable attributes) comes first.
+        format!("v4;{}", lines.join(";"))
     }
 
     /// The index keys `item` carries beyond `by_type`, `by_parent` and `by_created`.

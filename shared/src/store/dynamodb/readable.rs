@@ -2,7 +2,10 @@
 //! an item is readable through a rule if it is the rule's root or lies below it, which its
 //! chain of parents tells. Each parent is read once per page (and the chain stops at the first
 //! parent already known), so a page of a folder's children costs one walk up, not a load of
-//! every subtree before the query; those reads count in the page's budget.
+//! every subtree before the query; those reads count in the page's budget. They are
+//! eventually consistent reads (half the read units of strong ones), as the index reads that
+//! found the items are: a page is no snapshot either way. Single-item checks (writes, a read
+//! by id) walk ancestors with strongly consistent reads (`ItemStore::ancestors`).
 
 use std::collections::HashSet;
 
@@ -11,7 +14,7 @@ use uuid::Uuid;
 use super::DynamoStore;
 use crate::item::Item;
 use crate::query::{ItemQuery, Readable};
-use crate::store::{ItemStore, StoreError};
+use crate::store::StoreError;
 
 /// How far up a walk goes at most: further than any hierarchy the depth bound allows.
 const MAX_WALK: usize = 1000;
@@ -81,7 +84,14 @@ impl DynamoStore {
                 break false;
             }
             chain.push(p);
-            at = self.get(org, p).await?.and_then(|i| i.parent);
+            // Eventually consistent, like the index read that found `item`: a page is no
+            // snapshot, and a parent moved in the last second may show where it was.
+            at = self
+                .read_record(org.to_string(), super::item_sk(p), false)
+                .await?
+                .map(|r| super::record_item(&r))
+                .transpose()?
+                .and_then(|i| i.parent);
             self.records_read
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         };
