@@ -169,9 +169,10 @@ async fn init_create_get_and_info() {
     let data = tempfile::tempdir().expect("temp dir");
     let first = realnet(data.path(), &["init"], &[]);
     assert!(first.status.success(), "{}", stderr(&first));
-    // The org, 7 seed items (4 of them access rules) and the first admin.
+    // 7 seed items (4 of them access rules), as `types check` counts them; the org's item
+    // and its first admin are not seeds.
     assert!(
-        stdout(&first).contains("9 seed items created"),
+        stdout(&first).contains("7 seed items created, 0 already present"),
         "{}",
         stdout(&first)
     );
@@ -187,9 +188,21 @@ async fn init_create_get_and_info() {
         assert!(!text.contains(&password), "the password is shown: {text}");
     }
     assert!(logs_in(data.path(), "default", "admin", &password).await);
+    // `types check` counts the same seed items as `init` makes.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../initialization");
+    let check = realnet(
+        data.path(),
+        &["types", "check", shipped.to_str().expect("path")],
+        &[],
+    );
+    assert!(
+        stdout(&check).contains(": 20 types, 7 seed items (with the linked extensions'): ok"),
+        "{}",
+        stdout(&check)
+    );
     let again = realnet(data.path(), &["init"], &[]);
     assert!(
-        stdout(&again).contains("0 seed items created, 8 already present"),
+        stdout(&again).contains("0 seed items created, 7 already present"),
         "{}",
         stdout(&again)
     );
