@@ -942,6 +942,35 @@ async fn secrets_never_reach_the_log() {
 /// `realnet queue bridge` does what an SQS event source mapping would: messages a producer
 /// sent (in moto) are handed to the worker, in process or through a Lambda Invoke API, and
 /// deleted unless reported as failed.
+/// A queue that does not exist is named as SQS names it, in one line: not the SDK's debug
+/// text of the whole HTTP response.
+#[test]
+fn queue_bridge_says_in_one_line_that_the_queue_does_not_exist() {
+    let endpoint = realnet_tests::aws_endpoint();
+    let data = tempfile::tempdir().expect("temp dir");
+    let init = realnet(
+        data.path(),
+        &["init"],
+        &[("REALNET_ADMIN_PASSWORD", "an admin password")],
+    );
+    assert!(init.status.success(), "{}", stderr(&init));
+    let url = format!("{endpoint}/123456789012/no-such-queue");
+    let out = realnet(
+        data.path(),
+        &["queue", "bridge", "--queue-url", &url, "--once"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("QueueDoesNotExist") || message.contains("NonExistentQueue"),
+        "{message}"
+    );
+    for debug in ["ServiceError {", "raw: Response", "SdkBody"] {
+        assert!(!message.contains(debug), "{debug:?} in {message}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_bridge_feeds_the_worker() {
     realnet_tests::aws_endpoint();

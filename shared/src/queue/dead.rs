@@ -82,7 +82,7 @@ impl SqsDeadLetters {
                 .message_attribute_names("All")
                 .send()
                 .await
-                .map_err(|e| unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| unavailable(crate::aws::ErrorChain(&e)))?;
             let messages = batch.messages.unwrap_or_default();
             if messages.is_empty() {
                 break;
@@ -117,7 +117,7 @@ impl SqsDeadLetters {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| unavailable(crate::aws::ErrorChain(&e)))?;
         }
         Ok(())
     }
@@ -131,7 +131,7 @@ impl SqsDeadLetters {
             .set_receipt_handle(m.receipt_handle.clone())
             .send()
             .await
-            .map_err(|e| unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| unavailable(crate::aws::ErrorChain(&e)))?;
         Ok(())
     }
 
@@ -172,7 +172,7 @@ impl SqsDeadLetters {
         }
         send.send()
             .await
-            .map_err(|e| unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| unavailable(crate::aws::ErrorChain(&e)))?;
         Ok(())
     }
 
