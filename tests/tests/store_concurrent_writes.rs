@@ -114,8 +114,9 @@ on_every_store!(concurrent_writes_succeed_or_fail_alone);
 /// Dropping a SQLite store closes its writer's connection (on the writer thread) while its
 /// readers close on the dropping thread. The bundled SQLite 3.51.1 could deadlock there (two
 /// mutexes of its unix VFS taken in opposite orders), which hung `realnet serve` after "server
-/// stopped" about once in sixty stops; 3.53 takes them in one order. Hundreds of stores, each
-/// written and read (so every connection has the WAL's shared memory open), then dropped.
+/// stopped" about once in sixty stops; 3.53 takes them in one order. A thousand stores, each
+/// written and read (so every connection has the WAL's shared memory open), then dropped: on
+/// 3.51.1 this hung in two runs of two (with 300 stores, in one of three).
 #[test]
 fn dropping_sqlite_stores_never_hangs() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -127,7 +128,7 @@ fn dropping_sqlite_stores_never_hangs() {
             .enable_all()
             .build()
             .expect("runtime");
-        for n in 0..300 {
+        for n in 0..1000 {
             let db = path.join(format!("store-{n}.db"));
             runtime.block_on(async {
                 let store = realnet::store::SqliteStore::open(&db).expect("open");
@@ -149,6 +150,6 @@ fn dropping_sqlite_stores_never_hangs() {
     finished
         .recv_timeout(std::time::Duration::from_secs(180))
         .expect(
-            "300 SQLite stores opened, used and dropped within 3 minutes (a close deadlocked?)",
+            "1000 SQLite stores opened, used and dropped within 3 minutes (a close deadlocked?)",
         );
 }
