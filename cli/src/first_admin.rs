@@ -89,7 +89,7 @@ mod tests {
 
     fn report(password: Option<&str>) -> InitReport {
         InitReport {
-            created: 9,
+            created: 7,
             existing: 0,
             kept_deleted: 0,
             admin: Some(NewAdmin {

@@ -341,7 +341,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = rn.config.auth.admin_password.as_ref().map(|s| s.0.clone());
             let report = rn.init_org(&name, password).await?;
             out!(
-                "org {name}: {} items created, {} already present{}",
+                "org {name}: {} seed items created, {} already present{}",
                 report.created,
                 report.existing,
                 kept_deleted(&report)
@@ -614,8 +614,6 @@ async fn serve(rn: Arc<Realnet>) -> anyhow::Result<()> {
     {
         tokio::spawn(realnet::jobs::worker::run_local(rn.clone(), jobs));
     }
-    // The scheduler's minute tick and hourly maintenance, as functions/scheduler runs them.
-    tokio::spawn(realnet::schedule::run_local(rn.clone()));
     let addr = SocketAddr::new(rn.config.server_host, rn.config.server_port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (REALNET_SERVER_HOST / REALNET_SERVER_PORT)")
@@ -630,6 +628,9 @@ async fn serve(rn: Arc<Realnet>) -> anyhow::Result<()> {
         "Realnet {} listening on http://{addr} (store: {store})",
         env!("CARGO_PKG_VERSION")
     )?;
+    // The scheduler's minute tick and hourly maintenance, as functions/scheduler runs them;
+    // started once the banner is out, so their first lines come after it.
+    tokio::spawn(realnet::schedule::run_local(rn.clone()));
     let app = api::router(rn).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(stop_signal())

@@ -169,9 +169,10 @@ async fn init_create_get_and_info() {
     let data = tempfile::tempdir().expect("temp dir");
     let first = realnet(data.path(), &["init"], &[]);
     assert!(first.status.success(), "{}", stderr(&first));
-    // The org, 7 seed items (4 of them access rules) and the first admin.
+    // 7 seed items (4 of them access rules), as `types check` counts them; the org's item
+    // and its first admin are not seeds.
     assert!(
-        stdout(&first).contains("9 seed items created"),
+        stdout(&first).contains("7 seed items created, 0 already present"),
         "{}",
         stdout(&first)
     );
@@ -187,9 +188,21 @@ async fn init_create_get_and_info() {
         assert!(!text.contains(&password), "the password is shown: {text}");
     }
     assert!(logs_in(data.path(), "default", "admin", &password).await);
+    // `types check` counts the same seed items as `init` makes.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../initialization");
+    let check = realnet(
+        data.path(),
+        &["types", "check", shipped.to_str().expect("path")],
+        &[],
+    );
+    assert!(
+        stdout(&check).contains(": 20 types, 7 seed items (with the linked extensions'): ok"),
+        "{}",
+        stdout(&check)
+    );
     let again = realnet(data.path(), &["init"], &[]);
     assert!(
-        stdout(&again).contains("0 seed items created, 8 already present"),
+        stdout(&again).contains("0 seed items created, 7 already present"),
         "{}",
         stdout(&again)
     );
@@ -929,6 +942,35 @@ async fn secrets_never_reach_the_log() {
 /// `realnet queue bridge` does what an SQS event source mapping would: messages a producer
 /// sent (in moto) are handed to the worker, in process or through a Lambda Invoke API, and
 /// deleted unless reported as failed.
+/// A queue that does not exist is named as SQS names it, in one line: not the SDK's debug
+/// text of the whole HTTP response.
+#[test]
+fn queue_bridge_says_in_one_line_that_the_queue_does_not_exist() {
+    let endpoint = realnet_tests::aws_endpoint();
+    let data = tempfile::tempdir().expect("temp dir");
+    let init = realnet(
+        data.path(),
+        &["init"],
+        &[("REALNET_ADMIN_PASSWORD", "an admin password")],
+    );
+    assert!(init.status.success(), "{}", stderr(&init));
+    let url = format!("{endpoint}/123456789012/no-such-queue");
+    let out = realnet(
+        data.path(),
+        &["queue", "bridge", "--queue-url", &url, "--once"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("QueueDoesNotExist") || message.contains("NonExistentQueue"),
+        "{message}"
+    );
+    for debug in ["ServiceError {", "raw: Response", "SdkBody"] {
+        assert!(!message.contains(debug), "{debug:?} in {message}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_bridge_feeds_the_worker() {
     realnet_tests::aws_endpoint();

@@ -16,10 +16,13 @@ use crate::query::{ItemQuery, NameFilter, ParentFilter, Readable};
 use crate::store::StoreError;
 use crate::types::SeedItem;
 
-/// What setting up an org did.
+/// What setting up an org did. The counts are of the definitions' seed items alone (what
+/// `realnet types check` counts): the org's `Org` item and its first admin are not seeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitReport {
+    /// Seed items created by this run.
     pub created: usize,
+    /// Seed items that were there already.
     pub existing: usize,
     /// Seed items the org had that were deleted since, and are not made again.
     pub kept_deleted: usize,
@@ -125,14 +128,15 @@ impl Realnet {
             attributes: Map::new(),
             children: Vec::new(),
         };
-        // The org's mark, not a seed (its record is thrown away): there whenever the org is.
+        // The org's mark, not a seed (its record and its count are thrown away): there
+        // whenever the org is.
         self.seed(
             &principal,
             &org_item,
             None,
             "",
             &mut BTreeSet::new(),
-            &mut report,
+            &mut report.clone(),
         )
         .await?;
         let record = format!("{SEEDED}{org}");
@@ -190,7 +194,6 @@ impl Realnet {
                 None,
             )
             .await?;
-            report.created += 1;
             report.admin = Some(NewAdmin {
                 org: org.to_string(),
                 username: FIRST_ADMIN.to_string(),

@@ -33,15 +33,15 @@ impl std::fmt::Debug for S3BlobStore {
     }
 }
 
-fn sdk<E: std::error::Error + 'static, R: std::fmt::Debug>(
+fn sdk<E: std::error::Error + 'static, R: std::fmt::Debug + 'static>(
     e: aws_sdk_s3::error::SdkError<E, R>,
 ) -> BlobError {
-    use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+    use aws_sdk_s3::error::SdkError;
     match &e {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            BlobError::Unavailable(format!("S3: {}", DisplayErrorContext(&e)))
+            BlobError::Unavailable(format!("S3: {}", crate::aws::ErrorChain(&e)))
         }
-        _ => BlobError::Backend(format!("S3: {}", DisplayErrorContext(&e))),
+        _ => BlobError::Backend(format!("S3: {}", crate::aws::ErrorChain(&e))),
     }
 }
 

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use aws_sdk_lambda::Client;
-use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use serde_json::Value;
@@ -46,7 +45,7 @@ pub async fn invoke(
         .map_err(|e| {
             Failure::Failed(format!(
                 "invoking function {function} failed: {}",
-                DisplayErrorContext(&e)
+                crate::aws::ErrorChain(&e)
             ))
         })?;
     let payload = out.payload().map(Blob::as_ref).unwrap_or_default();

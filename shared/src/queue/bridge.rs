@@ -33,7 +33,7 @@ impl SqsQueue {
             .attribute_names(QueueAttributeName::QueueArn)
             .send()
             .await
-            .map_err(|e| sqs_error(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| sqs_error(crate::aws::ErrorChain(&e)))?;
         attributes
             .attributes
             .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
@@ -61,7 +61,7 @@ impl SqsQueue {
             .message_attribute_names("All")
             .send()
             .await
-            .map_err(|e| sqs_error(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| sqs_error(crate::aws::ErrorChain(&e)))?;
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             return Ok(Round::default());
@@ -123,7 +123,7 @@ impl SqsQueue {
                 .set_entries(Some(done))
                 .send()
                 .await
-                .map_err(|e| sqs_error(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| sqs_error(crate::aws::ErrorChain(&e)))?;
         }
         Ok(Round {
             received: messages.len(),

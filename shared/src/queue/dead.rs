@@ -187,7 +187,7 @@ impl SqsDeadLetters {
                 .message_attribute_names("All")
                 .send()
                 .await
-                .map_err(|e| unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| unavailable(crate::aws::ErrorChain(&e)))?;
             let messages = batch.messages.unwrap_or_default();
             if messages.is_empty() {
                 break;
@@ -208,7 +208,7 @@ impl SqsDeadLetters {
             .set_receipt_handle(l.receipt.clone())
             .send()
             .await
-            .map_err(|e| unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| unavailable(crate::aws::ErrorChain(&e)))?;
         Ok(())
     }
 
@@ -243,7 +243,7 @@ impl SqsDeadLetters {
         }
         send.send()
             .await
-            .map_err(|e| unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| unavailable(crate::aws::ErrorChain(&e)))?;
         Ok(())
     }
 
@@ -336,7 +336,7 @@ impl DeadLetters for SqsDeadLetters {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| unavailable(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| unavailable(crate::aws::ErrorChain(&e)))?;
         }
         Ok(())
     }

@@ -104,12 +104,9 @@ impl Queue for SqsQueue {
                 .message_group_id(&job.envelope.org)
                 .message_deduplication_id(dedup_id(&job.envelope));
         }
-        send.send().await.map_err(|e| {
-            QueueError::Unavailable(format!(
-                "SQS: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            ))
-        })?;
+        send.send()
+            .await
+            .map_err(|e| QueueError::Unavailable(format!("SQS: {}", crate::aws::ErrorChain(&e))))?;
         Ok(())
     }
 }

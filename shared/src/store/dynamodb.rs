@@ -136,7 +136,7 @@ fn conditional<T, E, R>(
 ) -> Result<Option<T>, StoreError>
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     match result {
         Ok(v) => Ok(Some(v)),
@@ -150,21 +150,15 @@ where
     }
 }
 
-fn sdk<E: std::error::Error + 'static, R: std::fmt::Debug>(
+fn sdk<E: std::error::Error + 'static, R: std::fmt::Debug + 'static>(
     e: aws_sdk_dynamodb::error::SdkError<E, R>,
 ) -> StoreError {
     use aws_sdk_dynamodb::error::SdkError;
     match &e {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            StoreError::Unavailable(format!(
-                "DynamoDB: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-            ))
+            StoreError::Unavailable(format!("DynamoDB: {}", crate::aws::ErrorChain(&e)))
         }
-        _ => StoreError::Backend(format!(
-            "DynamoDB: {}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-        )),
+        _ => StoreError::Backend(format!("DynamoDB: {}", crate::aws::ErrorChain(&e))),
     }
 }
 
