@@ -668,15 +668,15 @@ mod tests {
             current,
             (
                 "REALNET_JOB_SIGNING_KEY_PREVIOUS",
-                "the previous job signing key, 32 characters , the one before it, 32 characters",
+                "the previous job signing key of 32 characters , the one before it of 32 characters",
             ),
         ])
         .expect("valid");
         assert_eq!(
             c.previous_job_signing_keys,
             [
-                Secret("the previous job signing key, 32 characters".into()),
-                Secret("the one before it, 32 characters".into())
+                Secret("the previous job signing key of 32 characters".into()),
+                Secret("the one before it of 32 characters".into())
             ]
         );
         assert!(!format!("{c:?}").contains("previous job signing key"));
@@ -690,7 +690,7 @@ mod tests {
             current,
             (
                 "REALNET_JOB_SIGNING_KEY_PREVIOUS",
-                "the previous job signing key, 32 characters,short",
+                "the previous job signing key of 32 characters,short",
             ),
         ])
         .expect_err("a short previous key");
