@@ -101,8 +101,10 @@ pub(crate) struct Pattern {
 
 impl Pattern {
     /// `source` if it parses as a regular expression, or why not.
-    pub(crate) fn parse(source: &str) -> Result<Pattern, regex_syntax::Error> {
-        regex_syntax::Parser::new().parse(source)?;
+    pub(crate) fn parse(source: &str) -> Result<Pattern, String> {
+        regex_syntax::Parser::new()
+            .parse(source)
+            .map_err(|e| e.to_string())?;
         Ok(Pattern {
             source: source.to_string(),
             compiled: std::sync::OnceLock::new(),
