@@ -119,6 +119,9 @@ pub struct Config {
     /// The key job envelopes are signed with; without one, a key generated once per
     /// installation and kept in the store.
     pub job_signing_key: Option<Secret>,
+    /// Keys signatures are still accepted with, never signed with: the keys replaced by a
+    /// rotation of `job_signing_key`, until the jobs they signed have run.
+    pub previous_job_signing_keys: Vec<Secret>,
     /// Browser origins given CORS answers.
     pub cors_origins: CorsOrigins,
     /// How long a request may run before it is stopped with a `503` (below the Lambda
@@ -184,6 +187,17 @@ const MAX_DEPTH_CEILING: u64 = 1000;
 pub struct ConfigError {
     pub var: String,
     pub message: String,
+}
+
+/// A job signing key as `var` gives it: at least 32 characters.
+fn signing_key(key: String, var: &str) -> Result<Secret, ConfigError> {
+    if key.trim().len() < 32 || key.trim() != key {
+        return Err(bad(
+            var,
+            "a signing key must be at least 32 characters, without surrounding spaces (for example: openssl rand -base64 32)",
+        ));
+    }
+    Ok(Secret(key))
 }
 
 fn bad(var: &str, message: impl Into<String>) -> ConfigError {
@@ -529,14 +543,21 @@ impl Config {
             file_max_size,
             file_url_ttl,
             job_record_ttl,
-            job_signing_key: match get("REALNET_JOB_SIGNING_KEY") {
-                Some(k) if k.trim().len() < 32 || k.trim() != k => {
+            job_signing_key: get("REALNET_JOB_SIGNING_KEY")
+                .map(|k| signing_key(k, "REALNET_JOB_SIGNING_KEY"))
+                .transpose()?,
+            previous_job_signing_keys: match get("REALNET_JOB_SIGNING_KEY_PREVIOUS") {
+                Some(_) if get("REALNET_JOB_SIGNING_KEY").is_none() => {
                     return Err(bad(
-                        "REALNET_JOB_SIGNING_KEY",
-                        "must be at least 32 characters, without surrounding spaces (for example: openssl rand -base64 32)",
+                        "REALNET_JOB_SIGNING_KEY_PREVIOUS",
+                        "previous keys are accepted beside a current one: set REALNET_JOB_SIGNING_KEY too",
                     ));
                 }
-                k => k.map(Secret),
+                Some(list) => list
+                    .split(',')
+                    .map(|k| signing_key(k.trim().to_string(), "REALNET_JOB_SIGNING_KEY_PREVIOUS"))
+                    .collect::<Result<_, _>>()?,
+                None => Vec::new(),
             },
             max_depth: max_depth as usize,
             queue_url: queue_url(get("REALNET_QUEUE_URL"), "REALNET_QUEUE_URL")?,
@@ -638,6 +659,45 @@ mod tests {
     }
 
     #[test]
+    fn previous_signing_keys_are_listed_beside_the_current_one() {
+        let current = (
+            "REALNET_JOB_SIGNING_KEY",
+            "the current job signing key, 32 characters",
+        );
+        let c = config(&[
+            current,
+            (
+                "REALNET_JOB_SIGNING_KEY_PREVIOUS",
+                "the previous job signing key of 32 characters , the one before it of 32 characters",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.previous_job_signing_keys,
+            [
+                Secret("the previous job signing key of 32 characters".into()),
+                Secret("the one before it of 32 characters".into())
+            ]
+        );
+        assert!(!format!("{c:?}").contains("previous job signing key"));
+        assert!(
+            config(&[current])
+                .expect("valid")
+                .previous_job_signing_keys
+                .is_empty()
+        );
+        let err = config(&[
+            current,
+            (
+                "REALNET_JOB_SIGNING_KEY_PREVIOUS",
+                "the previous job signing key of 32 characters,short",
+            ),
+        ])
+        .expect_err("a short previous key");
+        assert_eq!(err.var, "REALNET_JOB_SIGNING_KEY_PREVIOUS");
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         for (var, value) in [
             ("REALNET_SERVER_PORT", "eighty"),
@@ -670,6 +730,10 @@ mod tests {
             ("REALNET_QUEUE_URL", "my-queue"),
             ("REALNET_DEAD_LETTER_QUEUE_URL", "my-dead-letters"),
             ("REALNET_JOB_SIGNING_KEY", "too short"),
+            (
+                "REALNET_JOB_SIGNING_KEY_PREVIOUS",
+                "previous keys without a current one, 32 characters",
+            ),
             ("REALNET_EXTENSION_ALLOW_LOOPBACK", "sometimes"),
         ] {
             let err = config(&[(var, value)]).expect_err("refused");

@@ -228,3 +228,49 @@ async fn browsers_of_the_configured_origins_get_cors_answers() {
     let none = plain.dispatch(preflight("https://app.example")).await;
     assert_eq!(none.header("access-control-allow-origin"), "");
 }
+
+/// The OpenAPI document lists the router's `503`s on every operation (clients and the fuzzer
+/// in `tests/run` take undocumented statuses for bugs): `overloaded` everywhere, `timeout`
+/// everywhere but file contents, each with `Retry-After`, beside a route's own `503`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_the_limits_answers_on_every_route() {
+    let app = TestApp::new(StoreKind::Sqlite).await;
+    let doc = app.get("/api/openapi.json").await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let paths = doc.body["paths"].as_object().expect("paths");
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("a path item") {
+            let refused = &op["responses"]["503"];
+            let description = refused["description"].as_str().unwrap_or_default();
+            assert!(
+                description.contains("`overloaded`"),
+                "{method} {path}: {refused}"
+            );
+            assert_eq!(
+                description.contains("`timeout`"),
+                path != "/api/files/{id}/content",
+                "{method} {path}: {refused}"
+            );
+            assert!(
+                refused["headers"]["Retry-After"].is_object(),
+                "{method} {path}: {refused}"
+            );
+            assert_eq!(
+                refused["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{method} {path}"
+            );
+            operations += 1;
+        }
+    }
+    assert!(operations > 30, "{operations} operations");
+    // A route's own 503 is kept beside the router's.
+    let jobs = doc.body["paths"]["/api/jobs"]["post"]["responses"]["503"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        jobs.starts_with("No queue is configured") && jobs.contains("`overloaded`"),
+        "{jobs}"
+    );
+}

@@ -114,6 +114,36 @@ async fn bad_jobs_are_refused_before_queueing(kind: StoreKind) {
         let a = send(&app, &token, body.clone()).await;
         assert_eq!(a.status, status, "{body}: {}", a.text);
     }
+    // An unknown kind is said of `kind`, not of the payload it makes no sense of.
+    let unknown = send(&app, &token, json!({"kind": "nope", "payload": {}})).await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unknown.text
+    );
+    let fields = &unknown.body["error"]["details"]["fields"];
+    assert!(
+        fields["kind"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"nope\"") && m.contains("items.create")),
+        "{}",
+        unknown.text
+    );
+    assert!(fields.get("payload").is_none(), "{}", unknown.text);
+    // A known kind with a payload of the wrong shape is still said of `payload`.
+    let shapeless = send(
+        &app,
+        &token,
+        json!({"kind": "items.create", "payload": {"things": []}}),
+    )
+    .await;
+    let fields = &shapeless.body["error"]["details"]["fields"];
+    assert!(
+        fields["payload"].is_string() && fields.get("kind").is_none(),
+        "{}",
+        shapeless.text
+    );
     let public = app
         .call_as(
             None,

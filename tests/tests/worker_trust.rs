@@ -345,8 +345,90 @@ async fn every_process_of_an_installation_shares_its_key(kind: StoreKind) {
     );
 }
 
+/// A rotation of `REALNET_JOB_SIGNING_KEY` with the old key in
+/// `REALNET_JOB_SIGNING_KEY_PREVIOUS`: jobs queued before the switch (signed with the old key)
+/// still run, new ones are signed with the new key; a key not listed and a forged or tampered
+/// signature are refused and write nothing; once the old key is no longer listed, what it
+/// signed is refused too.
+async fn jobs_signed_before_a_rotation_run_while_the_old_key_is_listed(kind: StoreKind) {
+    const OLD: &str = "the installation's old signing key, 32 characters";
+    const NEW: &str = "the installation's new signing key, 32 characters";
+    let secret = |k: &str| realnet::config::Secret(k.to_string());
+    let app = TestApp::with_config(kind, |c| {
+        c.job_signing_key = Some(secret(NEW));
+        c.previous_job_signing_keys = vec![secret(OLD)];
+    })
+    .await;
+    let signed_with = |key: &str, body: &Value| Message {
+        signature: Some(JobSigner::new(key.as_bytes()).sign(&body.to_string())),
+        ..Message::unproven(body)
+    };
+    let before_rotation = company("default", "admin", "Queued before the rotation");
+    let after_rotation = company("default", "admin", "Sent after the rotation");
+    let sent_now = app.signed(&after_rotation).await;
+    assert_eq!(
+        sent_now.signature,
+        signed_with(NEW, &after_rotation).signature,
+        "the installation signs with the new key"
+    );
+    let unlisted = company("default", "admin", "Signed with a key not listed");
+    let mut tampered = signed_with(OLD, &before_rotation);
+    tampered.body = company("default", "admin", "Tampered").to_string();
+    let forged = Message {
+        // Well-formed (the base64 of 32 bytes), but no key's.
+        signature: Some(format!("{}=", "A".repeat(43))),
+        ..Message::unproven(company("default", "admin", "Forged"))
+    };
+    let before = app.snapshot().await;
+    let refused = event(
+        &[
+            signed_with("a key of no installation, 32 characters long", &unlisted),
+            tampered,
+            forged,
+        ],
+        false,
+    );
+    let mut all = ids(&refused);
+    let mut reported = app.handle(refused).await;
+    all.sort();
+    reported.sort();
+    assert_eq!(reported, all, "each refused, for the dead-letter queue");
+    assert_eq!(app.snapshot().await, before, "nothing was written");
+
+    let batch = event(&[signed_with(OLD, &before_rotation), sent_now], false);
+    assert_eq!(app.handle(batch).await, Vec::<String>::new());
+    for name in ["Queued before the rotation", "Sent after the rotation"] {
+        assert_eq!(companies(&app, name).await.len(), 1, "{name}");
+    }
+
+    // After the overlap: the old key is no longer listed, and what it signed is refused.
+    let mut config = app.rn.config.clone();
+    config.previous_job_signing_keys.clear();
+    let after = std::sync::Arc::new(realnet_tests::realnet(
+        config,
+        realnet_tests::registry(),
+        app.rn.store.clone(),
+    ));
+    let late = signed_with(OLD, &company("default", "admin", "Too late"));
+    let outcome = worker::run_body(
+        &after,
+        "m-late",
+        &late.body,
+        &late.credentials(),
+        Duration::from_secs(30),
+    )
+    .await;
+    let RecordOutcome::Refused(why) = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(why.contains("signature"), "{why}");
+    assert!(!why.contains(OLD) && !why.contains(NEW), "{why}");
+    assert!(companies(&app, "Too late").await.is_empty());
+}
+
 on_every_store!(
     unproven_envelopes_run_nothing_and_write_nothing,
     proven_envelopes_run_as_their_sender,
     every_process_of_an_installation_shares_its_key,
+    jobs_signed_before_a_rotation_run_while_the_old_key_is_listed,
 );

@@ -8,3 +8,17 @@ use realnet::extensions::Extension;
 pub fn linked() -> Vec<Extension> {
     vec![realnet_crm::extension(), realnet_ops::extension()]
 }
+
+#[cfg(test)]
+mod tests {
+    /// Handlers' input schemas compile when first used; each linked one must compile.
+    #[test]
+    fn every_handler_input_schema_compiles() {
+        for e in super::linked() {
+            for h in e.handlers() {
+                h.check_schemas()
+                    .unwrap_or_else(|m| panic!("extension {}: {m}", e.name));
+            }
+        }
+    }
+}

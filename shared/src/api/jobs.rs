@@ -91,7 +91,9 @@ pub async fn create(
         return Err(ApiError::forbidden("jobs act as an account; log in as one"));
     };
     let mut errors = ValidationErrors::default();
-    if let Err(m) = jobs::check(&body.kind, &body.payload) {
+    if !jobs::KINDS.contains(&body.kind.as_str()) {
+        errors.add("kind", jobs::unknown_kind(&body.kind));
+    } else if let Err(m) = jobs::check(&body.kind, &body.payload) {
         errors.add("payload", m);
     } else if let Some(m) = jobs::job_items::secret_in(&rn, &body.kind, &body.payload) {
         errors.add("payload", m);

@@ -55,6 +55,7 @@ fn build(rn: &Realnet) -> String {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let mut doc = serde_json::to_value(&doc).unwrap_or_default();
     add_auth_responses(&mut doc);
+    add_limit_responses(&mut doc);
     add_handlers(rn, &mut doc);
     let paths = doc["paths"].clone();
     for t in rn.types.all() {
@@ -151,6 +152,40 @@ fn add_auth_responses(doc: &mut Value) {
             }
         }
     }
+}
+
+/// The router's own `503`s ([`super::limits`]), which any route can answer: `overloaded`
+/// beyond `REALNET_MAX_CONCURRENT_REQUESTS` in flight, and `timeout` past
+/// `REALNET_REQUEST_TIMEOUT` (not on file contents, which stream past it), both with
+/// `Retry-After`. A route that already has a `503` of its own keeps it, with these added.
+fn add_limit_responses(doc: &mut Value) {
+    let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
+    let retry = json!({"Retry-After": {"description": "Seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 0}}});
+    for (path, item) in doc["paths"].as_object_mut().into_iter().flatten() {
+        let timed = path != "/api/files/{id}/content";
+        for (_, op) in item.as_object_mut().into_iter().flatten() {
+            let limits = if timed {
+                "the server is answering as many requests as it allows (`overloaded`, REALNET_MAX_CONCURRENT_REQUESTS), or the request ran past REALNET_REQUEST_TIMEOUT and was stopped (`timeout`): retry after Retry-After"
+            } else {
+                "the server is answering as many requests as it allows (`overloaded`, REALNET_MAX_CONCURRENT_REQUESTS): retry after Retry-After"
+            };
+            let response = &mut op["responses"]["503"];
+            let description = match response["description"].as_str() {
+                Some(own) => format!("{own}; or {limits}"),
+                None => capitalised(limits),
+            };
+            *response = json!({"description": description, "headers": retry, "content": error});
+        }
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// The request bodies of a type endpoint, with the type's own attribute schema, so that

@@ -19,7 +19,7 @@ pub mod webhook;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -118,10 +118,18 @@ pub struct Handler {
     run: HandlerFn,
 }
 
-/// A JSON Schema, compiled once.
+/// A JSON Schema, compiled on first use: compiling every linked handler's schema at start
+/// would be most of a function's cold start, for handlers a container may never call.
 struct Schema {
     source: Value,
-    validator: jsonschema::Validator,
+    validator: OnceLock<Result<jsonschema::Validator, String>>,
+}
+
+impl Schema {
+    fn compiled(&self) -> &Result<jsonschema::Validator, String> {
+        self.validator
+            .get_or_init(|| jsonschema::validator_for(&self.source).map_err(|e| e.to_string()))
+    }
 }
 
 impl Handler {
@@ -141,19 +149,25 @@ impl Handler {
     }
 
     /// The JSON Schema a payload must match; one that does not is refused (`422`) before the
-    /// handler runs.
+    /// handler runs. Compiled when first needed; [`Handler::check_schemas`] says whether it
+    /// compiles (each extension's tests call it).
     pub fn input(mut self, schema: Value) -> Handler {
-        let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| {
-            panic!(
-                "the input schema of handler {} is not a JSON Schema: {e}",
-                self.name
-            )
-        });
         self.input = Some(Arc::new(Schema {
             source: schema,
-            validator,
+            validator: OnceLock::new(),
         }));
         self
+    }
+
+    /// Why the input schema is not a JSON Schema, if it is not.
+    pub fn check_schemas(&self) -> Result<(), String> {
+        match self.input.as_deref().map(Schema::compiled) {
+            Some(Err(e)) => Err(format!(
+                "the input schema of handler {} is not a JSON Schema: {e}",
+                self.name
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The JSON Schema of what the handler answers (documented, and checked by the tests).
@@ -175,11 +189,17 @@ impl Handler {
     pub(crate) fn check_input(&self, payload: &Value) -> Vec<(String, String)> {
         match &self.input {
             None => Vec::new(),
-            Some(schema) => schema
-                .validator
-                .iter_errors(payload)
-                .map(|e| (e.instance_path().to_string(), e.to_string()))
-                .collect(),
+            Some(schema) => match schema.compiled() {
+                Ok(validator) => validator
+                    .iter_errors(payload)
+                    .map(|e| (e.instance_path().to_string(), e.to_string()))
+                    .collect(),
+                // A handler whose own schema does not compile takes no payload.
+                Err(e) => vec![(
+                    String::new(),
+                    format!("the handler's input schema is broken: {e}"),
+                )],
+            },
         }
     }
 }

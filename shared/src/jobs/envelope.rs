@@ -55,10 +55,13 @@ pub struct Submission {
 pub const SIGNATURE: &str = "realnet-signature";
 /// The message attribute carrying a producer's API key.
 pub const API_KEY: &str = "realnet-api-key";
-/// Signs and checks envelopes with the installation's key.
+/// Signs envelopes with the installation's current key and checks them against it or any
+/// previous key still accepted (`REALNET_JOB_SIGNING_KEY_PREVIOUS`), so that jobs queued
+/// before a rotation still run while the old key is listed.
 #[derive(Clone)]
 pub struct JobSigner {
     key: Vec<u8>,
+    previous: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for JobSigner {
@@ -67,29 +70,43 @@ impl std::fmt::Debug for JobSigner {
     }
 }
 
+fn mac(key: &[u8], body: &str) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(body.as_bytes());
+    mac
+}
+
 impl JobSigner {
+    /// A signer with one key, which signs and verifies.
     pub fn new(key: &[u8]) -> Self {
-        JobSigner { key: key.to_vec() }
+        JobSigner {
+            key: key.to_vec(),
+            previous: Vec::new(),
+        }
     }
 
-    fn mac(&self, body: &str) -> Hmac<Sha256> {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
-        mac.update(body.as_bytes());
-        mac
+    /// This signer, also accepting signatures made with `previous` keys (it never signs with
+    /// them).
+    pub fn accepting<K: AsRef<[u8]>>(mut self, previous: impl IntoIterator<Item = K>) -> Self {
+        self.previous = previous.into_iter().map(|k| k.as_ref().to_vec()).collect();
+        self
     }
 
-    /// The signature of `body`, as the `realnet-signature` attribute carries it.
+    /// The signature of `body` with the current key, as the `realnet-signature` attribute
+    /// carries it.
     pub fn sign(&self, body: &str) -> String {
-        STANDARD.encode(self.mac(body).finalize().into_bytes())
+        STANDARD.encode(mac(&self.key, body).finalize().into_bytes())
     }
 
-    /// Whether `signature` is this key's signature of exactly `body` (compared in constant
-    /// time).
+    /// Whether `signature` is the signature of exactly `body` by the current key or a
+    /// previous one still accepted (each compared in constant time).
     pub fn verify(&self, body: &str, signature: &str) -> bool {
-        STANDARD
-            .decode(signature.trim())
-            .is_ok_and(|sig| self.mac(body).verify_slice(&sig).is_ok())
+        let Ok(sig) = STANDARD.decode(signature.trim()) else {
+            return false;
+        };
+        std::iter::once(&self.key)
+            .chain(&self.previous)
+            .any(|key| mac(key, body).verify_slice(&sig).is_ok())
     }
 }
 

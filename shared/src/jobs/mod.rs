@@ -245,6 +245,20 @@ enum Work {
     Call(CallExtension),
 }
 
+/// The kinds of job the worker runs.
+pub const KINDS: [&str; 5] = [
+    "items.create",
+    "items.update",
+    "items.delete",
+    "files.finalize",
+    "extension.call",
+];
+
+/// What to say of a job whose kind is none of [`KINDS`].
+pub fn unknown_kind(kind: &str) -> String {
+    format!("unknown job kind {kind:?}: use {}", KINDS.join(", "))
+}
+
 /// The work a job of `kind` asks for, if its payload has the right shape.
 fn work(kind: &str, payload_value: &Value) -> Result<Work, JobFailure> {
     let work = match kind {
@@ -253,11 +267,7 @@ fn work(kind: &str, payload_value: &Value) -> Result<Work, JobFailure> {
         "items.delete" => Work::Delete(payload(kind, payload_value)?),
         "files.finalize" => Work::Finalize(payload(kind, payload_value)?),
         "extension.call" => Work::Call(payload(kind, payload_value)?),
-        other => {
-            return Err(JobFailure::Permanent(format!(
-                "unknown job kind {other:?}: use items.create, items.update, items.delete, files.finalize or extension.call"
-            )));
-        }
+        other => return Err(JobFailure::Permanent(unknown_kind(other))),
     };
     match &work {
         Work::Create(c) => bulk(kind, &c.items)?,

@@ -3,7 +3,9 @@
 //! - `realnet-signature`: the installation's HMAC-SHA256 over the exact body (base64). What
 //!   Realnet sends itself (`POST /api/jobs`, the scheduler) is signed so; the key is
 //!   `REALNET_JOB_SIGNING_KEY`, or else generated once per installation and kept in the store,
-//!   so every function of a deployment signs and verifies with the same one.
+//!   so every function of a deployment signs and verifies with the same one. During a key
+//!   rotation the keys of `REALNET_JOB_SIGNING_KEY_PREVIOUS` are accepted too (never used to
+//!   sign), so jobs queued before the switch still run.
 //! - `realnet-api-key`: an external producer's API key (the `rnk_...` secret of an `ApiKey`
 //!   item). The job runs as that key's account in that key's org; a body naming another org
 //!   or actor, or a `Job` item or scheduled run (which only the installation may), is refused.
@@ -66,13 +68,15 @@ fn refused(m: impl Into<String>) -> Untrusted {
 }
 
 impl Realnet {
-    /// The installation's job signer: `REALNET_JOB_SIGNING_KEY`, else a key generated once
-    /// and kept in the store.
+    /// The installation's job signer: `REALNET_JOB_SIGNING_KEY` (accepting the
+    /// `REALNET_JOB_SIGNING_KEY_PREVIOUS` ones too), else a key generated once and kept in the
+    /// store.
     pub async fn job_signer(&self) -> Result<&JobSigner, StoreError> {
         self.job_signer
             .get_or_try_init(|| async {
                 if let Some(key) = &self.config.job_signing_key {
-                    return Ok(JobSigner::new(key.0.as_bytes()));
+                    let previous = self.config.previous_job_signing_keys.iter();
+                    return Ok(JobSigner::new(key.0.as_bytes()).accepting(previous.map(|k| &k.0)));
                 }
                 let fresh: [u8; 32] = rand::random();
                 let key = self
@@ -174,6 +178,26 @@ mod tests {
         assert!(!signer.verify(body, "not base64!"));
         assert!(!signer.verify(body, ""));
         assert!(!format!("{:?}", signer).contains("one key"));
+        // During a rotation: signs with the new key, accepts the old one listed, and no other.
+        let rotated = JobSigner::new(b"the new key").accepting([b"one key".as_slice()]);
+        assert!(rotated.verify(body, &signature), "the previous key");
+        assert!(rotated.verify(body, &rotated.sign(body)), "the current key");
+        assert_ne!(
+            rotated.sign(body),
+            signature,
+            "signs with the current key only"
+        );
+        assert!(
+            !JobSigner::new(b"the new key").verify(body, &signature),
+            "after the overlap"
+        );
+        let unlisted = JobSigner::new(b"a key nobody listed").sign(body);
+        assert!(!rotated.verify(body, &unlisted));
+        assert!(
+            !rotated.verify(&body.replace("\"x\"", "\"y\""), &signature),
+            "tampered"
+        );
+        assert!(!rotated.verify(body, &STANDARD.encode([0u8; 32])), "forged");
         let credentials = Credentials {
             signature: Some(signature.clone()),
             api_key: Some("rnk_secret".into()),

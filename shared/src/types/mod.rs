@@ -7,8 +7,8 @@ mod rules;
 pub mod value;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -87,7 +87,41 @@ pub struct Field {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub indexed: bool,
     #[serde(skip)]
-    pub(crate) regex: Option<Regex>,
+    pub(crate) regex: Option<Arc<Pattern>>,
+}
+
+/// A field's pattern: parsed when the types load (a bad one is a load error), compiled when a
+/// value is first checked against it. Compiling every pattern at start (bounded repetitions
+/// such as `{1,512}` make large automata) was most of a function's start-up work.
+#[derive(Debug)]
+pub(crate) struct Pattern {
+    source: String,
+    pub(super) compiled: std::sync::OnceLock<Result<regex::Regex, String>>,
+}
+
+impl Pattern {
+    /// `source` if it parses as a regular expression, or why not.
+    pub(crate) fn parse(source: &str) -> Result<Pattern, String> {
+        regex_syntax::Parser::new()
+            .parse(source)
+            .map_err(|e| e.to_string())?;
+        Ok(Pattern {
+            source: source.to_string(),
+            compiled: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Whether `text` matches; an error if the pattern, though well-formed, cannot be
+    /// compiled (over the regex engine's size limit).
+    pub(crate) fn is_match(&self, text: &str) -> Result<bool, String> {
+        match self
+            .compiled
+            .get_or_init(|| regex::Regex::new(&self.source).map_err(|e| e.to_string()))
+        {
+            Ok(re) => Ok(re.is_match(text)),
+            Err(e) => Err(e.clone()),
+        }
+    }
 }
 
 /// A named query an app type offers, in the same syntax as `GET /api/items`.

@@ -3,12 +3,12 @@
 //! loader's list of problems instead of stopping at the first.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use regex::Regex;
 use serde_json::Value;
 
 use super::loader::{Declared, Problems, parse};
-use super::{Field, FieldKind, Layer, SeedItem, TypeDef, TypeRegistry, View};
+use super::{Field, FieldKind, Layer, Pattern, SeedItem, TypeDef, TypeRegistry, View};
 use crate::query::ItemQuery;
 
 /// Route segments under `/api/` that a type endpoint may not take.
@@ -36,22 +36,39 @@ fn a(layer: Layer) -> String {
     }
 }
 
+/// Whether `name` is 1 to 64 ASCII characters, the first `first`, the others `rest` (plain
+/// checks: as regular expressions, `{0,63}` made automata that took most of a cold start to
+/// compile).
+fn identifier(name: &str, first: fn(char) -> bool, rest: fn(char) -> bool) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64 && chars.next().is_some_and(first) && chars.all(rest)
+}
+
+/// `[A-Z][A-Za-z0-9]{0,63}`
 fn name_ok(name: &str) -> bool {
-    static RE: std::sync::LazyLock<Regex> =
-        std::sync::LazyLock::new(|| Regex::new("^[A-Z][A-Za-z0-9]{0,63}$").expect("valid regex"));
-    RE.is_match(name)
+    identifier(
+        name,
+        |c| c.is_ascii_uppercase(),
+        |c| c.is_ascii_alphanumeric(),
+    )
 }
 
+/// `[a-z][a-z0-9_]{0,63}`
 fn field_name_ok(name: &str) -> bool {
-    static RE: std::sync::LazyLock<Regex> =
-        std::sync::LazyLock::new(|| Regex::new("^[a-z][a-z0-9_]{0,63}$").expect("valid regex"));
-    RE.is_match(name)
+    identifier(
+        name,
+        |c| c.is_ascii_lowercase(),
+        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_',
+    )
 }
 
+/// `[a-z][a-z0-9-]{0,63}`
 fn endpoint_ok(name: &str) -> bool {
-    static RE: std::sync::LazyLock<Regex> =
-        std::sync::LazyLock::new(|| Regex::new("^[a-z][a-z0-9-]{0,63}$").expect("valid regex"));
-    RE.is_match(name)
+    identifier(
+        name,
+        |c| c.is_ascii_lowercase(),
+        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
+    )
 }
 
 /// Checks names, references, layering and fields, and resolves inheritance. Types with
@@ -306,7 +323,7 @@ fn resolve(
             );
             continue;
         }
-        let regex = match f.pattern.as_deref().map(Regex::new) {
+        let regex = match f.pattern.as_deref().map(Pattern::parse) {
             Some(Err(e)) => {
                 let reason = e.to_string();
                 let reason = reason
@@ -322,7 +339,7 @@ fn resolve(
                 );
                 None
             }
-            Some(Ok(re)) => Some(re),
+            Some(Ok(re)) => Some(Arc::new(re)),
             None => None,
         };
         let target = match kind {

@@ -32,7 +32,9 @@ impl Field {
                     return Err(format!("must be at most {max} characters long"));
                 }
                 if let Some(re) = &self.regex
-                    && !re.is_match(s)
+                    && !re.is_match(s).map_err(|e| {
+                        format!("cannot be checked: the type's pattern does not compile ({e})")
+                    })?
                 {
                     return Err(format!(
                         "does not match the pattern {}",
@@ -141,6 +143,29 @@ mod tests {
         assert!(f.check(&json!(-1)).is_err());
         assert!(f.check(&json!("3")).is_err());
         assert_eq!(f.check(&json!(3)), Ok(json!(3)));
+    }
+
+    #[test]
+    fn patterns_compile_when_first_used_and_still_check_values() {
+        let mut f = field(FieldKind::String);
+        let pattern = std::sync::Arc::new(
+            crate::types::Pattern::parse("^[\\x21-\\x7e]{1,512}$").expect("well-formed"),
+        );
+        f.pattern = Some("^[\\x21-\\x7e]{1,512}$".into());
+        f.regex = Some(pattern.clone());
+        assert!(pattern.compiled.get().is_none(), "not compiled at load");
+        assert_eq!(f.check(&json!("abc")), Ok(json!("abc")));
+        assert!(pattern.compiled.get().is_some());
+        assert!(f.check(&json!("a b")).is_err_and(|e| e.contains("pattern")));
+        assert!(crate::types::Pattern::parse("^[a-z").is_err());
+        // Well-formed, but over the engine's size limit: the value is refused, saying why.
+        f.regex = Some(std::sync::Arc::new(
+            crate::types::Pattern::parse("^(\\w{1000}){1000}$").expect("well-formed"),
+        ));
+        assert!(
+            f.check(&json!("x"))
+                .is_err_and(|e| e.contains("does not compile")),
+        );
     }
 
     #[test]
