@@ -420,7 +420,33 @@ async fn writes_made_elsewhere_are_seen_once_the_entry_expires(kind: StoreKind) 
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
 }
 
+/// Names no extension can have (too long for a store key, not URL-safe, a linked
+/// extension's): a rotation and a call answer `404` with a JSON error, on every store,
+/// and change nothing.
+async fn odd_names_are_not_found(kind: StoreKind) {
+    let app = app(kind, TTL).await;
+    let admin = app.admin_token.clone();
+    let before = app.snapshot().await;
+    let long = "a".repeat(2000);
+    for name in [
+        long.as_str(),
+        "UPPER",
+        "a%2Fb",
+        "%C3%A9t%C3%A9",
+        "a.b",
+        "-x",
+        "ops",
+    ] {
+        let a = rotate(&app, Some(&admin), name).await;
+        app.assert_refused(&before, &a, StatusCode::NOT_FOUND).await;
+        assert_eq!(a.code(), "not_found", "{name}: {}", a.text);
+        let a = call(&app, &admin, name).await;
+        app.assert_refused(&before, &a, StatusCode::NOT_FOUND).await;
+    }
+}
+
 on_every_store!(
+    odd_names_are_not_found,
     an_admin_rotates_a_webhook_secret,
     names_stay_unique_when_created_at_once,
     writes_made_here_are_seen_at_once,
