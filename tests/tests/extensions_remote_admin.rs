@@ -445,7 +445,32 @@ async fn odd_names_are_not_found(kind: StoreKind) {
     }
 }
 
+/// A webhook that cannot be reached is a `502` saying why, without its URL: a caller may
+/// `call` an extension whose item they may not read, and a URL can carry a token.
+async fn a_failed_call_does_not_show_the_url(kind: StoreKind) {
+    let app = app(kind, TTL).await;
+    // Port 1 on loopback: nothing listens there, so the connection is refused.
+    let url = "http://127.0.0.1:1/hook?token=tok-in-the-url";
+    create_webhook(&app, "closed", url).await;
+    let (_, member) = app.account("default", "cal", false).await;
+    app.acl(json!({"principal": "members", "permissions": ["call"], "target_type": "Extension"}))
+        .await;
+    let before = app.snapshot().await;
+    for token in [member.as_str(), app.admin_token.as_str()] {
+        let a = call(&app, token, "closed").await;
+        app.assert_refused(&before, &a, StatusCode::BAD_GATEWAY)
+            .await;
+        assert!(a.text.contains("no answer"), "{}", a.text);
+        assert!(
+            !a.text.contains("tok-in-the-url") && !a.text.contains("127.0.0.1:1"),
+            "{}",
+            a.text
+        );
+    }
+}
+
 on_every_store!(
+    a_failed_call_does_not_show_the_url,
     odd_names_are_not_found,
     an_admin_rotates_a_webhook_secret,
     names_stay_unique_when_created_at_once,
