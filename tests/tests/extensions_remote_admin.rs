@@ -469,7 +469,43 @@ async fn a_failed_call_does_not_show_the_url(kind: StoreKind) {
     }
 }
 
+/// An `Extension` deleted with its parent (a recursive delete) goes as one deleted by
+/// itself: its secret is removed, calls no longer reach it (though it was remembered), and
+/// its name is free again (DynamoDB's claim record too).
+async fn a_recursive_delete_frees_the_extensions_under_it(kind: StoreKind) {
+    let app = app(kind, TTL).await;
+    let (url, seen) = echo_server().await;
+    let folder = app.create(json!({"type": "Folder", "name": "exts"})).await;
+    let mut body = webhook("inner", &url);
+    body["parent"] = folder["id"].clone();
+    let a = app.post("/api/items", body.clone()).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let id = id_of(&a.body);
+    seen.expect_secret(a.body["key"].as_str().expect("the secret"));
+    let admin = app.admin_token.clone();
+    assert_eq!(call(&app, &admin, "inner").await.status, StatusCode::OK);
+
+    let uri = format!("/api/items/{}?recursive=true", id_of(&folder));
+    let a = app.call(Method::DELETE, &uri, None, &[]).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    assert_eq!(
+        stored_secret(&app, &id).await,
+        "",
+        "the secret went with it"
+    );
+    let a = call(&app, &admin, "inner").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
+    let a = app.post("/api/items", webhook("inner", &url)).await;
+    assert_eq!(
+        a.status,
+        StatusCode::CREATED,
+        "the name is free: {}",
+        a.text
+    );
+}
+
 on_every_store!(
+    a_recursive_delete_frees_the_extensions_under_it,
     a_failed_call_does_not_show_the_url,
     odd_names_are_not_found,
     an_admin_rotates_a_webhook_secret,
