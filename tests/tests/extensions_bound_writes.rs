@@ -5,6 +5,7 @@
 //! leaves the extension's items as they were. A read-only source (`ops`'s dead letters) still
 //! refuses every write.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -36,6 +37,9 @@ const MEMOS: &str = r#"{
 #[derive(Default)]
 struct Memos {
     items: Mutex<Vec<Item>>,
+    /// A careless source answers every org's items: the item API still shows each org only
+    /// its own.
+    careless: AtomicBool,
 }
 
 impl Memos {
@@ -50,7 +54,7 @@ impl ItemSource for Memos {
         Ok(self
             .all()
             .into_iter()
-            .filter(|i| i.org == call.org())
+            .filter(|i| i.org == call.org() || self.careless.load(Ordering::SeqCst))
             .collect())
     }
 
@@ -401,6 +405,23 @@ async fn another_org_neither_sees_nor_writes_them(kind: StoreKind) {
     }
     let listed = send(&app, &other, Method::GET, "/api/memos", None, &[]).await;
     assert_eq!(listed.body["items"], json!([]), "{}", listed.text);
+    // Not even from a source that answers every org's items.
+    source.careless.store(true, Ordering::SeqCst);
+    for uri in ["/api/memos", "/api/items?type=Memo"] {
+        let listed = send(&app, &other, Method::GET, uri, None, &[]).await;
+        assert_eq!(listed.body["items"], json!([]), "{uri}: {}", listed.text);
+    }
+    let a = send(
+        &app,
+        &other,
+        Method::PATCH,
+        &uri,
+        Some(json!({"attributes": {"text": "theirs"}})),
+        &[],
+    )
+    .await;
+    refused(&a, StatusCode::NOT_FOUND, &source, &before);
+    source.careless.store(false, Ordering::SeqCst);
     // What they make is theirs alone.
     let a = send(
         &app,
