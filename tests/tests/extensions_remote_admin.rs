@@ -504,7 +504,56 @@ async fn a_recursive_delete_frees_the_extensions_under_it(kind: StoreKind) {
     );
 }
 
+/// Two orgs' extensions of the same name are two entries of the cache: each org's calls go
+/// to its own URL signed with its own secret, however warm the other's entry is, and a
+/// rotation in one org leaves the other's secret as it was.
+async fn one_name_in_two_orgs_is_two_extensions(kind: StoreKind) {
+    let app = app(kind, TTL).await;
+    let (ours_url, ours) = echo_server().await;
+    let (theirs_url, theirs) = echo_server().await;
+    let (_, our_secret) = create_webhook(&app, "hooks", &ours_url).await;
+    ours.expect_secret(&our_secret);
+    let admin = app.admin_token.clone();
+    assert_eq!(call(&app, &admin, "hooks").await.status, StatusCode::OK);
+
+    let other = app.rn.token_for(OTHER_ORG, "admin").await;
+    let a = app
+        .call_with(
+            &other,
+            Method::POST,
+            "/api/items",
+            Some(webhook("hooks", &theirs_url)),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let their_secret = a.body["key"].as_str().expect("the secret").to_string();
+    theirs.expect_secret(&their_secret);
+    let their_call = format!("/_schd/{OTHER_ORG}/{OTHER_ORG}/call/hooks/echo");
+    let body = || Some(json!({"text": "theirs"}));
+    for _ in 0..2 {
+        let a = app
+            .call_with(&other, Method::POST, &their_call, body())
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert_eq!(a.body, json!({"echo": {"text": "theirs"}}));
+        assert_eq!(call(&app, &admin, "hooks").await.status, StatusCode::OK);
+    }
+    assert_eq!(ours.requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(theirs.requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // Their rotation is theirs: ours still signs with the secret we were shown.
+    let a = rotate(&app, Some(&other), "hooks").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(call(&app, &admin, "hooks").await.status, StatusCode::OK);
+    theirs.expect_secret(a.body["key"].as_str().expect("the new secret"));
+    let a = app
+        .call_with(&other, Method::POST, &their_call, body())
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}
+
 on_every_store!(
+    one_name_in_two_orgs_is_two_extensions,
     a_recursive_delete_frees_the_extensions_under_it,
     a_failed_call_does_not_show_the_url,
     odd_names_are_not_found,
