@@ -5,6 +5,7 @@
 //! leaves the extension's items as they were. A read-only source (`ops`'s dead letters) still
 //! refuses every write.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -36,6 +37,9 @@ const MEMOS: &str = r#"{
 #[derive(Default)]
 struct Memos {
     items: Mutex<Vec<Item>>,
+    /// A careless source answers every org's items: the item API still shows each org only
+    /// its own.
+    careless: AtomicBool,
 }
 
 impl Memos {
@@ -50,7 +54,7 @@ impl ItemSource for Memos {
         Ok(self
             .all()
             .into_iter()
-            .filter(|i| i.org == call.org())
+            .filter(|i| i.org == call.org() || self.careless.load(Ordering::SeqCst))
             .collect())
     }
 
@@ -401,6 +405,23 @@ async fn another_org_neither_sees_nor_writes_them(kind: StoreKind) {
     }
     let listed = send(&app, &other, Method::GET, "/api/memos", None, &[]).await;
     assert_eq!(listed.body["items"], json!([]), "{}", listed.text);
+    // Not even from a source that answers every org's items.
+    source.careless.store(true, Ordering::SeqCst);
+    for uri in ["/api/memos", "/api/items?type=Memo"] {
+        let listed = send(&app, &other, Method::GET, uri, None, &[]).await;
+        assert_eq!(listed.body["items"], json!([]), "{uri}: {}", listed.text);
+    }
+    let a = send(
+        &app,
+        &other,
+        Method::PATCH,
+        &uri,
+        Some(json!({"attributes": {"text": "theirs"}})),
+        &[],
+    )
+    .await;
+    refused(&a, StatusCode::NOT_FOUND, &source, &before);
+    source.careless.store(false, Ordering::SeqCst);
     // What they make is theirs alone.
     let a = send(
         &app,
@@ -457,7 +478,137 @@ async fn a_read_only_source_still_refuses_writes(kind: StoreKind) {
     }
 }
 
+/// A move is checked as a stored item's is: a member whose rules reach memos through one
+/// folder (rules on that item) may make and change the memos in it, but may not move one out to a
+/// folder or the root where they may not create, nor reach a memo under another folder to
+/// move it in (`403`); what identifies an item (type, owner, org, id, version) is not in a write's
+/// body at all.
+async fn moves_need_the_right_at_both_ends(kind: StoreKind) {
+    let (app, source) = app(kind).await;
+    let open = app.create(json!({"type": "Folder", "name": "open"})).await;
+    let closed = app
+        .create(json!({"type": "Folder", "name": "closed"}))
+        .await;
+    let memo_in = |folder: &Value, name: &str| json!({"name": name, "parent": folder["id"], "attributes": {"text": "x"}});
+    let theirs = app.post("/api/memos", memo_in(&open, "theirs")).await;
+    assert_eq!(theirs.status, StatusCode::CREATED, "{}", theirs.text);
+    let hidden = app.post("/api/memos", memo_in(&closed, "hidden")).await;
+    assert_eq!(hidden.status, StatusCode::CREATED, "{}", hidden.text);
+    let (_, member) = app.account("default", "mo", false).await;
+    // Memos are read by type: a rule on a folder does not reach the extension's items for
+    // reading (only the store expands subtrees), but it does for writing.
+    app.acl(json!({"principal": "members", "permissions": ["read"], "target_type": "Memo"}))
+        .await;
+    app.acl(
+        json!({"principal": "members", "permissions": ["create", "update"],
+        "target_item": open["id"]}),
+    )
+    .await;
+    let uri = |memo: &Answer| format!("/api/memos/{}", memo.body["id"].as_str().expect("id"));
+
+    // Inside the folder they may write.
+    let a = send(
+        &app,
+        &member,
+        Method::PATCH,
+        &uri(&theirs),
+        Some(json!({"attributes": {"stars": 2}})),
+        &[],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = send(
+        &app,
+        &member,
+        Method::POST,
+        "/api/memos",
+        Some(memo_in(&open, "new")),
+        &[],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let before = source.all();
+
+    // Out of it: to the other folder, to the root, by PATCH or PUT.
+    for (method, body) in [
+        (Method::PATCH, json!({"parent": closed["id"]})),
+        (Method::PATCH, json!({"parent": null})),
+        (
+            Method::PUT,
+            json!({"name": "theirs", "parent": closed["id"], "attributes": {"text": "x"}}),
+        ),
+        (
+            Method::PUT,
+            json!({"name": "theirs", "attributes": {"text": "x"}}),
+        ),
+    ] {
+        let a = send(
+            &app,
+            &member,
+            method,
+            &uri(&theirs),
+            Some(body.clone()),
+            &[],
+        )
+        .await;
+        refused(&a, StatusCode::FORBIDDEN, &source, &before);
+        assert!(a.text.contains("needs create there"), "{body}: {}", a.text);
+    }
+    // Making one elsewhere, or taking one from elsewhere in.
+    let a = send(
+        &app,
+        &member,
+        Method::POST,
+        "/api/memos",
+        Some(memo_in(&closed, "new")),
+        &[],
+    )
+    .await;
+    refused(&a, StatusCode::FORBIDDEN, &source, &before);
+    let a = send(
+        &app,
+        &member,
+        Method::PATCH,
+        &uri(&hidden),
+        Some(json!({"parent": open["id"]})),
+        &[],
+    )
+    .await;
+    refused(&a, StatusCode::FORBIDDEN, &source, &before);
+    // Under a memo: it is not in the store, so it is no parent.
+    let a = send(
+        &app,
+        &member,
+        Method::PATCH,
+        &uri(&theirs),
+        Some(json!({"parent": hidden.body["id"]})),
+        &[],
+    )
+    .await;
+    refused(&a, StatusCode::UNPROCESSABLE_ENTITY, &source, &before);
+
+    // What identifies the item is refused in the body, even as the admin.
+    let admin = app.admin_token.clone();
+    for field in ["type", "owner", "org", "id", "version", "created_at"] {
+        let value = match field {
+            "type" => json!("Folder"),
+            "version" => json!(9),
+            "org" => json!(OTHER_ORG),
+            "created_at" => json!("2020-01-01T00:00:00Z"),
+            _ => json!(uuid::Uuid::now_v7()),
+        };
+        for method in [Method::PATCH, Method::PUT] {
+            let mut body = json!({"name": "theirs", "attributes": {"text": "x"}});
+            body[field] = value.clone();
+            let a = send(&app, &admin, method.clone(), &uri(&theirs), Some(body), &[]).await;
+            assert!(a.status.is_client_error(), "{method} {field}: {}", a.text);
+            refused(&a, a.status, &source, &before);
+        }
+    }
+}
+
 on_every_store!(
+    moves_need_the_right_at_both_ends,
     an_admin_writes_the_items_through_the_extension,
     invalid_writes_are_refused_before_the_extension,
     members_write_only_what_their_rules_grant,

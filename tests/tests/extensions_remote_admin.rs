@@ -420,7 +420,143 @@ async fn writes_made_elsewhere_are_seen_once_the_entry_expires(kind: StoreKind) 
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
 }
 
+/// Names no extension can have (too long for a store key, not URL-safe, a linked
+/// extension's): a rotation and a call answer `404` with a JSON error, on every store,
+/// and change nothing.
+async fn odd_names_are_not_found(kind: StoreKind) {
+    let app = app(kind, TTL).await;
+    let admin = app.admin_token.clone();
+    let before = app.snapshot().await;
+    let long = "a".repeat(2000);
+    for name in [
+        long.as_str(),
+        "UPPER",
+        "a%2Fb",
+        "%C3%A9t%C3%A9",
+        "a.b",
+        "-x",
+        "ops",
+    ] {
+        let a = rotate(&app, Some(&admin), name).await;
+        app.assert_refused(&before, &a, StatusCode::NOT_FOUND).await;
+        assert_eq!(a.code(), "not_found", "{name}: {}", a.text);
+        let a = call(&app, &admin, name).await;
+        app.assert_refused(&before, &a, StatusCode::NOT_FOUND).await;
+    }
+}
+
+/// A webhook that cannot be reached is a `502` saying why, without its URL: a caller may
+/// `call` an extension whose item they may not read, and a URL can carry a token.
+async fn a_failed_call_does_not_show_the_url(kind: StoreKind) {
+    let app = app(kind, TTL).await;
+    // Port 1 on loopback: nothing listens there, so the connection is refused.
+    let url = "http://127.0.0.1:1/hook?token=tok-in-the-url";
+    create_webhook(&app, "closed", url).await;
+    let (_, member) = app.account("default", "cal", false).await;
+    app.acl(json!({"principal": "members", "permissions": ["call"], "target_type": "Extension"}))
+        .await;
+    let before = app.snapshot().await;
+    for token in [member.as_str(), app.admin_token.as_str()] {
+        let a = call(&app, token, "closed").await;
+        app.assert_refused(&before, &a, StatusCode::BAD_GATEWAY)
+            .await;
+        assert!(a.text.contains("no answer"), "{}", a.text);
+        assert!(
+            !a.text.contains("tok-in-the-url") && !a.text.contains("127.0.0.1:1"),
+            "{}",
+            a.text
+        );
+    }
+}
+
+/// An `Extension` deleted with its parent (a recursive delete) goes as one deleted by
+/// itself: its secret is removed, calls no longer reach it (though it was remembered), and
+/// its name is free again (DynamoDB's claim record too).
+async fn a_recursive_delete_frees_the_extensions_under_it(kind: StoreKind) {
+    let app = app(kind, TTL).await;
+    let (url, seen) = echo_server().await;
+    let folder = app.create(json!({"type": "Folder", "name": "exts"})).await;
+    let mut body = webhook("inner", &url);
+    body["parent"] = folder["id"].clone();
+    let a = app.post("/api/items", body.clone()).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let id = id_of(&a.body);
+    seen.expect_secret(a.body["key"].as_str().expect("the secret"));
+    let admin = app.admin_token.clone();
+    assert_eq!(call(&app, &admin, "inner").await.status, StatusCode::OK);
+
+    let uri = format!("/api/items/{}?recursive=true", id_of(&folder));
+    let a = app.call(Method::DELETE, &uri, None, &[]).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    assert_eq!(
+        stored_secret(&app, &id).await,
+        "",
+        "the secret went with it"
+    );
+    let a = call(&app, &admin, "inner").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
+    let a = app.post("/api/items", webhook("inner", &url)).await;
+    assert_eq!(
+        a.status,
+        StatusCode::CREATED,
+        "the name is free: {}",
+        a.text
+    );
+}
+
+/// Two orgs' extensions of the same name are two entries of the cache: each org's calls go
+/// to its own URL signed with its own secret, however warm the other's entry is, and a
+/// rotation in one org leaves the other's secret as it was.
+async fn one_name_in_two_orgs_is_two_extensions(kind: StoreKind) {
+    let app = app(kind, TTL).await;
+    let (ours_url, ours) = echo_server().await;
+    let (theirs_url, theirs) = echo_server().await;
+    let (_, our_secret) = create_webhook(&app, "hooks", &ours_url).await;
+    ours.expect_secret(&our_secret);
+    let admin = app.admin_token.clone();
+    assert_eq!(call(&app, &admin, "hooks").await.status, StatusCode::OK);
+
+    let other = app.rn.token_for(OTHER_ORG, "admin").await;
+    let a = app
+        .call_with(
+            &other,
+            Method::POST,
+            "/api/items",
+            Some(webhook("hooks", &theirs_url)),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let their_secret = a.body["key"].as_str().expect("the secret").to_string();
+    theirs.expect_secret(&their_secret);
+    let their_call = format!("/_schd/{OTHER_ORG}/{OTHER_ORG}/call/hooks/echo");
+    let body = || Some(json!({"text": "theirs"}));
+    for _ in 0..2 {
+        let a = app
+            .call_with(&other, Method::POST, &their_call, body())
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert_eq!(a.body, json!({"echo": {"text": "theirs"}}));
+        assert_eq!(call(&app, &admin, "hooks").await.status, StatusCode::OK);
+    }
+    assert_eq!(ours.requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(theirs.requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // Their rotation is theirs: ours still signs with the secret we were shown.
+    let a = rotate(&app, Some(&other), "hooks").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(call(&app, &admin, "hooks").await.status, StatusCode::OK);
+    theirs.expect_secret(a.body["key"].as_str().expect("the new secret"));
+    let a = app
+        .call_with(&other, Method::POST, &their_call, body())
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}
+
 on_every_store!(
+    one_name_in_two_orgs_is_two_extensions,
+    a_recursive_delete_frees_the_extensions_under_it,
+    a_failed_call_does_not_show_the_url,
+    odd_names_are_not_found,
     an_admin_rotates_a_webhook_secret,
     names_stay_unique_when_created_at_once,
     writes_made_here_are_seen_at_once,

@@ -68,7 +68,9 @@ pub async fn query(
     let mut query = query.clone();
     query.readable = rules.readable(p, &rn.types);
     let call = Call::new(rn.clone(), p.clone(), None);
-    let items = source.items(&call).await?;
+    // The source answers the caller's org's items; one it gives of another org is dropped.
+    let mut items = source.items(&call).await?;
+    items.retain(|i| i.org == p.org);
     Ok(Some(page_of(&query, items)))
 }
 

@@ -178,7 +178,9 @@ fn client(allow_loopback: bool) -> &'static Client {
     })
 }
 
-/// An error and its sources (where reqwest says what failed).
+/// An error and its sources (where reqwest says what failed). Callers pass reqwest's
+/// errors [without their URL](reqwest::Error::without_url): whoever may call an extension may
+/// not read its item, and a URL can carry a token.
 fn causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -205,7 +207,7 @@ pub async fn post(r: Request<'_>) -> Result<Value, Failure> {
     let exchange = async {
         let mut response = send
             .await
-            .map_err(|e| Failure::Failed(format!("no answer: {}", causes(&e))))?;
+            .map_err(|e| Failure::Failed(format!("no answer: {}", causes(&e.without_url()))))?;
         let status = response.status();
         if status.is_redirection() {
             let to = response
@@ -222,11 +224,12 @@ pub async fn post(r: Request<'_>) -> Result<Value, Failure> {
             return Err(too_large());
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| Failure::Failed(format!("its answer broke off: {}", causes(&e))))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            Failure::Failed(format!(
+                "its answer broke off: {}",
+                causes(&e.without_url())
+            ))
+        })? {
             if body.len() + chunk.len() > limit {
                 return Err(too_large());
             }

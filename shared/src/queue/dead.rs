@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{
@@ -30,6 +31,11 @@ pub const MAX_DEAD: usize = 1000;
 /// How long, in seconds, SQS hides a received dead letter: a caller that never settles what
 /// it held (its process ended) gives it back after this.
 const HOLD_SECONDS: i32 = 60;
+
+/// How long a holder may still act on what it received from SQS: well inside
+/// [`HOLD_SECONDS`], since past it SQS may have given the letters to another caller (a redrive
+/// then would send them twice) and acting on many letters takes a while.
+const ACT_WITHIN: Duration = Duration::from_secs(40);
 
 /// A message the worker gave up on.
 #[derive(Debug, Clone)]
@@ -73,6 +79,8 @@ pub trait DeadLetters: Send + Sync + 'static {
 pub struct Held {
     queue: Arc<dyn DeadLetters>,
     letters: Vec<DeadLetter>,
+    /// When they were received.
+    received: Instant,
 }
 
 impl Held {
@@ -88,6 +96,7 @@ impl Held {
         let mut held = Held {
             queue: queue.clone(),
             letters: Vec::new(),
+            received: Instant::now(),
         };
         let mut others = Vec::new();
         let mut failed = None;
@@ -119,14 +128,28 @@ impl Held {
 
     /// Sends them to the job queue again; answers those redriven.
     pub async fn redrive(mut self) -> Result<Vec<Uuid>, QueueError> {
-        let letters = std::mem::take(&mut self.letters);
+        let letters = self.in_time()?;
         self.queue.redrive(&letters).await
     }
 
     /// Removes them for good; answers those removed.
     pub async fn remove(mut self) -> Result<Vec<Uuid>, QueueError> {
-        let letters = std::mem::take(&mut self.letters);
+        let letters = self.in_time()?;
         self.queue.remove(&letters).await
+    }
+
+    /// The letters, to act on, unless they came from SQS more than [`ACT_WITHIN`] ago: SQS
+    /// has shown them to others again by then (or is about to), so nothing is done to them.
+    fn in_time(&mut self) -> Result<Vec<DeadLetter>, QueueError> {
+        let letters = std::mem::take(&mut self.letters);
+        let from_sqs = letters.iter().any(|l| l.receipt.is_some());
+        if from_sqs && self.received.elapsed() > ACT_WITHIN {
+            return Err(QueueError::Unavailable(format!(
+                "the dead letters were held for more than {} s (SQS hides them for {HOLD_SECONDS} s), so another caller may have them now: none was redriven or removed; try again",
+                ACT_WITHIN.as_secs()
+            )));
+        }
+        Ok(letters)
     }
 
     /// Makes them visible again, unchanged.
@@ -448,6 +471,43 @@ mod tests {
         assert_eq!(held.remove().await.expect("removed"), [b.id]);
         let visible: Vec<Uuid> = queue.dead.all().iter().map(|l| l.id).collect();
         assert_eq!(visible, [a.id]);
+    }
+
+    #[tokio::test]
+    async fn letters_held_past_the_visibility_timeout_are_not_acted_on() {
+        let queue = Arc::new(LocalQueue::default());
+        let late = Instant::now()
+            .checked_sub(ACT_WITHIN + Duration::from_secs(1))
+            .expect("the clock has run that long");
+        let sqs = |l: DeadLetter| DeadLetter {
+            receipt: Some("r".into()),
+            ..l
+        };
+        for redrive in [true, false] {
+            let a = letter();
+            queue.dead.keep(sqs(a.clone()));
+            let mut held = hold(&queue, a.id).await;
+            held.received = late;
+            let acted = if redrive {
+                held.redrive().await
+            } else {
+                held.remove().await
+            };
+            let Err(QueueError::Unavailable(why)) = acted else {
+                panic!("acted on letters held too long: {acted:?}");
+            };
+            assert!(why.contains("try again"), "{why}");
+            assert_eq!(
+                queue.dead.take(&[a]).len(),
+                1,
+                "neither redriven nor removed"
+            );
+        }
+        // In time, they are acted on.
+        let b = letter();
+        queue.dead.keep(sqs(b.clone()));
+        let held = hold(&queue, b.id).await;
+        assert_eq!(held.remove().await.expect("removed"), [b.id]);
     }
 
     #[tokio::test]
