@@ -495,8 +495,7 @@ async fn moves_need_the_right_at_both_ends(kind: StoreKind) {
     let hidden = app.post("/api/memos", memo_in(&closed, "hidden")).await;
     assert_eq!(hidden.status, StatusCode::CREATED, "{}", hidden.text);
     let (_, member) = app.account("default", "mo", false).await;
-    // Memos are read by type: a rule on a folder does not reach the extension's items for
-    // reading (only the store expands subtrees), but it does for writing.
+    // Read by type here; rules on a folder reach the memos under it for writing too.
     app.acl(json!({"principal": "members", "permissions": ["read"], "target_type": "Memo"}))
         .await;
     app.acl(
@@ -607,7 +606,141 @@ async fn moves_need_the_right_at_both_ends(kind: StoreKind) {
     }
 }
 
+/// The names of the memos `token` lists, following `next_cursor` one memo a page.
+async fn listed_names(app: &TestApp, token: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut uri = "/api/memos?limit=1".to_string();
+    loop {
+        let page = send(app, token, Method::GET, &uri, None, &[]).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let items = page.body["items"].as_array().cloned().unwrap_or_default();
+        assert!(items.len() <= 1, "{}", page.text);
+        names.extend(
+            items
+                .iter()
+                .filter_map(|i| i["name"].as_str().map(String::from)),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(c) => uri = format!("/api/memos?limit=1&cursor={c}"),
+            None => break,
+        }
+    }
+    names.sort();
+    names
+}
+
+/// Reads follow rules on stored items as writes do: a member whose read rule is on one
+/// folder lists and gets the memos under it (in it, or in a folder below it), not those under
+/// another folder nor at the root (`404`), page by page; another org's member, with the same
+/// rule on their own folder of that name, sees nothing; once the rule is deleted, neither
+/// does the member.
+async fn reads_follow_rules_on_the_folders_above(kind: StoreKind) {
+    let (app, source) = app(kind).await;
+    let open = app.create(json!({"type": "Folder", "name": "open"})).await;
+    let inner = app
+        .create(json!({"type": "Folder", "name": "inner", "parent": open["id"]}))
+        .await;
+    let closed = app
+        .create(json!({"type": "Folder", "name": "closed"}))
+        .await;
+    let mut uris = Vec::new();
+    for (name, parent) in [
+        ("in open", &open["id"]),
+        ("in inner", &inner["id"]),
+        ("in closed", &closed["id"]),
+        ("at root", &Value::Null),
+    ] {
+        let a = app
+            .post(
+                "/api/memos",
+                json!({"name": name, "parent": parent, "attributes": {"text": "x"}}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        uris.push((
+            name,
+            format!("/api/memos/{}", a.body["id"].as_str().expect("id")),
+        ));
+    }
+    let (_, member) = app.account("default", "fi", false).await;
+    let gets = |token: String| {
+        let app = &app;
+        let uris = uris.clone();
+        async move {
+            let mut seen = Vec::new();
+            for (name, uri) in uris {
+                let a = send(app, &token, Method::GET, &uri, None, &[]).await;
+                match a.status {
+                    StatusCode::OK => seen.push(name),
+                    StatusCode::NOT_FOUND => assert_eq!(a.code(), "not_found", "{}", a.text),
+                    _ => panic!("{uri}: {}", a.text),
+                }
+            }
+            seen
+        }
+    };
+    assert_eq!(listed_names(&app, &member).await, Vec::<String>::new());
+    assert_eq!(gets(member.clone()).await, Vec::<&str>::new());
+
+    let rule = app
+        .acl(json!({"principal": "members", "permissions": ["read"], "target_item": open["id"]}))
+        .await;
+    assert_eq!(listed_names(&app, &member).await, ["in inner", "in open"]);
+    assert_eq!(gets(member.clone()).await, ["in open", "in inner"]);
+    // Filters still apply to what the rule reaches.
+    let a = send(
+        &app,
+        &member,
+        Method::GET,
+        "/api/memos?name=in%20open",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        a.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        a.text
+    );
+
+    // Another org's member, with the same rule on their org's folder of the same name:
+    // nothing, even from a source that answers every org's items.
+    let (_, stranger) = app.account(OTHER_ORG, "fi", false).await;
+    let other_admin = app.rn.token_for(OTHER_ORG, "admin").await;
+    let as_other = |body: Value| {
+        let (app, token) = (&app, other_admin.clone());
+        async move {
+            let a = send(app, &token, Method::POST, "/api/items", Some(body), &[]).await;
+            assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+            a.body
+        }
+    };
+    let theirs = as_other(json!({"type": "Folder", "name": "open"})).await;
+    as_other(json!({"type": "Acl", "name": "rule", "attributes":
+        {"principal": "members", "permissions": ["read"], "target_item": theirs["id"]}}))
+    .await;
+    source.careless.store(true, Ordering::SeqCst);
+    assert_eq!(listed_names(&app, &stranger).await, Vec::<String>::new());
+    assert_eq!(gets(stranger.clone()).await, Vec::<&str>::new());
+    source.careless.store(false, Ordering::SeqCst);
+
+    // The rule deleted: nothing for the member.
+    let a = app
+        .call(
+            Method::DELETE,
+            &format!("/api/items/{}", rule["id"].as_str().expect("id")),
+            None,
+            &[],
+        )
+        .await;
+    assert!(a.status.is_success(), "{}", a.text);
+    assert_eq!(listed_names(&app, &member).await, Vec::<String>::new());
+    assert_eq!(gets(member.clone()).await, Vec::<&str>::new());
+}
+
 on_every_store!(
+    reads_follow_rules_on_the_folders_above,
     moves_need_the_right_at_both_ends,
     an_admin_writes_the_items_through_the_extension,
     invalid_writes_are_refused_before_the_extension,

@@ -1,12 +1,13 @@
 //! Module-bound types: a type whose `module` attribute names a linked extension that serves
 //! it ([`super::Extension::source`]) gets its items from that extension, not the store. The
 //! HTTP API lists them with the usual query parameters and gets them by id through the
-//! type's endpoint, filtered by the caller's access rules exactly as stored items are. If
+//! type's endpoint, filtered by the caller's access rules as stored items are (a rule on a
+//! stored item reaches the bound items under it, or under its descendants). If
 //! the source has a [writer](super::ItemWriter), `POST`, `PATCH`, `PUT` and `DELETE` reach
 //! it (by the type's endpoint, or `POST /api/items` naming the type), after the checks a
 //! stored item's write gets; else they are refused (`422`) and nothing changes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -20,20 +21,91 @@ use crate::item::attributes::ValidationErrors;
 use crate::item::behaviour::TypeBehaviour;
 use crate::item::ops::{self, Change, NewItem, Origin};
 use crate::item::{Item, ItemError};
-use crate::query::ItemQuery;
-use crate::store::Page;
+use crate::query::{ItemQuery, Readable};
+use crate::store::{Page, StoreError};
 
 /// One page of `items` for `query`: filtered (the query's filters and its access filter),
-/// sorted, after the cursor's position, at most `limit`.
-pub fn page_of(query: &ItemQuery, items: Vec<Item>) -> Page {
-    let none = HashSet::new();
-    let mut items: Vec<Item> = items
-        .into_iter()
-        .filter(|i| query.matches(i, &none) && query.is_after(i))
-        .collect();
+/// sorted, after the cursor's position, at most `limit`. The page is filled in order, so the
+/// subtree rules look up no more parents than the page needs.
+pub async fn page_of(
+    query: &ItemQuery,
+    items: Vec<Item>,
+    subtrees: &mut Subtrees<'_>,
+) -> Result<Page, StoreError> {
+    let mut items: Vec<Item> = items.into_iter().filter(|i| query.is_after(i)).collect();
     items.sort_by(|a, b| query.compare(a, b));
-    items.truncate(query.limit + 1);
-    Page::from_rows(query, items)
+    let mut page = Vec::new();
+    for item in items {
+        if page.len() > query.limit {
+            break;
+        }
+        if subtrees.passes(query, &item).await? {
+            page.push(item);
+        }
+    }
+    Ok(Page::from_rows(query, page))
+}
+
+/// The subtree rules of a caller's reads (the `subtrees` of [`Readable::Only`]) applied to
+/// module-bound items, which the store cannot expand: an item is in a subtree when it, its
+/// parent or an ancestor of its parent (stored items, within `REALNET_MAX_DEPTH`) is the
+/// rule's item, as for a write. Each distinct parent's ancestry is read once.
+pub struct Subtrees<'a> {
+    rn: &'a Realnet,
+    org: &'a str,
+    roots: Vec<Uuid>,
+    parents: HashMap<Uuid, bool>,
+}
+
+impl<'a> Subtrees<'a> {
+    pub fn new(rn: &'a Realnet, org: &'a str, readable: &Readable) -> Self {
+        let roots = match readable {
+            Readable::All => Vec::new(),
+            Readable::Only { subtrees, .. } => subtrees.clone(),
+        };
+        Subtrees {
+            rn,
+            org,
+            roots,
+            parents: HashMap::new(),
+        }
+    }
+
+    /// Whether `item` passes `query`: its filters, and its access filter with the subtree
+    /// rules.
+    async fn passes(&mut self, query: &ItemQuery, item: &Item) -> Result<bool, StoreError> {
+        if query.matches(item, &HashSet::new()) {
+            return Ok(true);
+        }
+        // Readable if in a subtree: only worth looking up when the rest of the query passes.
+        Ok(query.matches(item, &HashSet::from([item.id])) && self.covers(item).await?)
+    }
+
+    /// Whether `item` is in one of the subtrees.
+    async fn covers(&mut self, item: &Item) -> Result<bool, StoreError> {
+        if self.roots.is_empty() {
+            return Ok(false);
+        }
+        if self.roots.contains(&item.id) {
+            return Ok(true);
+        }
+        let Some(parent) = item.parent else {
+            return Ok(false);
+        };
+        if let Some(known) = self.parents.get(&parent) {
+            return Ok(*known);
+        }
+        let covered = self.roots.contains(&parent)
+            || self
+                .rn
+                .store
+                .ancestors(self.org, parent, self.rn.config.max_depth)
+                .await?
+                .iter()
+                .any(|a| self.roots.contains(a));
+        self.parents.insert(parent, covered);
+        Ok(covered)
+    }
 }
 
 /// The type's module-bound source, if every type `query` asks for is served by one.
@@ -71,7 +143,11 @@ pub async fn query(
     // The source answers the caller's org's items; one it gives of another org is dropped.
     let mut items = source.items(&call).await?;
     items.retain(|i| i.org == p.org);
-    Ok(Some(page_of(&query, items)))
+    let mut subtrees = Subtrees::new(rn, &p.org, &query.readable);
+    let page = page_of(&query, items, &mut subtrees)
+        .await
+        .map_err(ItemError::from)?;
+    Ok(Some(page))
 }
 
 /// A module-bound item of `type_name` by id for `p`, if it exists and `p` may read it.
@@ -100,11 +176,18 @@ async fn readable(
     type_name: &str,
     id: Uuid,
 ) -> Result<Option<Item>, HandlerError> {
-    let item = source.item(call, id).await?;
+    let Some(item) = source.item(call, id).await?.filter(|i| i.org == p.org) else {
+        return Ok(None);
+    };
     let mut query = ItemQuery::parse(&rn.types, &[], None).expect("an empty query always parses");
     query.types = rn.types.subtypes(type_name).to_vec();
     query.readable = rules.readable(p, &rn.types);
-    Ok(item.filter(|i| i.org == p.org && query.matches(i, &HashSet::new())))
+    let mut subtrees = Subtrees::new(rn, &p.org, &query.readable);
+    let readable = subtrees
+        .passes(&query, &item)
+        .await
+        .map_err(ItemError::from)?;
+    Ok(readable.then_some(item))
 }
 
 /// The source of `type_name`, which must write.
