@@ -25,6 +25,11 @@ use realnet::item::ops::{self, NewItem};
 use realnet::store::{ItemStore, SqliteStore};
 use serde_json::{Value, json};
 
+/// The allocator `realnet serve` runs with (see the CLI's `main`), so the router measured here
+/// allocates as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ORG: &str = "bench";
 const MEMBER_PASSWORD: &str = "the benchmark member password";
 
