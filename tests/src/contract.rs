@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use crate::query;
 
-const ORG: &str = "acme";
+/// The org the contract's items belong to.
+pub const ORG: &str = "acme";
 
 type Params<'a> = Vec<(&'a str, &'a str)>;
 type Order = Box<dyn Fn(&Item, &Item) -> std::cmp::Ordering>;

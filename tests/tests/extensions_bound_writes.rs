@@ -40,6 +40,8 @@ struct Memos {
     /// A careless source answers every org's items: the item API still shows each org only
     /// its own.
     careless: AtomicBool,
+    /// A buggy source panics listing, and creating after it staged a folder.
+    panics: AtomicBool,
 }
 
 impl Memos {
@@ -51,6 +53,9 @@ impl Memos {
 #[async_trait]
 impl ItemSource for Memos {
     async fn items(&self, call: &Call) -> Result<Vec<Item>, HandlerError> {
+        if self.panics.load(Ordering::SeqCst) {
+            panic!("the source's bug");
+        }
         Ok(self
             .all()
             .into_iter()
@@ -67,6 +72,16 @@ impl ItemSource for Memos {
 impl ItemWriter for Memos {
     async fn create(&self, call: &Call, mut item: Item) -> Result<Item, HandlerError> {
         assert_eq!(item.org, call.org());
+        if self.panics.load(Ordering::SeqCst) {
+            call.create(realnet::item::ops::NewItem {
+                type_name: "Folder".into(),
+                name: "Half done".into(),
+                parent: None,
+                attributes: Default::default(),
+            })
+            .await?;
+            panic!("the writer's bug");
+        }
         item.attributes.insert("revision".into(), json!(1));
         self.items.lock().expect("lock").push(item.clone());
         Ok(item)
@@ -739,7 +754,62 @@ async fn reads_follow_rules_on_the_folders_above(kind: StoreKind) {
     assert_eq!(gets(member.clone()).await, Vec::<&str>::new());
 }
 
+/// A source that panics fails the request with a `500` naming its request id: what it staged
+/// is not saved, and the server answers the next request.
+async fn a_panicking_source_fails_the_request_not_the_server(kind: StoreKind) {
+    let (app, source) = app(kind).await;
+    let made = app
+        .post(
+            "/api/memos",
+            json!({"name": "kept", "attributes": {"text": "kept"}}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    source.panics.store(true, Ordering::SeqCst);
+    let before = app.snapshot().await;
+    let memos = source.all();
+    let created = app
+        .call(
+            Method::POST,
+            "/api/memos",
+            Some(json!({"name": "lost", "attributes": {"text": "lost"}})),
+            &[("x-request-id", "req-create-7")],
+        )
+        .await;
+    app.assert_refused(&before, &created, StatusCode::INTERNAL_SERVER_ERROR)
+        .await;
+    assert_eq!(created.code(), "internal");
+    let message = created.body["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("req-create-7"), "{message}");
+    assert_eq!(source.all(), memos, "the source kept nothing either");
+    let listed = app
+        .call(
+            Method::GET,
+            "/api/memos",
+            None,
+            &[("x-request-id", "req-list-8")],
+        )
+        .await;
+    assert_eq!(
+        listed.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        listed.text
+    );
+    assert_eq!(listed.header("x-request-id"), "req-list-8");
+    let message = listed.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("req-list-8"), "{message}");
+    // The server lives on: the same source answers once it is mended.
+    source.panics.store(false, Ordering::SeqCst);
+    let again = app.get("/api/memos").await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body["items"][0]["name"], "kept", "{}", again.text);
+}
+
 on_every_store!(
+    a_panicking_source_fails_the_request_not_the_server,
     reads_follow_rules_on_the_folders_above,
     moves_need_the_right_at_both_ends,
     an_admin_writes_the_items_through_the_extension,

@@ -2,14 +2,21 @@
 //! (`REALNET_CORS_ORIGINS`), refuse a request at once when `REALNET_MAX_CONCURRENT_REQUESTS`
 //! are already in flight rather than queue it behind a slow store, and stop a request that
 //! runs longer than `REALNET_REQUEST_TIMEOUT`. Both refusals are `503` JSON errors with
-//! `Retry-After`, so a client backs off instead of piling on. The same layers run under
-//! `realnet serve`, function URLs, load balancers and API Gateway.
+//! `Retry-After`, so a client backs off instead of piling on. A request whose code panics (a
+//! linked extension's item source, say) is a `500` JSON error naming its request id, and the
+//! process serves on. The same layers run under `realnet serve`, function URLs, load
+//! balancers and API Gateway.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
+use futures_util::FutureExt;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -70,20 +77,48 @@ pub fn with_timeout<S: Clone + Send + Sync + 'static>(
     )
 }
 
-/// `router` with the concurrency limit (one for the whole router, not one per route) and the
-/// CORS answers of `config`.
+/// `router` with the concurrency limit (one for the whole router, not one per route), panics
+/// caught, and the CORS answers of `config`. The request id must be set outside it.
 pub fn guarded<S: Clone + Send + Sync + 'static>(router: Router<S>, config: &Config) -> Router<S> {
-    let router = router.layer(
-        ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(refused))
-            .load_shed()
-            .layer(GlobalConcurrencyLimitLayer::new(
-                config.max_concurrent_requests,
-            )),
-    );
+    let router = router
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(refused))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    config.max_concurrent_requests,
+                )),
+        )
+        .layer(axum::middleware::from_fn(caught));
     match cors(&config.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
+    }
+}
+
+/// The request's answer, or a `500` naming its request id if its code panicked: the panic ends
+/// the request, not the process. Item writes commit only once a request's checks and its
+/// extension's work are done, so what a panicking request staged is not saved.
+async fn caught(req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get(super::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!(request_id, "the request panicked");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!(
+                    "the server failed unexpectedly on this request (request id {request_id}); nothing it staged was saved"
+                ),
+            )
+            .into_response()
+        }
     }
 }
 

@@ -28,7 +28,7 @@
 //! with its cursor set. The indexes are eventually consistent, so a child written a moment ago
 //! may be missed by the check that refuses to delete a parent with children.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -1086,6 +1086,77 @@ impl DynamoStore {
     }
 }
 
+/// The setting that records that every `Extension` item's name is claimed: items written
+/// before names were claimed have no claim.
+const EXTENSION_CLAIMS: &str = "dynamodb.extension_claims";
+
+impl DynamoStore {
+    /// Claims the name of every `Extension` item that has none, once: an earlier version
+    /// wrote them without. Stops, naming them and claiming nothing, where an org has two of a
+    /// name.
+    async fn claim_extension_names(&self) -> Result<(), StoreError> {
+        if self.setting(EXTENSION_CLAIMS, "").await? == "claimed" {
+            return Ok(());
+        }
+        let client = self.client().await;
+        let mut start: Option<Record> = None;
+        let mut extensions = Vec::new();
+        loop {
+            let page = client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(sk, :i) AND #type = :x")
+                .expression_attribute_names("#type", "type")
+                .expression_attribute_values(":i", s("I#"))
+                .expression_attribute_values(":x", s("Extension"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk)?;
+            for r in page.items.unwrap_or_default() {
+                let org = get_s(&r, "pk").unwrap_or_default().to_string();
+                extensions.push((org, record_item(&r)?));
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for (org, item) in &extensions {
+            *counts.entry((org.clone(), item.name.clone())).or_default() += 1;
+        }
+        let shared: Vec<_> = counts
+            .into_iter()
+            .filter(|(_, count)| *count > 1)
+            .map(|((org, name), count)| (org, name, count))
+            .collect();
+        super::duplicate_extension_names(&shared)?;
+        for (org, item) in &extensions {
+            let Some(claimed) = name_claim(item) else {
+                continue;
+            };
+            let mut claim = key(org, claimed);
+            claim.insert("account".into(), s(item.id.to_string()));
+            let put = client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(claim))
+                .condition_expression("attribute_not_exists(pk) OR account = :id")
+                .expression_attribute_values(":id", s(item.id.to_string()))
+                .send()
+                .await;
+            if conditional(put)?.is_none() {
+                return Err(StoreError::Unavailable(format!(
+                    "extension {:?} exists already in org {org:?}: its name is claimed by another item than {}; rename one of them, then start Realnet again",
+                    item.name, item.id
+                )));
+            }
+        }
+        self.put_setting(EXTENSION_CLAIMS, "claimed").await
+    }
+}
+
 /// A string attribute of a key.
 fn attr(name: &str) -> Result<AttributeDefinition, StoreError> {
     AttributeDefinition::builder()
@@ -1151,6 +1222,7 @@ impl ItemStore for DynamoStore {
             Err(e) => return Err(sdk(e)),
         }
         self.reindex().await?;
+        self.claim_extension_names().await?;
         self.enable_ttl().await
     }
 

@@ -56,6 +56,23 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// The refusal to make `Extension` names unique in an org (a SQL migration, DynamoDB's name
+/// claims) where `found` (org, name, count) names are shared, if any are.
+pub(crate) fn duplicate_extension_names(found: &[(String, String, i64)]) -> Result<(), StoreError> {
+    if found.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = found
+        .iter()
+        .map(|(org, name, count)| format!("{count} named {name:?} in org {org:?}"))
+        .collect();
+    // Unavailable, not Taken: on the SQL stores every request meets it until it is mended.
+    Err(StoreError::Unavailable(format!(
+        "extension names must be unique in an org, and these Extension items share one: {}; rename or delete all but one of each (a remote extension is called by its name), then start Realnet again",
+        names.join(", ")
+    )))
+}
+
 /// One write; see [`ItemStore::apply`].
 #[derive(Debug, Clone)]
 pub enum Write {

@@ -205,6 +205,16 @@ impl PostgresStore {
             .map_err(backend)?
             .get(0);
         for (i, step) in SCHEMA.iter().enumerate().skip(done as usize) {
+            if i + 1 == sql::UNIQUE_EXTENSION_NAMES {
+                let found: Vec<(String, String, i64)> = tx
+                    .query(sql::DUPLICATE_EXTENSION_NAMES, &[])
+                    .await
+                    .map_err(backend)?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect();
+                super::duplicate_extension_names(&found)?;
+            }
             tx.batch_execute(step).await.map_err(backend)?;
             tx.execute(
                 "INSERT INTO realnet_migrations (version) VALUES ($1)",

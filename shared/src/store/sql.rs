@@ -479,6 +479,13 @@ pub(crate) const USERNAME_INDEX: &str = "items_account_username";
 /// [`StoreError::Taken`](super::StoreError::Taken).
 pub(crate) const EXTENSION_NAME_INDEX: &str = "items_extension_name";
 
+/// The migration (its number) that makes `Extension` names unique in an org. Before it, a
+/// name could be given twice; it stops, naming them, until all but one of each are renamed.
+pub(crate) const UNIQUE_EXTENSION_NAMES: usize = 6;
+
+/// The names more than one `Extension` item of an org has, with how many have each.
+pub(crate) const DUPLICATE_EXTENSION_NAMES: &str = "SELECT org, name, COUNT(*) FROM items WHERE type = 'Extension' GROUP BY org, name HAVING COUNT(*) > 1 ORDER BY org, name";
+
 /// The refusal of a write that would give two accounts of an org the same username, or two
 /// `Extension` items of an org the same name: the one unique name each of those types has.
 pub(crate) fn name_taken(item: &crate::item::Item) -> super::StoreError {

@@ -221,6 +221,17 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .query_row("SELECT COUNT(*) FROM realnet_migrations", [], |r| r.get(0))
         .map_err(backend)?;
     for (i, step) in SCHEMA.iter().enumerate().skip(done as usize) {
+        if i + 1 == sql::UNIQUE_EXTENSION_NAMES {
+            let mut found = tx
+                .prepare(sql::DUPLICATE_EXTENSION_NAMES)
+                .map_err(backend)?;
+            let found = found
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            super::duplicate_extension_names(&found)?;
+        }
         tx.execute_batch(step).map_err(backend)?;
         tx.execute(
             "INSERT INTO realnet_migrations (version) VALUES (?1)",
