@@ -457,27 +457,19 @@ impl DynamoStore {
         condition: &str,
         values: Record,
     ) -> Result<Vec<Record>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Record> = None;
-        loop {
-            let page = self
-                .client()
-                .await
-                .query()
-                .table_name(&self.table)
-                .set_index_name(index.map(str::to_string))
-                .key_condition_expression(condition)
-                .set_expression_attribute_values(Some(values.clone()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk)?;
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        self.client()
+            .await
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index.map(str::to_string))
+            .key_condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(sdk)
     }
 
     async fn children(&self, org: &str, parent: Uuid) -> Result<Vec<Record>, StoreError> {
@@ -1033,51 +1025,43 @@ impl DynamoStore {
             return Ok(());
         }
         let client = self.client().await;
-        let mut start: Option<Record> = None;
         let mut rewritten = 0u64;
-        loop {
-            let page = client
-                .scan()
+        let mut records = client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(sk, :i)")
+            .expression_attribute_values(":i", s("I#"))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(r) = records.next().await {
+            let r = r.map_err(sdk)?;
+            let item = record_item(&r)?;
+            let org = get_s(&r, "pk").unwrap_or_default();
+            let record = item_record(org, &item, &self.indexes);
+            let own = |rec: &Record| -> Vec<(String, AttributeValue)> {
+                let mut own: Vec<_> = rec
+                    .iter()
+                    .filter(|(k, _)| filters::is_own(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                own.sort_by(|a, b| a.0.cmp(&b.0));
+                own
+            };
+            if INDEX_KEYS.iter().all(|k| r.get(*k) == record.get(*k)) && own(&r) == own(&record) {
+                continue;
+            }
+            // A write since the scan carries the new keys already.
+            let put = client
+                .put_item()
                 .table_name(&self.table)
-                .filter_expression("begins_with(sk, :i)")
-                .expression_attribute_values(":i", s("I#"))
-                .set_exclusive_start_key(start.take())
+                .set_item(Some(record))
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(item.version))
                 .send()
-                .await
-                .map_err(sdk)?;
-            for r in page.items.unwrap_or_default() {
-                let item = record_item(&r)?;
-                let org = get_s(&r, "pk").unwrap_or_default();
-                let record = item_record(org, &item, &self.indexes);
-                let own = |rec: &Record| -> Vec<(String, AttributeValue)> {
-                    let mut own: Vec<_> = rec
-                        .iter()
-                        .filter(|(k, _)| filters::is_own(k))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    own.sort_by(|a, b| a.0.cmp(&b.0));
-                    own
-                };
-                if INDEX_KEYS.iter().all(|k| r.get(*k) == record.get(*k)) && own(&r) == own(&record)
-                {
-                    continue;
-                }
-                // A write since the scan carries the new keys already.
-                let put = client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(record))
-                    .condition_expression("version = :v")
-                    .expression_attribute_values(":v", n(item.version))
-                    .send()
-                    .await;
-                conditional(put)?;
-                rewritten += 1;
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
+                .await;
+            conditional(put)?;
+            rewritten += 1;
         }
         if rewritten > 0 {
             tracing::info!(table = %self.table, rewritten, "index keys rewritten for the current layout");
@@ -1099,28 +1083,21 @@ impl DynamoStore {
             return Ok(());
         }
         let client = self.client().await;
-        let mut start: Option<Record> = None;
         let mut extensions = Vec::new();
-        loop {
-            let page = client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(sk, :i) AND #type = :x")
-                .expression_attribute_names("#type", "type")
-                .expression_attribute_values(":i", s("I#"))
-                .expression_attribute_values(":x", s("Extension"))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk)?;
-            for r in page.items.unwrap_or_default() {
-                let org = get_s(&r, "pk").unwrap_or_default().to_string();
-                extensions.push((org, record_item(&r)?));
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
+        let mut records = client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(sk, :i) AND #type = :x")
+            .expression_attribute_names("#type", "type")
+            .expression_attribute_values(":i", s("I#"))
+            .expression_attribute_values(":x", s("Extension"))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(r) = records.next().await {
+            let r = r.map_err(sdk)?;
+            let org = get_s(&r, "pk").unwrap_or_default().to_string();
+            extensions.push((org, record_item(&r)?));
         }
         let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
         for (org, item) in &extensions {
@@ -1316,28 +1293,21 @@ impl ItemStore for DynamoStore {
 
     async fn counts(&self) -> Result<Vec<TypeCount>, StoreError> {
         let mut counts: HashMap<(String, String), i64> = HashMap::new();
-        let mut start: Option<Record> = None;
-        loop {
-            let page = self
-                .client()
-                .await
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(sk, :i)")
-                .expression_attribute_values(":i", s("I#"))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk)?;
-            for r in page.items.unwrap_or_default() {
-                let org = get_s(&r, "org").unwrap_or_default().to_string();
-                let t = get_s(&r, "type").unwrap_or_default().to_string();
-                *counts.entry((org, t)).or_default() += 1;
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
+        let mut records = self
+            .client()
+            .await
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(sk, :i)")
+            .expression_attribute_values(":i", s("I#"))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(r) = records.next().await {
+            let r = r.map_err(sdk)?;
+            let org = get_s(&r, "org").unwrap_or_default().to_string();
+            let t = get_s(&r, "type").unwrap_or_default().to_string();
+            *counts.entry((org, t)).or_default() += 1;
         }
         let mut out: Vec<TypeCount> = counts
             .into_iter()
