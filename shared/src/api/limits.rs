@@ -100,15 +100,15 @@ pub fn guarded<S: Clone + Send + Sync + 'static>(router: Router<S>, config: &Con
 /// the request, not the process. Item writes commit only once a request's checks and its
 /// extension's work are done, so what a panicking request staged is not saved.
 async fn caught(req: Request, next: Next) -> Response {
-    let request_id = req
-        .headers()
-        .get(super::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    // A header value clones by reference count: read only if the request panics.
+    let id = req.headers().get(super::REQUEST_ID).cloned();
     match AssertUnwindSafe(next.run(req)).catch_unwind().await {
         Ok(response) => response,
         Err(_) => {
+            let request_id = id
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             tracing::error!(request_id, "the request panicked");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -32,6 +32,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck,
     CreateGlobalSecondaryIndexAction, Delete, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate,
@@ -448,6 +449,17 @@ impl DynamoStore {
             .await
             .map_err(sdk)?;
         Ok(out.item)
+    }
+
+    /// A scan of every item record (`:i` is the items' sort key prefix; a caller that sets its
+    /// own filter keeps `begins_with(sk, :i)` in it): for migrations and counts, never a
+    /// request.
+    fn scan_items(&self, client: &Client) -> ScanFluentBuilder {
+        client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(sk, :i)")
+            .expression_attribute_values(":i", s("I#"))
     }
 
     /// Every record of a key condition, following DynamoDB's pages.
@@ -1026,14 +1038,7 @@ impl DynamoStore {
         }
         let client = self.client().await;
         let mut rewritten = 0u64;
-        let mut records = client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("begins_with(sk, :i)")
-            .expression_attribute_values(":i", s("I#"))
-            .into_paginator()
-            .items()
-            .send();
+        let mut records = self.scan_items(client).into_paginator().items().send();
         while let Some(r) = records.next().await {
             let r = r.map_err(sdk)?;
             let item = record_item(&r)?;
@@ -1084,12 +1089,10 @@ impl DynamoStore {
         }
         let client = self.client().await;
         let mut extensions = Vec::new();
-        let mut records = client
-            .scan()
-            .table_name(&self.table)
+        let mut records = self
+            .scan_items(client)
             .filter_expression("begins_with(sk, :i) AND #type = :x")
             .expression_attribute_names("#type", "type")
-            .expression_attribute_values(":i", s("I#"))
             .expression_attribute_values(":x", s("Extension"))
             .into_paginator()
             .items()
@@ -1294,12 +1297,7 @@ impl ItemStore for DynamoStore {
     async fn counts(&self) -> Result<Vec<TypeCount>, StoreError> {
         let mut counts: HashMap<(String, String), i64> = HashMap::new();
         let mut records = self
-            .client()
-            .await
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("begins_with(sk, :i)")
-            .expression_attribute_values(":i", s("I#"))
+            .scan_items(self.client().await)
             .into_paginator()
             .items()
             .send();

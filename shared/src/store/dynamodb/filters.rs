@@ -234,6 +234,22 @@ mod tests {
         ItemQuery::parse(&TypeRegistry::with_crm(), &params, None).expect("valid query")
     }
 
+    fn deal(attributes: serde_json::Map<String, Value>) -> Item {
+        let now = chrono::Utc::now();
+        Item {
+            id: uuid::Uuid::now_v7(),
+            type_name: "Deal".into(),
+            name: "d".into(),
+            parent: None,
+            org: "acme".into(),
+            owner: None,
+            attributes,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     #[test]
     fn clauses_let_through_what_they_cannot_compare() {
         let q = query(&[
@@ -254,7 +270,6 @@ mod tests {
 
     #[test]
     fn values_it_cannot_compare_are_null() {
-        let now = chrono::Utc::now();
         let attributes = serde_json::json!({
             "title": "x".repeat(MAX_TEXT + 1),
             "big": 1i64 << 60,
@@ -266,18 +281,7 @@ mod tests {
         .as_object()
         .cloned()
         .unwrap_or_default();
-        let item = Item {
-            id: uuid::Uuid::now_v7(),
-            type_name: "Deal".into(),
-            name: "d".into(),
-            parent: None,
-            org: "acme".into(),
-            owner: None,
-            attributes,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        };
+        let item = deal(attributes);
         let mut record = Record::new();
         write(&item, &mut record);
         assert_eq!(record.get("a.title"), Some(&AttributeValue::Null(true)));
@@ -294,22 +298,10 @@ mod tests {
 
     #[test]
     fn a_record_carries_a_bounded_copy_of_its_strings() {
-        let now = chrono::Utc::now();
         let attributes = (0..200)
             .map(|n| (format!("f{n}"), Value::String("x".repeat(800))))
             .collect();
-        let item = Item {
-            id: uuid::Uuid::now_v7(),
-            type_name: "Deal".into(),
-            name: "d".into(),
-            parent: None,
-            org: "acme".into(),
-            owner: None,
-            attributes,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        };
+        let item = deal(attributes);
         let mut record = Record::new();
         write(&item, &mut record);
         let copied: usize = record
