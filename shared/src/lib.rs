@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod aws;
 pub mod blob;
+pub mod cache;
 pub mod config;
 pub mod context;
 pub mod error;

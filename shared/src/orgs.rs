@@ -76,7 +76,7 @@ impl Realnet {
     /// org's own name; `None` if the org has not been set up. Cached like the access rules.
     pub async fn org_portfolio(&self, org: &str) -> Result<Option<Arc<str>>, StoreError> {
         let cache = !self.config.auth.cache_ttl.is_zero();
-        if cache && let Some(portfolio) = self.auth.orgs.get(&org.to_string()) {
+        if cache && let Some(portfolio) = self.auth.orgs.get(org) {
             return Ok(Some(portfolio));
         }
         if check_org_name(org).is_err() {

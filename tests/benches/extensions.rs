@@ -2,10 +2,13 @@
 //! (`POST /_schd/{portfolio}/{org}/call/bench/echo`, as a member with the `call` right)
 //! beside `GET /ping` (no auth, no store) and `GET /time` (the same bearer-token check, no
 //! handler) on the same server: the router on SQLite, driven over loopback by `wrk`. It
-//! prints figures and ratios; it asserts nothing about speed.
+//! prints each route's throughput and the server's CPU time per request (what the process
+//! spent, every thread, user and system, over the requests it answered: `wrk` runs on the
+//! same two cores, so throughput alone also counts the client's share), and the ratios of
+//! both; it asserts nothing about speed.
 //!
 //! Needs `wrk` on the PATH. Tunables: REALNET_BENCH_CONNECTIONS (default 16),
-//! REALNET_BENCH_SECONDS (default 10).
+//! REALNET_BENCH_SECONDS (a route's run, default 5), REALNET_BENCH_ROUNDS (default 5).
 
 use std::sync::Arc;
 
@@ -18,6 +21,14 @@ use realnet::item::ops::{self, NewItem};
 use realnet::store::SqliteStore;
 use realnet_tests::wrk::{self, WrkResult};
 use serde_json::json;
+
+/// The allocator `realnet serve` runs with (see the CLI's `main`), so the router measured here
+/// allocates as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The echo handler's route, as the default org's member calls it.
+const ECHO: &str = "/_schd/default/default/call/bench/echo";
 
 fn env_num(name: &str, default: usize) -> anyhow::Result<usize> {
     match std::env::var(name) {
@@ -34,7 +45,8 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let connections = env_num("REALNET_BENCH_CONNECTIONS", 16)?;
-    let seconds = env_num("REALNET_BENCH_SECONDS", 10)?;
+    let seconds = env_num("REALNET_BENCH_SECONDS", 5)?;
+    let rounds = env_num("REALNET_BENCH_ROUNDS", 5)?.max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -51,41 +63,84 @@ wrk.body = '{"message": "hello", "n": 42}'
 "#,
     )?;
     let run = |path: &str, script: Option<&std::path::Path>, headers: &[String]| {
-        wrk::run(
+        let before = wrk::process_cpu()?;
+        let r = wrk::run(
             connections,
             seconds,
             &format!("http://{addr}{path}"),
             script,
             headers,
-        )
+        )?;
+        let cpu = wrk::process_cpu()? - before;
+        anyhow::Ok((cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64, r))
     };
-    let ping = run("/ping", None, &[])?;
-    let time = run("/time", None, &auth)?;
-    let echo = run(
-        "/_schd/default/default/call/bench/echo",
-        Some(&script),
-        &auth,
-    )?;
-    println!("extension handlers: {connections} connections, {seconds} s each, SQLite");
+    // A second of each route first, unmeasured, so that none is measured cold.
+    for (path, script, headers) in [
+        ("/ping", None, &[][..]),
+        ("/time", None, &auth[..]),
+        (ECHO, Some(script.as_path()), &auth[..]),
+    ] {
+        wrk::run(
+            connections,
+            1,
+            &format!("http://{addr}{path}"),
+            script,
+            headers,
+        )?;
+    }
     println!(
-        "{:<34} {:>10} {:>9} {:>9} {:>8}",
-        "route", "req/s", "p50", "p99", "errors"
+        "extension handlers: {connections} connections, {rounds} rounds of {seconds} s a route, SQLite"
     );
-    let row = |name: &str, r: &WrkResult| {
+    println!(
+        "{:<6} {:<28} {:>10} {:>12} {:>9} {:>9} {:>8}",
+        "round", "route", "req/s", "CPU/request", "p50", "p99", "errors"
+    );
+    let row = |round: usize, name: &str, (cpu, r): &(f64, WrkResult)| {
         println!(
-            "{name:<34} {:>10.0} {:>9} {:>9} {:>8}",
-            r.rps, r.p50, r.p99, r.failures
+            "{round:<6} {name:<28} {:>10.0} {:>10.1}us {:>9} {:>9} {:>8}",
+            r.rps, cpu, r.p50, r.p99, r.failures
         )
     };
-    row("GET /ping", &ping);
-    row("GET /time (bearer token)", &time);
-    row("POST /_schd/.../bench/echo", &echo);
+    // The routes alternate, round after round, so that the machine's drift reaches each.
+    let (mut by_cpu, mut by_rps, mut to_time) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let ping = run("/ping", None, &[])?;
+        let time = run("/time", None, &auth)?;
+        let echo = run(ECHO, Some(&script), &auth)?;
+        row(round, "GET /ping", &ping);
+        row(round, "GET /time (bearer token)", &time);
+        row(round, "POST /_schd/.../bench/echo", &echo);
+        by_cpu.push(echo.0 / ping.0);
+        by_rps.push(ping.1.rps / echo.1.rps);
+        to_time.push(echo.0 / time.0);
+    }
     println!(
-        "echo handler / ping: {:.2}x the time per request (target: within 1.5x); / time: {:.2}x",
-        ping.rps / echo.rps,
-        time.rps / echo.rps
+        "echo handler / ping, median of {rounds} rounds: {:.2}x the server's CPU time per request \
+         (target: within 1.5x; rounds {}), {:.2}x by throughput (rounds {}); / time: {:.2}x CPU",
+        median(&mut by_cpu),
+        list(&by_cpu),
+        median(&mut by_rps),
+        list(&by_rps),
+        median(&mut to_time),
     );
     Ok(())
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    (values[(n - 1) / 2] + values[n / 2]) / 2.0
+}
+
+fn list(values: &[f64]) -> String {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted
+        .iter()
+        .map(|v| format!("{v:.2}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The router on a fresh SQLite store with the linked extensions and `bench/echo`, a member

@@ -8,14 +8,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::REQUEST_ID;
 use super::caller::Authenticated;
-use super::extract::{JsonBody, PathParams, QueryPairs};
+use super::extract::{JsonBody, PathParams, QueryPairs, RequestIdOf};
 use super::jobs::JobStatus;
 use crate::auth::Principal;
 use crate::context::Realnet;
@@ -35,13 +34,6 @@ pub struct CallPath {
     org: String,
     extension: String,
     handler: String,
-}
-
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
 }
 
 /// `?async=true` or `?async=false` (the default), and nothing else.
@@ -87,7 +79,7 @@ fn run_async(params: &[(String, String)]) -> Result<bool, ApiError> {
 pub async fn call(
     State(rn): State<Arc<Realnet>>,
     Authenticated(principal): Authenticated,
-    headers: HeaderMap,
+    RequestIdOf(request_id): RequestIdOf,
     PathParams(path): PathParams<CallPath>,
     QueryPairs(params): QueryPairs,
     JsonBody(payload): JsonBody<Value>,
@@ -108,7 +100,7 @@ pub async fn call(
         handler: &path.handler,
     };
     if !run_async {
-        let result = invoke::call(&rn, &principal, target, payload, request_id(&headers)).await?;
+        let result = invoke::call(&rn, &principal, target, payload, request_id).await?;
         return Ok(Json(result).into_response());
     }
     invoke::check(&rn, &principal, target, &payload).await?;
@@ -120,9 +112,10 @@ pub async fn call(
         payload: json!({"extension": path.extension, "handler": path.handler, "payload": payload}),
         idempotency_key: None,
         run: None,
-        request_id: request_id(&headers),
+        request_id,
     };
-    let item = submit(&rn, &principal, &actor, job).await?;
+    // Boxed: a queued call's future (kilobytes) is not carried by every synchronous one.
+    let item = Box::pin(submit(&rn, &principal, &actor, job)).await?;
     Ok((StatusCode::ACCEPTED, Json(JobStatus::from(&item))).into_response())
 }
 

@@ -1,15 +1,34 @@
 //! Extractors that turn a request into checked input, refusing bad input with the JSON error
 //! body: JSON bodies (content type, size, syntax, unknown fields), query strings, item ids and
-//! the `If-Match` / `If-None-Match` headers.
+//! the `If-Match` / `If-None-Match` headers, and the request's id.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
+use tower_http::request_id::RequestId;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+
+/// The request's id (`x-request-id`, as the router's outer layer set it), for what a request
+/// hands on: a job's envelope, a handler's call.
+pub struct RequestIdOf(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestIdOf {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestIdOf(
+            parts
+                .extensions
+                .get::<RequestId>()
+                .and_then(|id| id.header_value().to_str().ok())
+                .map(str::to_string),
+        ))
+    }
+}
 
 /// A JSON request body of type `T` (whose unknown fields are refused by `T` itself).
 pub struct JsonBody<T>(pub T);

@@ -7,14 +7,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::REQUEST_ID;
 use super::caller::Authenticated;
-use super::extract::{JsonBody, PathParams, item_id};
+use super::extract::{JsonBody, PathParams, RequestIdOf, item_id};
 use crate::context::Realnet;
 use crate::error::{ApiError, ErrorBody};
 use crate::item::Item;
@@ -84,7 +83,7 @@ impl From<&Item> for JobStatus {
 pub async fn create(
     State(rn): State<Arc<Realnet>>,
     Authenticated(principal): Authenticated,
-    headers: HeaderMap,
+    RequestIdOf(request_id): RequestIdOf,
     JsonBody(body): JsonBody<NewJob>,
 ) -> Result<(StatusCode, Json<JobStatus>), ApiError> {
     let Some(actor) = principal.username.clone() else {
@@ -110,10 +109,7 @@ pub async fn create(
         payload: body.payload,
         idempotency_key: body.idempotency_key,
         run: None,
-        request_id: headers
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        request_id,
     };
     let item = submit(&rn, &principal, &actor, job).await?;
     Ok((StatusCode::ACCEPTED, Json(JobStatus::from(&item))))

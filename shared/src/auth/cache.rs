@@ -5,35 +5,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mini_moka::sync::Cache;
-
-use super::CachedPrincipal;
+use super::Principal;
 use crate::access::AccessRules;
+use crate::cache::TtlCache;
 
 pub struct AuthCaches {
-    pub(crate) principals: Cache<String, Arc<CachedPrincipal>>,
-    pub(crate) rules: Cache<String, Arc<AccessRules>>,
+    pub(crate) principals: TtlCache<String, Arc<Principal>>,
+    pub(crate) rules: TtlCache<String, Arc<AccessRules>>,
     /// Orgs known to be set up, with their portfolio (never those that are not, so a new
     /// org is seen at once).
-    pub(crate) orgs: Cache<String, Arc<str>>,
+    pub(crate) orgs: TtlCache<String, Arc<str>>,
 }
 
 impl AuthCaches {
     pub fn new(ttl: Duration) -> AuthCaches {
-        let ttl = ttl.max(Duration::from_millis(1));
         AuthCaches {
-            principals: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(ttl)
-                .build(),
-            rules: Cache::builder()
-                .max_capacity(1_000)
-                .time_to_live(ttl)
-                .build(),
-            orgs: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(ttl)
-                .build(),
+            principals: TtlCache::new(10_000, ttl),
+            rules: TtlCache::new(1_000, ttl),
+            orgs: TtlCache::new(10_000, ttl),
         }
     }
 }

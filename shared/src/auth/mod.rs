@@ -13,9 +13,7 @@ pub mod token;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Instant;
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::store::StoreError;
@@ -95,14 +93,6 @@ pub struct AuthorizerClaims(pub HashMap<String, String>);
 /// `sourceIp` on Lambda); used to throttle failed logins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);
-
-/// A resolved principal as cached, with the moment its credential expires.
-#[derive(Debug, Clone)]
-pub(crate) struct CachedPrincipal {
-    pub(crate) principal: Principal,
-    pub(crate) expires: Option<DateTime<Utc>>,
-    pub(crate) resolved: Instant,
-}
 
 pub(crate) fn unauthorized(message: impl Into<String>) -> AuthError {
     AuthError::Unauthorized(message.into())

@@ -5,15 +5,12 @@
 //! are cached per container for `REALNET_AUTH_CACHE_TTL`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{
-    AuthError, AuthorizerClaims, CachedPrincipal, Credential, Principal, identity, token,
-    unauthorized,
-};
+use super::{AuthError, AuthorizerClaims, Credential, Principal, identity, token, unauthorized};
 use crate::config::check_org_name;
 use crate::context::Realnet;
 use crate::item::Item;
@@ -193,28 +190,29 @@ impl Realnet {
     }
 
     fn cached_principal(&self, key: &str) -> Option<Principal> {
-        let hit = self.auth.principals.get(&key.to_string())?;
-        let fresh = hit.resolved.elapsed() < self.config.auth.cache_ttl
-            && hit.expires.is_none_or(|e| e > Utc::now());
-        fresh.then(|| hit.principal.clone())
+        self.auth.principals.get(key).map(|p| (*p).clone())
     }
 
+    /// Keeps `p` for the cache's TTL, or until its credential `expires` if that is sooner.
     fn cache_principal(&self, key: String, p: &Principal, expires: Option<DateTime<Utc>>) {
-        if !self.config.auth.cache_ttl.is_zero() {
-            self.auth.principals.insert(
-                key,
-                Arc::new(CachedPrincipal {
-                    principal: p.clone(),
-                    expires,
-                    resolved: Instant::now(),
-                }),
-            );
+        if self.config.auth.cache_ttl.is_zero() {
+            return;
         }
+        let left = match expires {
+            None => Duration::MAX,
+            Some(e) => match (e - Utc::now()).to_std() {
+                Ok(left) => left,
+                Err(_) => return,
+            },
+        };
+        self.auth
+            .principals
+            .insert_for(key, Arc::new(p.clone()), left);
     }
 
     /// Forgets every cached principal of this container, after a change to accounts or
     /// credentials made here.
     pub(crate) fn forget_principals(&self) {
-        self.auth.principals.invalidate_all();
+        self.auth.principals.clear();
     }
 }

@@ -11,7 +11,7 @@ impl Realnet {
     /// The access rules of `org`: its `Acl` items, cached for `REALNET_AUTH_CACHE_TTL`.
     pub async fn access_rules(&self, org: &str) -> Result<Arc<AccessRules>, StoreError> {
         let cache = !self.config.auth.cache_ttl.is_zero();
-        if cache && let Some(rules) = self.auth.rules.get(&org.to_string()) {
+        if cache && let Some(rules) = self.auth.rules.get(org) {
             return Ok(rules);
         }
         let mut query =
@@ -36,6 +36,6 @@ impl Realnet {
 
     /// Forgets `org`'s cached rules after a change to them made in this container.
     pub(crate) fn forget_rules(&self, org: &str) {
-        self.auth.rules.invalidate(&org.to_string());
+        self.auth.rules.remove(org);
     }
 }

@@ -101,7 +101,9 @@ pub async fn check(
     payload: &Value,
 ) -> Result<(), CallError> {
     let Some(extension) = rn.extensions.get(target.extension) else {
-        return remote::check(rn, p, target, payload).await.map(drop);
+        return Box::pin(remote::check(rn, p, target, payload))
+            .await
+            .map(drop);
     };
     let Some(handler) = extension.find(target.handler) else {
         return Err(CallError::NotFound(format!(
@@ -154,9 +156,16 @@ pub async fn run(
     request_id: Option<String>,
 ) -> Result<Outcome, CallError> {
     if rn.extensions.get(target.extension).is_none() {
-        // A remote extension writes nothing through Realnet: its answer is the outcome.
-        let extension = remote::check(rn, p, target, &payload).await?;
-        let result = remote::call(rn, p, &extension, target.handler, payload, request_id).await?;
+        // A remote extension writes nothing through Realnet: its answer is the outcome. Its
+        // call (an HTTP client's or the Lambda SDK's future, many kilobytes) is boxed so that
+        // a linked handler's call does not carry, and move, its state.
+        let result = Box::pin(async {
+            let extension = remote::check(rn, p, target, &payload).await?;
+            Ok::<_, CallError>(
+                remote::call(rn, p, &extension, target.handler, payload, request_id).await?,
+            )
+        })
+        .await?;
         return Ok(Outcome {
             result,
             staged: Staged::default(),
@@ -232,16 +241,18 @@ impl Outcome {
             }
             .map_err(|e| CallError::Handler(e.into()))?;
         }
+        // Storing files and sending jobs are boxed (their futures are kilobytes): a call that
+        // does neither, most of them, does not carry their state.
         for (file, bytes) in files {
             // A file that cannot be stored is deleted again; the caller hears why.
-            finalize::store_inline(rn, p, &file, bytes)
+            Box::pin(finalize::store_inline(rn, p, &file, bytes))
                 .await
                 .map_err(|e| CallError::Handler(file_error(e)))?;
         }
         for job in jobs {
             let kind = job.kind.clone();
             let actor = p.username.clone().unwrap_or_default();
-            if let Err(e) = crate::jobs::submit::submit(rn, p, &actor, job).await {
+            if let Err(e) = Box::pin(crate::jobs::submit::submit(rn, p, &actor, job)).await {
                 // The writes are in; the job is what is missing, and the log says so.
                 tracing::error!(kind, error = %e, "a job the handler submitted was not sent");
             }

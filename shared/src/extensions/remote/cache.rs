@@ -11,13 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use mini_moka::sync::Cache;
-
 use super::RemoteExtension;
+use crate::cache::TtlCache;
 
 pub struct RemoteExtensions {
     /// By org and extension name: the forget count its read began at, and what it found.
-    entries: Cache<(String, String), (u64, Arc<RemoteExtension>)>,
+    entries: TtlCache<(String, String), (u64, Arc<RemoteExtension>)>,
     /// How many times everything was forgotten.
     forgets: AtomicU64,
     enabled: bool,
@@ -27,10 +26,7 @@ impl RemoteExtensions {
     /// A cache whose entries live `ttl`; none at all for a zero `ttl`.
     pub fn new(ttl: Duration) -> RemoteExtensions {
         RemoteExtensions {
-            entries: Cache::builder()
-                .max_capacity(1_000)
-                .time_to_live(ttl.max(Duration::from_millis(1)))
-                .build(),
+            entries: TtlCache::new(1_000, ttl),
             forgets: AtomicU64::new(0),
             enabled: !ttl.is_zero(),
         }
@@ -61,7 +57,7 @@ impl RemoteExtensions {
     /// Forgets every remote extension, after a write to an `Extension` item made here.
     pub(crate) fn forget(&self) {
         self.forgets.fetch_add(1, Ordering::SeqCst);
-        self.entries.invalidate_all();
+        self.entries.clear();
     }
 }
 
