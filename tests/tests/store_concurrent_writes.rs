@@ -26,37 +26,36 @@ async fn concurrent_writes_succeed_or_fail_alone(kind: StoreKind) {
         .expect("create");
     let mut tasks = JoinSet::new();
     let mut fresh = HashSet::new();
-    for n in 0..40 {
+    for n in 0..70 {
         let store = s.store.clone();
         let existing = existing.clone();
-        // Every fourth request is refused, by its second write, after a create that must not
-        // land: a stale version, a username another request also takes, a missing parent.
+        // Kinds 1 to 3 are refused by their second write, after a create that must not land:
+        // a stale version, a username another request also takes, a missing parent. Kinds 4
+        // to 6 are the same refusals as a request's only write (which SQLite applies without
+        // a savepoint of its own).
         let first = item("Folder", &format!("f{n}"), None, json!({}));
-        let writes = match n % 4 {
-            1 => {
-                let mut stale = existing.clone();
-                stale.version = 9;
-                vec![
-                    Write::Create(first.clone()),
-                    Write::Update {
-                        item: stale,
-                        expected_version: 8,
-                    },
-                ]
-            }
+        let mut stale = existing.clone();
+        stale.version = 9;
+        let orphan = item("Folder", "orphan", Some(uuid::Uuid::now_v7()), json!({}));
+        let writes = match n % 7 {
+            1 => vec![
+                Write::Create(first.clone()),
+                Write::Update {
+                    item: stale,
+                    expected_version: 8,
+                },
+            ],
             2 => vec![
                 Write::Create(first.clone()),
                 Write::Create(account("taken")),
             ],
-            3 => vec![
-                Write::Create(first.clone()),
-                Write::Create(item(
-                    "Folder",
-                    "orphan",
-                    Some(uuid::Uuid::now_v7()),
-                    json!({}),
-                )),
-            ],
+            3 => vec![Write::Create(first.clone()), Write::Create(orphan)],
+            4 => vec![Write::Update {
+                item: stale,
+                expected_version: 8,
+            }],
+            5 => vec![Write::Create(account("alone"))],
+            6 => vec![Write::Create(orphan)],
             _ => {
                 fresh.insert(first.id);
                 vec![Write::Create(first.clone())]
@@ -64,11 +63,11 @@ async fn concurrent_writes_succeed_or_fail_alone(kind: StoreKind) {
         };
         tasks.spawn(async move { (n, first.id, store.apply(ORG, &writes).await) });
     }
-    let mut taken = 0;
+    let (mut taken, mut taken_alone) = (0, 0);
     let mut landed = HashSet::new();
     while let Some(done) = tasks.join_next().await {
         let (n, id, outcome) = done.expect("task");
-        match (n % 4, outcome) {
+        match (n % 7, outcome) {
             (0, Ok(())) => {
                 landed.insert(id);
             }
@@ -79,11 +78,15 @@ async fn concurrent_writes_succeed_or_fail_alone(kind: StoreKind) {
                 landed.insert(id);
             }
             (2, Err(StoreError::Taken(_))) => {}
-            (3, Err(_)) => {}
+            (3 | 6, Err(_)) => {}
+            (4, Err(StoreError::VersionConflict { .. })) => {}
+            (5, Ok(())) => taken_alone += 1,
+            (5, Err(StoreError::Taken(_))) => {}
             (k, other) => panic!("request {n} (kind {k}): {other:?}"),
         }
     }
     assert_eq!(taken, 1, "the username is taken exactly once");
+    assert_eq!(taken_alone, 1, "the username is taken exactly once");
     for id in &landed {
         assert!(s.store.get(ORG, *id).await.expect("get").is_some());
     }

@@ -304,6 +304,9 @@ fn get(conn: &Connection, org: &str, id: Uuid) -> Result<Option<Item>, StoreErro
         .map_err(backend)
 }
 
+/// Applies `write` with at most one statement that changes anything, run after every check
+/// that can refuse it: group commit relies on this to apply a request of one write without a
+/// savepoint (see `group_commit`).
 fn apply_one(tx: &Connection, org: &str, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::Create(item) => {

@@ -1,7 +1,12 @@
 //! SQLite group commit: concurrent write requests are handed to one writer thread, which
-//! commits them in groups, one transaction a group, each request in its own savepoint. A
-//! request that is refused (a stale version, a taken username, a missing parent) rolls back
-//! to its savepoint and fails alone; the others of its group commit. A commit that fails
+//! commits them in groups, one transaction a group, each request of several writes in its own
+//! savepoint. A request that is refused (a stale version, a taken username, a missing parent)
+//! rolls back to its savepoint and fails alone; the others of its group commit. A request of
+//! one write (most creates and updates) needs no savepoint: every write is one statement,
+//! which either fails before it changes anything (a version or existence check) or is backed
+//! out by SQLite itself when a constraint fails (it aborts the statement, not the
+//! transaction), so it skips the savepoint's statements and the copies of every page it
+//! touches that a savepoint journals. A commit that fails
 //! fails the whole group, and nothing of it is written. One transaction for many requests
 //! writes each index page it touches once, not once a request, which is where SQLite spends a
 //! small write's time.
@@ -91,14 +96,17 @@ fn commit(conn: &Mutex<Connection>, group: &[Pending]) -> Vec<Result<(), StoreEr
     };
     let mut outcomes = Vec::with_capacity(group.len());
     for p in group {
-        let outcome = (|| {
-            // Dropped without a commit, a savepoint rolls back what it wrote.
-            let savepoint = tx.savepoint().map_err(backend)?;
-            for w in &p.writes {
-                apply_one(&savepoint, &p.org, w)?;
-            }
-            savepoint.commit().map_err(backend)
-        })();
+        let outcome = match p.writes.as_slice() {
+            [write] => apply_one(&tx, &p.org, write),
+            writes => (|| {
+                // Dropped without a commit, a savepoint rolls back what it wrote.
+                let savepoint = tx.savepoint().map_err(backend)?;
+                for w in writes {
+                    apply_one(&savepoint, &p.org, w)?;
+                }
+                savepoint.commit().map_err(backend)
+            })(),
+        };
         outcomes.push(outcome);
     }
     match tx.commit() {
