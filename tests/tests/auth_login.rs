@@ -435,7 +435,24 @@ async fn passwords_and_tokens_are_stored_only_as_hashes(kind: StoreKind) {
     assert!(!everything.contains(secret) && !everything.contains(token));
 }
 
+/// A token that expires before the container's cache would forget it is refused once it
+/// expires, though its principal was cached while it was valid.
+async fn a_cached_token_is_refused_once_it_expires(kind: StoreKind) {
+    let app = TestApp::with_config(kind, |c| {
+        c.auth.token_ttl = Duration::from_secs(1);
+        c.auth.cache_ttl = Duration::from_secs(60);
+    })
+    .await;
+    let (_, token) = app.account("default", "brief", false).await;
+    let me = as_token(&app, &token, Method::GET, "/api/auth").await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let late = as_token(&app, &token, Method::GET, "/api/auth").await;
+    assert_eq!(late.status, StatusCode::UNAUTHORIZED, "{}", late.text);
+}
+
 on_every_store!(
+    a_cached_token_is_refused_once_it_expires,
     login_logout_and_who_am_i,
     every_failed_login_looks_the_same,
     failed_logins_are_throttled_then_released,
