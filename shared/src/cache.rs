@@ -2,57 +2,108 @@
 //! remote extensions): a bounded concurrent cache (quick_cache's, which looks an entry up
 //! under a shard's read lock, with no housekeeping on the request's path) whose entries are
 //! served until their deadline (`ttl` after they were kept, or sooner) and are a miss after.
+//!
+//! Deadlines are on the wall clock, which a credential's expiry is written in and which
+//! keeps running while a Lambda container is frozen between invocations.
+//!
+//! A write made in this container forgets what it changed once it committed. A read that
+//! began before that commit may still be under way and keep what it found after the forget;
+//! so a read takes a [`Read`] before it asks the store, and what it keeps is served only if
+//! nothing was forgotten since that read began (any forget, of any key: forgets are rare).
 
 use std::hash::Hash;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use quick_cache::Equivalent;
 use quick_cache::sync::Cache;
 
 pub struct TtlCache<K, V> {
-    /// Each value with the moment it stops being served.
-    entries: Cache<K, (Instant, V)>,
+    entries: Cache<K, Entry<V>>,
     ttl: Duration,
+    /// How many forgets this cache has seen.
+    forgets: AtomicU64,
 }
 
+#[derive(Clone)]
+struct Entry<V> {
+    /// When it stops being served.
+    until: SystemTime,
+    /// The forget count when the read that found it began.
+    since: u64,
+    value: V,
+}
+
+/// Where a read from the store began, for [`TtlCache::keep`].
+#[must_use]
+pub struct Read(u64);
+
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
-    /// At most `capacity` entries, each served for `ttl`.
+    /// At most `capacity` entries, each served for `ttl`; none kept for a zero `ttl`.
     pub fn new(capacity: usize, ttl: Duration) -> TtlCache<K, V> {
         TtlCache {
-            entries: Cache::new(capacity),
+            entries: Cache::new(capacity.max(1)),
             ttl,
+            forgets: AtomicU64::new(0),
         }
     }
 
-    /// The value kept under `key`, before its deadline.
+    /// The value kept under `key`, before its deadline and with nothing forgotten since the
+    /// read that found it.
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        let (deadline, value) = self.entries.get(key)?;
-        (Instant::now() < deadline).then_some(value)
+        let entry = self.entries.get(key)?;
+        let current = entry.since == self.forgets.load(Ordering::SeqCst);
+        (current && SystemTime::now() < entry.until).then_some(entry.value)
     }
 
-    /// Keeps `value` for the TTL.
-    pub fn insert(&self, key: K, value: V) {
-        self.insert_for(key, value, self.ttl);
+    /// Marks the start of a read from the store whose result may be kept.
+    pub fn begin(&self) -> Read {
+        Read(self.forgets.load(Ordering::SeqCst))
     }
 
-    /// Keeps `value` for the TTL or `at_most`, whichever is shorter (what a credential that
-    /// expires sooner resolved to, say).
-    pub fn insert_for(&self, key: K, value: V, at_most: Duration) {
-        let deadline = Instant::now() + self.ttl.min(at_most);
-        self.entries.insert(key, (deadline, value));
+    /// Keeps what `read` found for the TTL.
+    pub fn keep(&self, read: Read, key: K, value: V) {
+        self.keep_until(read, key, value, None);
     }
 
-    pub fn remove<Q>(&self, key: &Q)
+    /// Keeps what `read` found for the TTL or until `until`, whichever is sooner (what a
+    /// credential that expires sooner resolved to, say); nothing already past `until`.
+    pub fn keep_until(&self, read: Read, key: K, value: V, until: Option<SystemTime>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let now = SystemTime::now();
+        let mut deadline = now + self.ttl;
+        if let Some(until) = until {
+            if until <= now {
+                return;
+            }
+            deadline = deadline.min(until);
+        }
+        let entry = Entry {
+            until: deadline,
+            since: read.0,
+            value,
+        };
+        self.entries.insert(key, entry);
+    }
+
+    /// Forgets `key`. Like every forget, it makes every entry kept before it a miss too (a
+    /// read under way when it came is told apart by its count alone).
+    pub fn forget<Q>(&self, key: &Q)
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
+        self.forgets.fetch_add(1, Ordering::SeqCst);
         self.entries.remove(key);
     }
 
-    pub fn clear(&self) {
+    /// Forgets everything.
+    pub fn forget_all(&self) {
+        self.forgets.fetch_add(1, Ordering::SeqCst);
         self.entries.clear();
     }
 }
@@ -61,37 +112,68 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 mod tests {
     use super::*;
 
+    fn keep<V: Clone>(cache: &TtlCache<String, V>, key: &str, value: V) {
+        cache.keep(cache.begin(), key.to_string(), value);
+    }
+
     #[test]
     fn an_entry_is_served_until_its_ttl_and_a_miss_after() {
         let cache = TtlCache::new(10, Duration::from_millis(50));
-        cache.insert("org".to_string(), 1);
+        keep(&cache, "org", 1);
         assert_eq!(cache.get("org"), Some(1));
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get("org"), None);
-        cache.insert("org".to_string(), 2);
+        keep(&cache, "org", 2);
         assert_eq!(cache.get("org"), Some(2));
     }
 
     #[test]
-    fn an_entry_kept_for_less_than_the_ttl_is_a_miss_sooner() {
+    fn an_entry_kept_until_before_the_ttl_is_a_miss_sooner() {
         let cache = TtlCache::new(10, Duration::from_secs(60));
-        cache.insert_for("short".to_string(), 1, Duration::from_millis(30));
-        cache.insert("long".to_string(), 2);
+        let soon = SystemTime::now() + Duration::from_millis(30);
+        cache.keep_until(cache.begin(), "short".to_string(), 1, Some(soon));
+        keep(&cache, "long", 2);
         assert_eq!(cache.get("short"), Some(1));
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(cache.get("short"), None);
         assert_eq!(cache.get("long"), Some(2));
+        let past = SystemTime::now() - Duration::from_secs(1);
+        cache.keep_until(cache.begin(), "past".to_string(), 3, Some(past));
+        assert_eq!(cache.get("past"), None, "what has expired is not kept");
     }
 
     #[test]
-    fn removed_and_cleared_entries_are_misses() {
+    fn forgotten_entries_are_misses() {
         let cache = TtlCache::new(10, Duration::from_secs(60));
-        cache.insert("a".to_string(), 1);
-        cache.insert("b".to_string(), 2);
-        cache.remove("a");
+        keep(&cache, "a", 1);
+        keep(&cache, "b", 2);
+        cache.forget("a");
         assert_eq!(cache.get("a"), None);
-        assert_eq!(cache.get("b"), Some(2));
-        cache.clear();
+        keep(&cache, "b", 2);
+        cache.forget_all();
         assert_eq!(cache.get("b"), None);
+    }
+
+    #[test]
+    fn a_read_that_raced_a_forget_is_not_served() {
+        let cache = TtlCache::new(10, Duration::from_secs(60));
+        // A read began, a write committed and forgot, then the read kept what it found.
+        let read = cache.begin();
+        cache.forget("a");
+        cache.keep(read, "a".to_string(), "stale");
+        assert_eq!(cache.get("a"), None, "the stale read is not served");
+        let read = cache.begin();
+        cache.forget_all();
+        cache.keep(read, "a".to_string(), "stale");
+        assert_eq!(cache.get("a"), None);
+        keep(&cache, "a", "fresh");
+        assert_eq!(cache.get("a"), Some("fresh"));
+    }
+
+    #[test]
+    fn a_zero_ttl_keeps_nothing() {
+        let cache = TtlCache::new(10, Duration::ZERO);
+        keep(&cache, "a", 1);
+        assert_eq!(cache.get("a"), None);
     }
 }

@@ -75,10 +75,10 @@ impl Realnet {
     /// The portfolio `org` belongs to: its `Org` item's `portfolio` attribute, or else the
     /// org's own name; `None` if the org has not been set up. Cached like the access rules.
     pub async fn org_portfolio(&self, org: &str) -> Result<Option<Arc<str>>, StoreError> {
-        let cache = !self.config.auth.cache_ttl.is_zero();
-        if cache && let Some(portfolio) = self.auth.orgs.get(org) {
+        if let Some(portfolio) = self.auth.orgs.get(org) {
             return Ok(Some(portfolio));
         }
+        let read = self.auth.orgs.begin();
         if check_org_name(org).is_err() {
             return Ok(None);
         }
@@ -96,9 +96,9 @@ impl Realnet {
             .and_then(Value::as_str)
             .unwrap_or(org)
             .into();
-        if cache {
-            self.auth.orgs.insert(org.to_string(), portfolio.clone());
-        }
+        self.auth
+            .orgs
+            .keep(read, org.to_string(), portfolio.clone());
         Ok(Some(portfolio))
     }
 

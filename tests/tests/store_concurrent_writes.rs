@@ -20,24 +20,49 @@ fn account(username: &str) -> Item {
 async fn concurrent_writes_succeed_or_fail_alone(kind: StoreKind) {
     let s = store(kind).await;
     let existing = item("Folder", "existing", None, json!({}));
+    let child = item("Folder", "child", Some(existing.id), json!({}));
+    let (holder, other) = (account("holder"), account("other"));
+    let link = |account: &Item| Write::LinkIdentity {
+        issuer: "https://idp.example".into(),
+        subject: "held".into(),
+        account: account.id,
+    };
+    let now = chrono::Utc::now();
+    let held_job = |outcome| Write::RecordJob {
+        key: "held-job".into(),
+        outcome,
+        now,
+        expires: now + chrono::Duration::hours(1),
+    };
     s.store
-        .apply(ORG, &[Write::Create(existing.clone())])
+        .apply(
+            ORG,
+            &[
+                Write::Create(existing.clone()),
+                Write::Create(child.clone()),
+                Write::Create(holder.clone()),
+                Write::Create(other.clone()),
+                link(&holder),
+                held_job(json!({"run": "first"})),
+            ],
+        )
         .await
         .expect("create");
     let mut tasks = JoinSet::new();
     let mut fresh = HashSet::new();
-    for n in 0..70 {
+    for n in 0..110 {
         let store = s.store.clone();
         let existing = existing.clone();
-        // Kinds 1 to 3 are refused by their second write, after a create that must not land:
-        // a stale version, a username another request also takes, a missing parent. Kinds 4
-        // to 6 are the same refusals as a request's only write (which SQLite applies without
-        // a savepoint of its own).
+        // Kinds 1 to 3 and 10 are refused by their second write, after a create that must not
+        // land: a stale version, a username another request also takes, a missing parent, a
+        // job another run recorded. Kinds 4 to 9 are refusals as a request's only write (which
+        // SQLite applies without a savepoint of its own): the same three, a delete of a
+        // folder with a child, an identity another account holds, the job recorded again.
         let first = item("Folder", &format!("f{n}"), None, json!({}));
         let mut stale = existing.clone();
         stale.version = 9;
         let orphan = item("Folder", "orphan", Some(uuid::Uuid::now_v7()), json!({}));
-        let writes = match n % 7 {
+        let writes = match n % 11 {
             1 => vec![
                 Write::Create(first.clone()),
                 Write::Update {
@@ -56,6 +81,10 @@ async fn concurrent_writes_succeed_or_fail_alone(kind: StoreKind) {
             }],
             5 => vec![Write::Create(account("alone"))],
             6 => vec![Write::Create(orphan)],
+            7 => vec![Write::Delete { id: existing.id }],
+            8 => vec![link(&other)],
+            9 => vec![held_job(json!({"run": n}))],
+            10 => vec![Write::Create(first.clone()), held_job(json!({"run": n}))],
             _ => {
                 fresh.insert(first.id);
                 vec![Write::Create(first.clone())]
@@ -67,7 +96,7 @@ async fn concurrent_writes_succeed_or_fail_alone(kind: StoreKind) {
     let mut landed = HashSet::new();
     while let Some(done) = tasks.join_next().await {
         let (n, id, outcome) = done.expect("task");
-        match (n % 7, outcome) {
+        match (n % 11, outcome) {
             (0, Ok(())) => {
                 landed.insert(id);
             }
@@ -82,6 +111,9 @@ async fn concurrent_writes_succeed_or_fail_alone(kind: StoreKind) {
             (4, Err(StoreError::VersionConflict { .. })) => {}
             (5, Ok(())) => taken_alone += 1,
             (5, Err(StoreError::Taken(_))) => {}
+            (7, Err(StoreError::HasChildren(id))) if id == existing.id => {}
+            (8, Err(StoreError::Taken(_))) => {}
+            (9 | 10, Err(StoreError::JobRecorded(_))) => {}
             (k, other) => panic!("request {n} (kind {k}): {other:?}"),
         }
     }
@@ -101,6 +133,7 @@ async fn concurrent_writes_succeed_or_fail_alone(kind: StoreKind) {
         }
     }
     stored.remove(&existing.id);
+    stored.remove(&child.id);
     assert_eq!(stored, landed, "refused requests left nothing behind");
     assert!(fresh.is_subset(&landed));
     let current = s
@@ -110,6 +143,26 @@ async fn concurrent_writes_succeed_or_fail_alone(kind: StoreKind) {
         .expect("get")
         .expect("still there");
     assert_eq!(current.version, existing.version, "no stale update landed");
+    let link = s
+        .store
+        .identity_link("https://idp.example", "held")
+        .await
+        .expect("link")
+        .expect("still linked");
+    assert_eq!(
+        link.account, holder.id,
+        "the identity stays with its holder"
+    );
+    let outcome = s
+        .store
+        .job_outcome(ORG, "held-job", chrono::Utc::now())
+        .await
+        .expect("job outcome");
+    assert_eq!(
+        outcome,
+        Some(json!({"run": "first"})),
+        "the first record stands"
+    );
 }
 
 on_every_store!(concurrent_writes_succeed_or_fail_alone);

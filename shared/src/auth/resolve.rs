@@ -5,12 +5,13 @@
 //! are cached per container for `REALNET_AUTH_CACHE_TTL`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{AuthError, AuthorizerClaims, Credential, Principal, identity, token, unauthorized};
+use crate::cache::Read;
 use crate::config::check_org_name;
 use crate::context::Realnet;
 use crate::item::Item;
@@ -46,6 +47,7 @@ impl Realnet {
         if let Some(p) = self.cached_principal(&hash) {
             return Ok(p);
         }
+        let read = self.auth.principals.begin();
         let stored = self
             .store
             .token(&hash)
@@ -85,7 +87,7 @@ impl Realnet {
             return Err(unauthorized("the account is disabled"));
         }
         let principal = self.principal_of(&account, credential).await?;
-        self.cache_principal(hash, &principal, expires);
+        self.cache_principal(read, hash, &principal, expires);
         Ok(principal)
     }
 
@@ -121,6 +123,7 @@ impl Realnet {
         if let Some(p) = self.cached_principal(&key) {
             return Ok(p);
         }
+        let read = self.auth.principals.begin();
         let unlinked = || {
             unauthorized(format!(
                 "no enabled account is linked to subject {subject:?} of issuer {issuer:?}: an org admin sets idp_issuer and idp_subject on the Account"
@@ -143,7 +146,7 @@ impl Realnet {
             .filter(|a| !identity::is_disabled(a))
             .ok_or_else(unlinked)?;
         let principal = self.principal_of(&account, Credential::Authorizer).await?;
-        self.cache_principal(key, &principal, None);
+        self.cache_principal(read, key, &principal, None);
         Ok(principal)
     }
 
@@ -158,6 +161,7 @@ impl Realnet {
         if let Some(p) = self.cached_principal(&key) {
             return Ok(Some(p));
         }
+        let read = self.auth.principals.begin();
         let Some(account) = identity::find_account(self, org, username)
             .await?
             .filter(|a| !identity::is_disabled(a))
@@ -165,7 +169,7 @@ impl Realnet {
             return Ok(None);
         };
         let principal = self.principal_of(&account, Credential::Job).await?;
-        self.cache_principal(key, &principal, None);
+        self.cache_principal(read, key, &principal, None);
         Ok(Some(principal))
     }
 
@@ -193,26 +197,24 @@ impl Realnet {
         self.auth.principals.get(key).map(|p| (*p).clone())
     }
 
-    /// Keeps `p` for the cache's TTL, or until its credential `expires` if that is sooner.
-    fn cache_principal(&self, key: String, p: &Principal, expires: Option<DateTime<Utc>>) {
-        if self.config.auth.cache_ttl.is_zero() {
-            return;
-        }
-        let left = match expires {
-            None => Duration::MAX,
-            Some(e) => match (e - Utc::now()).to_std() {
-                Ok(left) => left,
-                Err(_) => return,
-            },
-        };
+    /// Keeps what `read` resolved for the cache's TTL, or until its credential `expires` if
+    /// that is sooner.
+    fn cache_principal(
+        &self,
+        read: Read,
+        key: String,
+        p: &Principal,
+        expires: Option<DateTime<Utc>>,
+    ) {
+        let until = expires.map(SystemTime::from);
         self.auth
             .principals
-            .insert_for(key, Arc::new(p.clone()), left);
+            .keep_until(read, key, Arc::new(p.clone()), until);
     }
 
     /// Forgets every cached principal of this container, after a change to accounts or
     /// credentials made here.
     pub(crate) fn forget_principals(&self) {
-        self.auth.principals.clear();
+        self.auth.principals.forget_all();
     }
 }

@@ -10,10 +10,10 @@ use crate::store::StoreError;
 impl Realnet {
     /// The access rules of `org`: its `Acl` items, cached for `REALNET_AUTH_CACHE_TTL`.
     pub async fn access_rules(&self, org: &str) -> Result<Arc<AccessRules>, StoreError> {
-        let cache = !self.config.auth.cache_ttl.is_zero();
-        if cache && let Some(rules) = self.auth.rules.get(org) {
+        if let Some(rules) = self.auth.rules.get(org) {
             return Ok(rules);
         }
+        let read = self.auth.rules.begin();
         let mut query =
             ItemQuery::parse(&self.types, &[], None).expect("an empty query always parses");
         query.types = self.types.subtypes("Acl").to_vec();
@@ -28,14 +28,12 @@ impl Realnet {
             }
         }
         let rules = Arc::new(AccessRules::new(rules));
-        if cache {
-            self.auth.rules.insert(org.to_string(), rules.clone());
-        }
+        self.auth.rules.keep(read, org.to_string(), rules.clone());
         Ok(rules)
     }
 
     /// Forgets `org`'s cached rules after a change to them made in this container.
     pub(crate) fn forget_rules(&self, org: &str) {
-        self.auth.rules.remove(org);
+        self.auth.rules.forget(org);
     }
 }

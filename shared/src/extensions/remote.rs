@@ -264,7 +264,7 @@ async fn load(
     if let Some(known) = rn.remote_extensions.get(org, name) {
         return Ok(Some(known));
     }
-    let since = rn.remote_extensions.begin();
+    let read = rn.remote_extensions.begin();
     let Some(item) = find(rn, org, name).await? else {
         return Ok(None);
     };
@@ -274,7 +274,7 @@ async fn load(
         remote.secret = secret::read(rn, org, item.id).await?;
     }
     let remote = Arc::new(remote);
-    rn.remote_extensions.keep(since, remote.clone());
+    rn.remote_extensions.keep(read, remote.clone());
     Ok(Some(remote))
 }
 

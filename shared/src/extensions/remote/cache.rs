@@ -3,61 +3,53 @@
 //! with their compiled schemas), and its signing secret, so that a warm call reads nothing
 //! from the store. A write to any `Extension` item committed in this container (a create, a
 //! change, a rotation, a delete) forgets them all at once; another container sees it once
-//! its entry expires. An entry is served only if no forget happened since the read that made
-//! it began, so a call that raced a rotation cannot bring the old secret back. An extension
-//! that does not exist is not remembered, so a new one is seen at once.
+//! its entry expires. A call that raced a rotation cannot bring the old secret back (see
+//! [`TtlCache`]). An extension that does not exist is not remembered, so a new one is seen at
+//! once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::RemoteExtension;
-use crate::cache::TtlCache;
+use crate::cache::{Read, TtlCache};
 
-pub struct RemoteExtensions {
-    /// By org and extension name: the forget count its read began at, and what it found.
-    entries: TtlCache<(String, String), (u64, Arc<RemoteExtension>)>,
-    /// How many times everything was forgotten.
-    forgets: AtomicU64,
-    enabled: bool,
+/// By org and extension name.
+pub struct RemoteExtensions(TtlCache<(String, String), Arc<RemoteExtension>>);
+
+/// An org and an extension name, borrowed: hashed as the `(String, String)` key is.
+#[derive(Hash)]
+struct Key<'a>(&'a str, &'a str);
+
+impl quick_cache::Equivalent<(String, String)> for Key<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
 }
 
 impl RemoteExtensions {
     /// A cache whose entries live `ttl`; none at all for a zero `ttl`.
     pub fn new(ttl: Duration) -> RemoteExtensions {
-        RemoteExtensions {
-            entries: TtlCache::new(1_000, ttl),
-            forgets: AtomicU64::new(0),
-            enabled: !ttl.is_zero(),
-        }
+        RemoteExtensions(TtlCache::new(1_000, ttl))
     }
 
     pub(super) fn get(&self, org: &str, name: &str) -> Option<Arc<RemoteExtension>> {
-        if !self.enabled {
-            return None;
-        }
-        let (since, extension) = self.entries.get(&(org.to_string(), name.to_string()))?;
-        (since == self.forgets.load(Ordering::SeqCst)).then_some(extension)
+        self.0.get(&Key(org, name))
     }
 
     /// Where a read from the store begins: pass it to [`RemoteExtensions::keep`].
-    pub(super) fn begin(&self) -> u64 {
-        self.forgets.load(Ordering::SeqCst)
+    pub(super) fn begin(&self) -> Read {
+        self.0.begin()
     }
 
-    /// Keeps what a read begun at `since` found (served only while nothing was forgotten
-    /// since).
-    pub(super) fn keep(&self, since: u64, extension: Arc<RemoteExtension>) {
-        if self.enabled {
-            let key = (extension.org.clone(), extension.name.clone());
-            self.entries.insert(key, (since, extension));
-        }
+    /// Keeps what `read` found.
+    pub(super) fn keep(&self, read: Read, extension: Arc<RemoteExtension>) {
+        let key = (extension.org.clone(), extension.name.clone());
+        self.0.keep(read, key, extension);
     }
 
     /// Forgets every remote extension, after a write to an `Extension` item made here.
     pub(crate) fn forget(&self) {
-        self.forgets.fetch_add(1, Ordering::SeqCst);
-        self.entries.clear();
+        self.0.forget_all();
     }
 }
 
@@ -82,27 +74,20 @@ mod tests {
     }
 
     #[test]
-    fn a_read_that_raced_a_forget_is_not_served() {
+    fn an_extension_is_found_by_org_and_name_until_forgotten() {
         let cache = RemoteExtensions::new(Duration::from_secs(60));
-        let since = cache.begin();
-        cache.keep(since, extension("a"));
+        cache.keep(cache.begin(), extension("a"));
         assert!(cache.get("o", "a").is_some());
+        assert!(cache.get("o", "b").is_none());
+        assert!(cache.get("p", "a").is_none());
         // A read began, a write committed and forgot, then the read kept what it found.
-        let since = cache.begin();
+        let read = cache.begin();
         cache.forget();
-        cache.keep(since, extension("a"));
+        assert!(cache.get("o", "a").is_none());
+        cache.keep(read, extension("a"));
         assert!(
             cache.get("o", "a").is_none(),
             "the stale read is not served"
         );
-        cache.keep(cache.begin(), extension("a"));
-        assert!(cache.get("o", "a").is_some());
-    }
-
-    #[test]
-    fn a_zero_ttl_keeps_nothing() {
-        let cache = RemoteExtensions::new(Duration::ZERO);
-        cache.keep(cache.begin(), extension("a"));
-        assert!(cache.get("o", "a").is_none());
     }
 }
