@@ -102,6 +102,11 @@ impl Realnet {
         Ok(Some(portfolio))
     }
 
+    /// Forgets `org`'s cached portfolio after a change to its `Org` item made here.
+    pub(crate) fn forget_org(&self, org: &str) {
+        self.auth.orgs.forget(org);
+    }
+
     /// Sets up `org`: its `Org` item, the seed items of the definitions (including the default
     /// access rules of `access.json`) and, if the org has no account yet, an admin account
     /// named `admin` with `password` or a generated one. Safe to run again: each seed item is

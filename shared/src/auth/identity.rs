@@ -161,6 +161,11 @@ impl TypeBehaviour for OrgItems {
             item.id, item.org
         )))
     }
+
+    /// The org's portfolio may have changed.
+    fn after_commit(&self, rn: &Realnet, org: &str) {
+        rn.forget_org(org);
+    }
 }
 
 /// `Account` items.

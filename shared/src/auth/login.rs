@@ -198,6 +198,8 @@ pub async fn issue(rn: &Realnet, account: &Item) -> Result<Session, StoreError> 
 
 /// Revokes a login token.
 pub async fn logout(rn: &Realnet, org: &str, hash: &str) -> Result<(), StoreError> {
+    // Forgotten whatever the outcome (see `TypeBehaviour::after_commit`).
+    let _forget = crate::item::ops::OnDrop(Some(|| rn.forget_principals()));
     rn.store
         .apply(
             org,
@@ -205,9 +207,7 @@ pub async fn logout(rn: &Realnet, org: &str, hash: &str) -> Result<(), StoreErro
                 hash: hash.to_string(),
             }],
         )
-        .await?;
-    rn.forget_principals();
-    Ok(())
+        .await
 }
 
 #[cfg(test)]

@@ -69,7 +69,11 @@ impl Realnet {
                     .get(&stored.org, key)
                     .await?
                     .ok_or_else(|| unauthorized("the API key is revoked"))?;
-                let expires = identity::api_key_expiry(&item);
+                // The sooner of the key's expiry and its token's (fixed when it was made).
+                let expires = [identity::api_key_expiry(&item), stored.expires]
+                    .into_iter()
+                    .flatten()
+                    .min();
                 if expires.is_some_and(|e| e <= now) {
                     return Err(unauthorized("the API key has expired"));
                 }

@@ -132,8 +132,9 @@ pub trait TypeBehaviour: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// What to forget once a write to an item of this type committed (cached rules,
-    /// principals).
+    /// What to forget after a write to an item of this type (cached rules, principals):
+    /// whatever its outcome, since a write reported failed, or left unanswered, may have
+    /// committed, and forgetting too much is safe.
     fn after_commit(&self, _rn: &Realnet, _org: &str) {}
 }
 
