@@ -47,6 +47,26 @@ impl Item {
     }
 }
 
+#[cfg(test)]
+impl Item {
+    /// A new item of `type_name` at the top of org `acme`, for unit tests.
+    pub(crate) fn sample(type_name: &str, name: &str, attributes: Map<String, Value>) -> Item {
+        let now = now();
+        Item {
+            id: Uuid::now_v7(),
+            type_name: type_name.into(),
+            name: name.into(),
+            parent: None,
+            org: "acme".into(),
+            owner: None,
+            attributes,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// The current time at the precision every store keeps (microseconds).
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)

@@ -235,19 +235,7 @@ mod tests {
     }
 
     fn deal(attributes: serde_json::Map<String, Value>) -> Item {
-        let now = chrono::Utc::now();
-        Item {
-            id: uuid::Uuid::now_v7(),
-            type_name: "Deal".into(),
-            name: "d".into(),
-            parent: None,
-            org: "acme".into(),
-            owner: None,
-            attributes,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        }
+        Item::sample("Deal", "d", attributes)
     }
 
     #[test]

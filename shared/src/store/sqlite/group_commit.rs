@@ -140,21 +140,9 @@ mod tests {
     use crate::store::sqlite::SqliteStore;
 
     fn folder(size: usize) -> Item {
-        let now = chrono::Utc::now();
         let mut attributes = Map::new();
         attributes.insert("note".into(), Value::String("x".repeat(size)));
-        Item {
-            id: Uuid::now_v7(),
-            type_name: "Folder".into(),
-            name: format!("f{size}"),
-            parent: None,
-            org: "acme".into(),
-            owner: None,
-            attributes,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        }
+        Item::sample("Folder", &format!("f{size}"), attributes)
     }
 
     /// A database that fills up mid-group (SQLite rolls the whole transaction back when a
