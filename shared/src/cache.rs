@@ -108,6 +108,25 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// Forgets what a write may have changed when dropped: once the write returned, or when its
+/// future was dropped mid-write (a client gone, a timeout), since a write reported failed, or
+/// never answered, may have committed, and forgetting too much is safe.
+pub(crate) struct ForgetOnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> ForgetOnDrop<F> {
+    pub(crate) fn new(forget: F) -> ForgetOnDrop<F> {
+        ForgetOnDrop(Some(forget))
+    }
+}
+
+impl<F: FnOnce()> Drop for ForgetOnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(forget) = self.0.take() {
+            forget();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

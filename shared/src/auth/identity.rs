@@ -163,7 +163,7 @@ impl TypeBehaviour for OrgItems {
     }
 
     /// The org's portfolio may have changed.
-    fn after_commit(&self, rn: &Realnet, org: &str) {
+    fn after_write(&self, rn: &Realnet, org: &str) {
         rn.forget_org(org);
     }
 }
@@ -322,7 +322,7 @@ impl TypeBehaviour for AccountItems {
         .collect()
     }
 
-    fn after_commit(&self, rn: &Realnet, _org: &str) {
+    fn after_write(&self, rn: &Realnet, _org: &str) {
         rn.forget_principals();
     }
 }
@@ -336,7 +336,7 @@ impl TypeBehaviour for GroupItems {
         true
     }
 
-    fn after_commit(&self, rn: &Realnet, _org: &str) {
+    fn after_write(&self, rn: &Realnet, _org: &str) {
         rn.forget_principals();
     }
 }
@@ -390,7 +390,7 @@ impl TypeBehaviour for ApiKeyItems {
         vec![Write::DeleteApiKeyToken { api_key: item.id }]
     }
 
-    fn after_commit(&self, rn: &Realnet, _org: &str) {
+    fn after_write(&self, rn: &Realnet, _org: &str) {
         rn.forget_principals();
     }
 }
@@ -436,7 +436,7 @@ impl TypeBehaviour for AclItems {
         Ok(())
     }
 
-    fn after_commit(&self, rn: &Realnet, org: &str) {
+    fn after_write(&self, rn: &Realnet, org: &str) {
         rn.forget_rules(org);
     }
 }

@@ -198,8 +198,8 @@ pub async fn issue(rn: &Realnet, account: &Item) -> Result<Session, StoreError> 
 
 /// Revokes a login token.
 pub async fn logout(rn: &Realnet, org: &str, hash: &str) -> Result<(), StoreError> {
-    // Forgotten whatever the outcome (see `TypeBehaviour::after_commit`).
-    let _forget = crate::item::ops::OnDrop(Some(|| rn.forget_principals()));
+    // Forgotten whatever the outcome (see `TypeBehaviour::after_write`).
+    let _forget = crate::cache::ForgetOnDrop::new(|| rn.forget_principals());
     rn.store
         .apply(
             org,

@@ -505,7 +505,7 @@ impl TypeBehaviour for ExtensionItems {
         vec![secret::remove(item)]
     }
 
-    fn after_commit(&self, rn: &Realnet, _org: &str) {
+    fn after_write(&self, rn: &Realnet, _org: &str) {
         rn.remote_extensions.forget();
     }
 }

@@ -135,7 +135,7 @@ pub trait TypeBehaviour: Send + Sync + 'static {
     /// What to forget after a write to an item of this type (cached rules, principals):
     /// whatever its outcome, since a write reported failed, or left unanswered, may have
     /// committed, and forgetting too much is safe.
-    fn after_commit(&self, _rn: &Realnet, _org: &str) {}
+    fn after_write(&self, _rn: &Realnet, _org: &str) {}
 }
 
 /// The behaviours of one type: its own and its base types', in the order registered.
@@ -208,9 +208,9 @@ impl Chain {
         self.0.iter().flat_map(|b| b.on_delete(item)).collect()
     }
 
-    pub fn after_commit(&self, rn: &Realnet, org: &str) {
+    pub fn after_write(&self, rn: &Realnet, org: &str) {
         for b in &self.0 {
-            b.after_commit(rn, org);
+            b.after_write(rn, org);
         }
     }
 }

@@ -20,6 +20,7 @@ use super::prepared::Prepared;
 use super::{Item, ItemError, now};
 use crate::access::{AccessRules, Permission};
 use crate::auth::Principal;
+use crate::cache::ForgetOnDrop;
 use crate::context::Realnet;
 use crate::query::{ItemQuery, ParentFilter, Readable};
 use crate::store::{Page, StoreError, Write};
@@ -195,17 +196,6 @@ async fn check_parent(
     Ok(())
 }
 
-/// Runs its function once, when dropped.
-pub(crate) struct OnDrop<F: FnOnce()>(pub(crate) Option<F>);
-
-impl<F: FnOnce()> Drop for OnDrop<F> {
-    fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            f();
-        }
-    }
-}
-
 /// Writes prepared changes all together, or none of them.
 pub async fn commit(rn: &Realnet, p: &Principal, batch: Vec<Prepared>) -> Result<(), ItemError> {
     commit_with(rn, p, batch, Vec::new()).await
@@ -223,13 +213,11 @@ pub async fn commit_with(
     let mut types: Vec<&String> = batch.iter().flat_map(|b| &b.types).collect();
     types.sort();
     types.dedup();
-    // Forgotten when this returns or is dropped while the store writes (a client gone, a
-    // timeout): a write that failed or was never answered may have committed.
-    let _forget = OnDrop(Some(|| {
+    let _forget = ForgetOnDrop::new(|| {
         for t in &types {
-            rn.behaviours.of(t).after_commit(rn, &p.org);
+            rn.behaviours.of(t).after_write(rn, &p.org);
         }
-    }));
+    });
     rn.store.apply(&p.org, &writes).await.map_err(|e| match e {
         // A parent was deleted between the check and the insert.
         StoreError::NotFound(parent)
