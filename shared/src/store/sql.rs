@@ -133,8 +133,12 @@ pub(crate) fn select_page(dialect: Dialect, org: &str, query: &ItemQuery) -> Sql
                 .iter()
                 .map(|id| sql.bind(Param::Uuid(*id)))
                 .collect();
+            // The roots are looked up by id alone (SQLite, asked for `org = ? AND id IN (...)`,
+            // reads the whole org through its covering index instead) and each level below by
+            // the org's parent index (without `i.org` SQLite built a temporary index over every
+            // item for each query). The page's own `org =` keeps out what is not the org's.
             any.push(format!(
-                "id IN (WITH RECURSIVE sub(id) AS (SELECT id FROM items WHERE org = {org} AND id IN ({}) UNION ALL SELECT i.id FROM items i JOIN sub ON i.parent = sub.id) SELECT id FROM sub)",
+                "id IN (WITH RECURSIVE sub(id) AS (SELECT id FROM items WHERE id IN ({}) UNION ALL SELECT i.id FROM items i JOIN sub ON i.parent = sub.id WHERE i.org = {org}) SELECT id FROM sub)",
                 roots.join(", ")
             ));
         }
