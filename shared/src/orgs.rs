@@ -87,7 +87,9 @@ impl Realnet {
         query.types = vec!["Org".to_string()];
         query.readable = Readable::All;
         query.limit = 1;
-        let Some(item) = crate::store::first_item(&*self.store, org, &query).await? else {
+        let found = crate::store::first_item(&*self.store, org, &query).await?;
+        let found = crate::store::current(&*self.store, org, &query, found.into_iter().collect());
+        let Some(item) = found.await?.pop() else {
             return Ok(None);
         };
         let portfolio: Arc<str> = item

@@ -234,7 +234,16 @@ impl TestApp {
         types: TypeRegistry,
         adjust: impl FnOnce(&mut Config),
     ) -> TestApp {
-        TestApp::assemble(kind, types, extensions(), adjust).await
+        TestApp::assemble(kind, types, extensions(), adjust, |s| s).await
+    }
+
+    /// A test app whose item store is `wrap` around the store of `kind`.
+    pub async fn wrapping_store(
+        kind: StoreKind,
+        adjust: impl FnOnce(&mut Config),
+        wrap: impl FnOnce(Arc<dyn realnet::store::ItemStore>) -> Arc<dyn realnet::store::ItemStore>,
+    ) -> TestApp {
+        TestApp::assemble(kind, registry(), extensions(), adjust, wrap).await
     }
 
     /// A test app with the linked extensions and `extra` ones (and the types they ship).
@@ -256,7 +265,7 @@ impl TestApp {
         let extensions =
             realnet::extensions::Extensions::new(linked).expect("the extensions fit together");
         let types = TypeRegistry::load(None, &extensions.type_files()).expect("the types load");
-        TestApp::assemble(kind, types, extensions, adjust).await
+        TestApp::assemble(kind, types, extensions, adjust, |s| s).await
     }
 
     async fn assemble(
@@ -264,6 +273,7 @@ impl TestApp {
         types: TypeRegistry,
         extensions: realnet::extensions::Extensions,
         adjust: impl FnOnce(&mut Config),
+        wrap: impl FnOnce(Arc<dyn realnet::store::ItemStore>) -> Arc<dyn realnet::store::ItemStore>,
     ) -> TestApp {
         let store = store(kind).await;
         let files = tempfile::tempdir().expect("temp dir");
@@ -281,6 +291,7 @@ impl TestApp {
             ),
             _ => store.store.clone(),
         };
+        let item_store = wrap(item_store);
         let rn = Arc::new(
             Realnet::build(config, types, extensions, item_store)
                 .expect("the extensions fit the types"),

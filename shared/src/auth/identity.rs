@@ -129,7 +129,12 @@ async fn account_of_any_type(
         values: vec![Scalar::Text(username.to_string())],
     }];
     query.limit = 1;
-    crate::store::first_item(&*rn.store, org, &query).await
+    let found = crate::store::first_item(&*rn.store, org, &query).await?;
+    Ok(
+        crate::store::current(&*rn.store, org, &query, found.into_iter().collect())
+            .await?
+            .pop(),
+    )
 }
 
 fn is_admin(account: &Item) -> bool {

@@ -21,7 +21,8 @@ impl Realnet {
         let mut rules = Vec::new();
         loop {
             let page = self.store.query(org, &query).await?;
-            rules.extend(page.items.iter().filter_map(AccessRule::from_item));
+            let items = crate::store::current(&*self.store, org, &query, page.items).await?;
+            rules.extend(items.iter().filter_map(AccessRule::from_item));
             match page.next {
                 Some(next) => query.after = Some(next),
                 None => break,

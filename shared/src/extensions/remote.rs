@@ -251,7 +251,10 @@ pub async fn find(rn: &Realnet, org: &str, name: &str) -> Result<Option<Item>, S
     query.name = Some(NameFilter::Exact(name.to_string()));
     query.readable = Readable::All;
     query.limit = 1;
-    Ok(rn.store.query(org, &query).await?.items.pop())
+    let found = rn.store.query(org, &query).await?.items;
+    Ok(crate::store::current(&*rn.store, org, &query, found)
+        .await?
+        .pop())
 }
 
 /// The remote extension `name` of `org`, ready to call (a webhook with its secret): as this

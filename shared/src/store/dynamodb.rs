@@ -1181,6 +1181,12 @@ impl ItemStore for DynamoStore {
         "dynamodb"
     }
 
+    /// Pages are read from global secondary indexes, which DynamoDB updates a moment after
+    /// the write.
+    fn queries_lag_writes(&self) -> bool {
+        true
+    }
+
     /// Creates the table if it does not exist (deployments create it with the template; this
     /// serves `realnet init` against an emulator or a sandbox account).
     async fn migrate(&self) -> Result<(), StoreError> {

@@ -228,6 +228,32 @@ pub async fn first_item(
     }
 }
 
+/// `items`, found by `query` in `org`, as they are now: where the store's queries may lag its
+/// writes ([`ItemStore::queries_lag_writes`]), each is read again by id (a `get` is
+/// consistent on every store) and those since deleted, or changed so that `query` no longer
+/// matches them, are left out. For reads that grant rights and are then cached (an org's
+/// access rules, its portfolio, a remote extension, a job's actor): a rule revoked a moment
+/// ago must not be read back from a lagging index and kept. Items created a moment ago may
+/// still be missing, which grants nothing.
+pub async fn current(
+    store: &dyn ItemStore,
+    org: &str,
+    query: &ItemQuery,
+    items: Vec<Item>,
+) -> Result<Vec<Item>, StoreError> {
+    if !store.queries_lag_writes() {
+        return Ok(items);
+    }
+    let reads = items.iter().map(|item| store.get(org, item.id));
+    let now = futures_util::future::try_join_all(reads).await?;
+    let none = std::collections::HashSet::new();
+    Ok(now
+        .into_iter()
+        .flatten()
+        .filter(|item| query.matches(item, &none))
+        .collect())
+}
+
 /// How many items of each type an org holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TypeCount {
@@ -240,6 +266,12 @@ pub struct TypeCount {
 pub trait ItemStore: Send + Sync + 'static {
     /// `sqlite`, `postgresql` or `dynamodb`.
     fn kind(&self) -> &'static str;
+
+    /// Whether a query may miss a write of the last moments (DynamoDB's global secondary
+    /// indexes are eventually consistent); `get` never does. See [`current`].
+    fn queries_lag_writes(&self) -> bool {
+        false
+    }
 
     /// Creates or upgrades the schema; safe to call any number of times, concurrently.
     async fn migrate(&self) -> Result<(), StoreError>;

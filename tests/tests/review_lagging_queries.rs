@@ -1,0 +1,242 @@
+//! A store whose queries lag its writes (DynamoDB reads pages from global secondary indexes,
+//! which it updates a moment after the write) never grants from what it reads late: a rule
+//! revoked, or an org's portfolio changed, a moment ago is not read back from a lagging page
+//! and kept. The store here is SQLite behind a wrapper whose pages, once frozen, are the ones
+//! it answered before, as a lagging index would answer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::http::{Method, StatusCode};
+use chrono::{DateTime, Utc};
+use realnet::item::Item;
+use realnet::query::ItemQuery;
+use realnet::store::{
+    Attempt, IdentityLink, ItemStore, JobClaim, Page, Purged, StoreError, StoredToken, TypeCount,
+    Write,
+};
+use realnet_tests::{StoreKind, TestApp, id_of};
+use serde_json::json;
+use uuid::Uuid;
+
+/// `inner`, whose query pages stop changing once `frozen` is set: each query answers what it
+/// answered last before, as an index that has not caught up yet would.
+struct Lagging {
+    inner: Arc<dyn ItemStore>,
+    frozen: AtomicBool,
+    seen: Mutex<HashMap<String, Page>>,
+}
+
+impl Lagging {
+    fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl ItemStore for Lagging {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn queries_lag_writes(&self) -> bool {
+        true
+    }
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.inner.migrate().await
+    }
+    async fn get(&self, org: &str, id: Uuid) -> Result<Option<Item>, StoreError> {
+        self.inner.get(org, id).await
+    }
+    async fn apply(&self, org: &str, writes: &[Write]) -> Result<(), StoreError> {
+        self.inner.apply(org, writes).await
+    }
+    async fn query(&self, org: &str, query: &ItemQuery) -> Result<Page, StoreError> {
+        let key = format!("{org}\n{query:?}");
+        if self.frozen.load(Ordering::SeqCst)
+            && let Some(page) = self.seen.lock().expect("lock").get(&key)
+        {
+            return Ok(page.clone());
+        }
+        let page = self.inner.query(org, query).await?;
+        if !self.frozen.load(Ordering::SeqCst) {
+            self.seen.lock().expect("lock").insert(key, page.clone());
+        }
+        Ok(page)
+    }
+    async fn ancestors(&self, org: &str, id: Uuid, max: usize) -> Result<Vec<Uuid>, StoreError> {
+        self.inner.ancestors(org, id, max).await
+    }
+    async fn levels_below(&self, org: &str, id: Uuid, max: usize) -> Result<usize, StoreError> {
+        self.inner.levels_below(org, id, max).await
+    }
+    async fn counts(&self) -> Result<Vec<TypeCount>, StoreError> {
+        self.inner.counts().await
+    }
+    async fn setting(&self, key: &str, initial: &str) -> Result<String, StoreError> {
+        self.inner.setting(key, initial).await
+    }
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.inner.put_setting(key, value).await
+    }
+    async fn token(&self, hash: &str) -> Result<Option<StoredToken>, StoreError> {
+        self.inner.token(hash).await
+    }
+    async fn identity_link(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<IdentityLink>, StoreError> {
+        self.inner.identity_link(issuer, subject).await
+    }
+    async fn password(&self, org: &str, account: Uuid) -> Result<Option<String>, StoreError> {
+        self.inner.password(org, account).await
+    }
+    async fn count_attempt(
+        &self,
+        key: &str,
+        limit: i64,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> Result<Attempt, StoreError> {
+        self.inner
+            .count_attempt(key, limit, now, window_start)
+            .await
+    }
+    async fn uncount_attempt(&self, key: &str, since: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.uncount_attempt(key, since).await
+    }
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.clear_attempts(key).await
+    }
+    async fn begin_job(
+        &self,
+        org: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<JobClaim, StoreError> {
+        self.inner
+            .begin_job(org, key, now, lease_until, expires)
+            .await
+    }
+    async fn abandon_job(&self, org: &str, key: &str) -> Result<(), StoreError> {
+        self.inner.abandon_job(org, key).await
+    }
+    async fn job_outcome(
+        &self,
+        org: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.inner.job_outcome(org, key, now).await
+    }
+    async fn orgs(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.orgs().await
+    }
+    async fn purge_expired(
+        &self,
+        now: DateTime<Utc>,
+        failures_before: DateTime<Utc>,
+    ) -> Result<Option<Purged>, StoreError> {
+        self.inner.purge_expired(now, failures_before).await
+    }
+}
+
+/// An app on SQLite behind [`Lagging`], caching for a minute, and the wrapper.
+async fn lagging_app() -> (TestApp, Arc<Lagging>) {
+    let mut lagging = None;
+    let app = TestApp::wrapping_store(
+        StoreKind::Sqlite,
+        |c| c.auth.cache_ttl = Duration::from_secs(60),
+        |inner| {
+            let wrapper = Arc::new(Lagging {
+                inner,
+                frozen: AtomicBool::new(false),
+                seen: Mutex::new(HashMap::new()),
+            });
+            lagging = Some(wrapper.clone());
+            wrapper
+        },
+    )
+    .await;
+    (app, lagging.expect("the store was wrapped"))
+}
+
+/// A rule deleted a moment ago grants nothing, though the lagging page still holds it.
+#[tokio::test]
+async fn a_revoked_rule_is_not_read_back_from_a_lagging_page() {
+    let (app, lagging) = lagging_app().await;
+    let (_, alice) = app.account("default", "alice", false).await;
+    let (_, bob) = app.account("default", "bob", false).await;
+    let company = app
+        .call_as(
+            Some(&alice),
+            Method::POST,
+            "/api/companies",
+            Some(json!({"name": "A"})),
+            &[],
+        )
+        .await;
+    assert_eq!(company.status, StatusCode::CREATED, "{}", company.text);
+    let uri = format!("/api/companies/{}", id_of(&company.body));
+    let rule = app
+        .create(json!({"type": "Acl", "name": "members edit companies",
+            "attributes": {"principal": "members", "permissions": ["read", "update"],
+                "target_type": "Company"}}))
+        .await;
+    let edit = |name: &'static str| {
+        app.call_as(
+            Some(&bob),
+            Method::PATCH,
+            &uri,
+            Some(json!({"name": name})),
+            &[],
+        )
+    };
+    let granted = edit("B").await;
+    assert_eq!(granted.status, StatusCode::OK, "{}", granted.text);
+
+    lagging.freeze();
+    let gone = app
+        .call(
+            Method::DELETE,
+            &format!("/api/items/{}", id_of(&rule)),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.text);
+    let refused = edit("C").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::FORBIDDEN,
+        "the rule is deleted; a page that still lists it grants nothing: {}",
+        refused.text
+    );
+}
+
+/// An org's portfolio changed a moment ago is read as it is now, not as the lagging page has it.
+#[tokio::test]
+async fn a_changed_portfolio_is_not_read_back_from_a_lagging_page() {
+    let (app, lagging) = lagging_app().await;
+    let org_item = app.get("/api/items?type=Org").await.body["items"][0].clone();
+    let before = app.rn.org_portfolio("default").await.expect("read");
+    assert_eq!(before.as_deref(), Some("default"));
+
+    lagging.freeze();
+    let changed = app
+        .call(
+            Method::PATCH,
+            &format!("/api/items/{}", id_of(&org_item)),
+            Some(json!({"attributes": {"portfolio": "moved"}})),
+            &[],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    let after = app.rn.org_portfolio("default").await.expect("read");
+    assert_eq!(after.as_deref(), Some("moved"));
+}
