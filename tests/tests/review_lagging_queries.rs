@@ -1,8 +1,9 @@
 //! A store whose queries lag its writes (DynamoDB reads pages from global secondary indexes,
 //! which it updates a moment after the write) never grants from what it reads late: a rule
 //! revoked, or an org's portfolio changed, a moment ago is not read back from a lagging page
-//! and kept. The store here is SQLite behind a wrapper whose pages, once frozen, are the ones
-//! it answered before, as a lagging index would answer.
+//! and kept; a schedule disabled a moment ago does not run; a recursive delete checks each
+//! descendant where it is now. The store here is SQLite behind a wrapper whose pages, once
+//! frozen, are the ones it answered before, as a lagging index would answer.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -239,4 +240,108 @@ async fn a_changed_portfolio_is_not_read_back_from_a_lagging_page() {
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
     let after = app.rn.org_portfolio("default").await.expect("read");
     assert_eq!(after.as_deref(), Some("moved"));
+}
+
+/// A schedule disabled a moment ago sends nothing, though the lagging page has it enabled.
+#[tokio::test]
+async fn a_disabled_schedule_does_not_run_from_a_lagging_page() {
+    let (app, lagging) = lagging_app().await;
+    let (_, planner) = app.account("default", "planner", true).await;
+    let created = app
+        .call_as(
+            Some(&planner),
+            Method::POST,
+            "/api/items",
+            Some(json!({"type": "Schedule", "name": "nightly", "attributes": {
+                "cron": "* * * * *",
+                "job": {"kind": "items.create", "payload": {"items": [{"type": "Folder", "name": "late"}]}}}})),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    // A tick before anything is due reads (and so freezes) the page of schedules.
+    let primed = realnet::schedule::tick(&app.rn, Utc::now() - chrono::Duration::minutes(10))
+        .await
+        .expect("tick");
+    assert_eq!(primed.sent, 0);
+
+    lagging.freeze();
+    let disabled = app
+        .call_as(
+            Some(&planner),
+            Method::PATCH,
+            &format!("/api/items/{}", id_of(&created.body)),
+            Some(json!({"attributes": {"enabled": false}})),
+            &[],
+        )
+        .await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.text);
+    let report = realnet::schedule::tick(&app.rn, Utc::now() + chrono::Duration::minutes(2))
+        .await
+        .expect("tick");
+    assert_eq!(
+        (report.schedules, report.sent),
+        (0, 0),
+        "the schedule is disabled: {report:?}"
+    );
+}
+
+/// A member who may delete a folder's subtree does not delete, with it, a child moved out of
+/// it a moment ago (which the lagging page still lists under it).
+#[tokio::test]
+async fn a_recursive_delete_spares_a_child_moved_out_a_moment_ago() {
+    let (app, lagging) = lagging_app().await;
+    let (member, token) = app.account("default", "pruner", false).await;
+    let x = app.create(json!({"type": "Folder", "name": "x"})).await;
+    let y = app.create(json!({"type": "Folder", "name": "y"})).await;
+    let c = app
+        .create(json!({"type": "Folder", "name": "c", "parent": id_of(&x)}))
+        .await;
+    app.create(json!({"type": "Acl", "name": "pruner deletes x",
+        "attributes": {"principal": format!("account:{member}"),
+            "permissions": ["read", "delete"], "target_item": id_of(&x)}}))
+        .await;
+    // The rules with the member's, and the page of x's children the delete reads, are read
+    // (and so frozen) before the move.
+    app.rn.access_rules("default").await.expect("rules");
+    let mut listing = realnet_tests::query(&[("parent", &id_of(&x))]);
+    listing.limit = realnet::query::MAX_LIMIT;
+    app.rn
+        .store
+        .query("default", &listing)
+        .await
+        .expect("the delete's page");
+
+    lagging.freeze();
+    let moved = app
+        .call(
+            Method::PATCH,
+            &format!("/api/items/{}", id_of(&c)),
+            Some(json!({"parent": id_of(&y)})),
+            &[],
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
+    let deleted = app
+        .call_as(
+            Some(&token),
+            Method::DELETE,
+            &format!("/api/items/{}?recursive=true", id_of(&x)),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        deleted.status,
+        StatusCode::NO_CONTENT,
+        "x goes; c is not under it: {}",
+        deleted.text
+    );
+    let still = app.get(&format!("/api/items/{}", id_of(&c))).await;
+    assert_eq!(
+        still.status,
+        StatusCode::OK,
+        "c is under y now, out of the member's reach: {}",
+        still.text
+    );
 }

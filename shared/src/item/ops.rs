@@ -791,7 +791,9 @@ async fn subtree(rn: &Realnet, root: &Item) -> Result<Vec<Item>, ItemError> {
         query.limit = crate::query::MAX_LIMIT;
         loop {
             let page = rn.store.query(&root.org, &query).await?;
-            all.extend(page.items);
+            // The rights are checked against where each item is now: a child moved out a
+            // moment ago is not deleted with what it has left.
+            all.extend(crate::store::current(&*rn.store, &root.org, &query, page.items).await?);
             if all.len() > MAX_DELETE {
                 return Err(ItemError::Store(StoreError::TooLarge(format!(
                     "item {} has more than {MAX_DELETE} descendants: delete some of its children first",

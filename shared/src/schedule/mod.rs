@@ -235,7 +235,9 @@ pub async fn tick(rn: &Realnet, now: DateTime<Utc>) -> Result<TickReport, StoreE
         query.limit = 100;
         loop {
             let page = rn.store.query(&org, &query).await?;
-            for schedule in &page.items {
+            // A schedule disabled, changed or deleted a moment ago runs as it is now.
+            let schedules = crate::store::current(&*rn.store, &org, &query, page.items).await?;
+            for schedule in &schedules {
                 if schedule.attributes.get("enabled") == Some(&Value::Bool(false)) {
                     continue;
                 }

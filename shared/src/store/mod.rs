@@ -231,10 +231,11 @@ pub async fn first_item(
 /// `items`, found by `query` in `org`, as they are now: where the store's queries may lag its
 /// writes ([`ItemStore::queries_lag_writes`]), each is read again by id (a `get` is
 /// consistent on every store) and those since deleted, or changed so that `query` no longer
-/// matches them, are left out. For reads that grant rights and are then cached (an org's
-/// access rules, its portfolio, a remote extension, a job's actor): a rule revoked a moment
-/// ago must not be read back from a lagging index and kept. Items created a moment ago may
-/// still be missing, which grants nothing.
+/// matches them, are left out. For reads that grant rights or act on them (an org's access
+/// rules, its portfolio, a remote extension, a job's actor, the schedules a tick runs, the
+/// descendants a recursive delete checks): a rule revoked a moment ago must not be read back
+/// from a lagging index and kept. Items created a moment ago may still be missing. `query`
+/// must not rely on subtree rules (its readable subtrees are not expanded here).
 pub async fn current(
     store: &dyn ItemStore,
     org: &str,
