@@ -278,6 +278,46 @@ pub async fn a_missing_parent_is_refused(store: &dyn ItemStore) {
     assert_eq!(store.get(ORG, orphan.id).await.expect("get"), None);
 }
 
+/// A parent is an item of the writer's org: another org's item is no parent, for a create or
+/// a move, though its id exists.
+pub async fn a_parent_in_another_org_is_refused(store: &dyn ItemStore) {
+    let mut theirs = item("Folder", "theirs", None, json!({}));
+    theirs.org = OTHER.to_string();
+    put(store, OTHER, &theirs).await;
+    let child = item("Folder", "child", Some(theirs.id), json!({}));
+    let err = store
+        .apply(ORG, &[Write::Create(child.clone())])
+        .await
+        .expect_err("a parent of another org");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert_eq!(store.get(ORG, child.id).await.expect("get"), None);
+
+    let mine = item("Folder", "mine", None, json!({}));
+    put(store, ORG, &mine).await;
+    let mut moved = mine.clone();
+    moved.parent = Some(theirs.id);
+    moved.version = 2;
+    let err = store
+        .apply(
+            ORG,
+            &[Write::Update {
+                item: moved,
+                expected_version: 1,
+            }],
+        )
+        .await
+        .expect_err("a move under another org's item");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert_eq!(
+        store
+            .get(ORG, mine.id)
+            .await
+            .expect("get")
+            .map(|i| i.parent),
+        Some(None)
+    );
+}
+
 pub async fn ancestors_are_nearest_first(store: &dyn ItemStore) {
     let a = item("Folder", "a", None, json!({}));
     let b = item("Folder", "b", Some(a.id), json!({}));

@@ -20,6 +20,7 @@ contract_tests!(
     writes_apply_all_or_nothing,
     deletes_refuse_children_unless_deleted_first,
     a_missing_parent_is_refused,
+    a_parent_in_another_org_is_refused,
     ancestors_are_nearest_first,
     hierarchy_walks_stop_at_the_bound,
     queries_filter_by_every_kind,

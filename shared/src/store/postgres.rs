@@ -309,9 +309,33 @@ fn row_to_item(row: &Row) -> Result<Item, StoreError> {
 
 /// One write, inside a transaction or (alone) on its own: each write is a single statement
 /// whose effect is atomic by itself, plus at most a read that explains a refusal.
+/// A parent must be an item of the same org (the foreign key alone accepts any org's).
+async fn parent_in_org(
+    tx: &impl GenericClient,
+    org: &str,
+    parent: Option<Uuid>,
+) -> Result<(), StoreError> {
+    let Some(parent) = parent else {
+        return Ok(());
+    };
+    let stmt = tx
+        .prepare_cached(&sql::statements(Dialect::Postgres).version)
+        .await
+        .map_err(backend)?;
+    match tx
+        .query_opt(&stmt, &[&org, &parent])
+        .await
+        .map_err(backend)?
+    {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound(parent)),
+    }
+}
+
 async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::Create(item) => {
+            parent_in_org(tx, org, item.parent).await?;
             let stmt = tx
                 .prepare_cached(&sql::statements(Dialect::Postgres).insert)
                 .await
@@ -333,6 +357,7 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
             item,
             expected_version,
         } => {
+            parent_in_org(tx, org, item.parent).await?;
             let stmt = tx
                 .prepare_cached(&sql::statements(Dialect::Postgres).update)
                 .await

@@ -307,9 +307,23 @@ fn get(conn: &Connection, org: &str, id: Uuid) -> Result<Option<Item>, StoreErro
 /// Applies `write` with at most one statement that changes anything, run after every check
 /// that can refuse it: group commit relies on this to apply a request of one write without a
 /// savepoint (see `group_commit`).
+/// A parent must be an item of the same org (the foreign key alone accepts any org's).
+fn parent_in_org(tx: &Connection, org: &str, parent: Option<Uuid>) -> Result<(), StoreError> {
+    let Some(parent) = parent else {
+        return Ok(());
+    };
+    tx.prepare_cached(&sql::statements(Dialect::Sqlite).version)
+        .map_err(backend)?
+        .query_row(rusqlite::params![org, parent.to_string()], |_| Ok(()))
+        .optional()
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound(parent))
+}
+
 fn apply_one(tx: &Connection, org: &str, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::Create(item) => {
+            parent_in_org(tx, org, item.parent)?;
             let params = sql::insert_params(org, item);
             tx.prepare_cached(&sql::statements(Dialect::Sqlite).insert)
                 .map_err(backend)?
@@ -332,6 +346,7 @@ fn apply_one(tx: &Connection, org: &str, write: &Write) -> Result<(), StoreError
             item,
             expected_version,
         } => {
+            parent_in_org(tx, org, item.parent)?;
             let params = sql::update_params(org, item, *expected_version);
             let n = tx
                 .prepare_cached(&sql::statements(Dialect::Sqlite).update)
