@@ -10,6 +10,9 @@
 //! began before that commit may still be under way and keep what it found after the forget;
 //! so a read takes a [`Read`] before it asks the store, and what it keeps is served only if
 //! nothing was forgotten since that read began (any forget, of any key: forgets are rare).
+//! Where the store's queries lag its writes (DynamoDB's indexes), a read that began after the
+//! forget may still find what was changed; so nothing read within the store's lag after a
+//! forget is kept at all.
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +24,12 @@ use quick_cache::sync::Cache;
 pub struct TtlCache<K, V> {
     entries: Cache<K, Entry<V>>,
     ttl: Duration,
+    /// How long after a forget what is read is not kept (the store's query lag).
+    settle: Duration,
     /// How many forgets this cache has seen.
     forgets: AtomicU64,
+    /// When the last forget came, in milliseconds since the Unix epoch.
+    forgot_at: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -39,12 +46,15 @@ struct Entry<V> {
 pub struct Read(u64);
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
-    /// At most `capacity` entries, each served for `ttl`; none kept for a zero `ttl`.
-    pub fn new(capacity: usize, ttl: Duration) -> TtlCache<K, V> {
+    /// At most `capacity` entries, each served for `ttl`; none kept for a zero `ttl`, nor
+    /// within `settle` after a forget.
+    pub fn new(capacity: usize, ttl: Duration, settle: Duration) -> TtlCache<K, V> {
         TtlCache {
             entries: Cache::new(capacity.max(1)),
             ttl,
+            settle,
             forgets: AtomicU64::new(0),
+            forgot_at: AtomicU64::new(0),
         }
     }
 
@@ -76,6 +86,11 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
             return;
         }
         let now = SystemTime::now();
+        if !self.settle.is_zero()
+            && millis(now) < self.forgot_at.load(Ordering::SeqCst) + millis_of(self.settle)
+        {
+            return;
+        }
         let mut deadline = now + self.ttl;
         if let Some(until) = until {
             if until <= now {
@@ -97,15 +112,29 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.forgets.fetch_add(1, Ordering::SeqCst);
+        self.forgot();
         self.entries.remove(key);
     }
 
     /// Forgets everything.
     pub fn forget_all(&self) {
-        self.forgets.fetch_add(1, Ordering::SeqCst);
+        self.forgot();
         self.entries.clear();
     }
+
+    fn forgot(&self) {
+        self.forgot_at
+            .store(millis(SystemTime::now()), Ordering::SeqCst);
+        self.forgets.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn millis(t: SystemTime) -> u64 {
+    millis_of(t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default())
+}
+
+fn millis_of(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Forgets what a write may have changed when dropped: once the write returned, or when its
@@ -136,8 +165,21 @@ mod tests {
     }
 
     #[test]
+    fn nothing_read_within_the_settle_after_a_forget_is_kept() {
+        let cache = TtlCache::new(10, Duration::from_secs(60), Duration::from_millis(200));
+        keep(&cache, "a", 1);
+        assert_eq!(cache.get("a"), Some(1), "no forget yet");
+        cache.forget("b");
+        keep(&cache, "a", 2);
+        assert_eq!(cache.get("a"), None, "read within the settle");
+        std::thread::sleep(Duration::from_millis(250));
+        keep(&cache, "a", 3);
+        assert_eq!(cache.get("a"), Some(3), "read after it");
+    }
+
+    #[test]
     fn an_entry_is_served_until_its_ttl_and_a_miss_after() {
-        let cache = TtlCache::new(10, Duration::from_millis(50));
+        let cache = TtlCache::new(10, Duration::from_millis(50), Duration::ZERO);
         keep(&cache, "org", 1);
         assert_eq!(cache.get("org"), Some(1));
         std::thread::sleep(Duration::from_millis(60));
@@ -148,7 +190,7 @@ mod tests {
 
     #[test]
     fn an_entry_kept_until_before_the_ttl_is_a_miss_sooner() {
-        let cache = TtlCache::new(10, Duration::from_secs(60));
+        let cache = TtlCache::new(10, Duration::from_secs(60), Duration::ZERO);
         let soon = SystemTime::now() + Duration::from_millis(30);
         cache.keep_until(cache.begin(), "short".to_string(), 1, Some(soon));
         keep(&cache, "long", 2);
@@ -163,7 +205,7 @@ mod tests {
 
     #[test]
     fn forgotten_entries_are_misses() {
-        let cache = TtlCache::new(10, Duration::from_secs(60));
+        let cache = TtlCache::new(10, Duration::from_secs(60), Duration::ZERO);
         keep(&cache, "a", 1);
         keep(&cache, "b", 2);
         cache.forget("a");
@@ -175,7 +217,7 @@ mod tests {
 
     #[test]
     fn a_read_that_raced_a_forget_is_not_served() {
-        let cache = TtlCache::new(10, Duration::from_secs(60));
+        let cache = TtlCache::new(10, Duration::from_secs(60), Duration::ZERO);
         // A read began, a write committed and forgot, then the read kept what it found.
         let read = cache.begin();
         cache.forget("a");
@@ -191,7 +233,7 @@ mod tests {
 
     #[test]
     fn a_zero_ttl_keeps_nothing() {
-        let cache = TtlCache::new(10, Duration::ZERO);
+        let cache = TtlCache::new(10, Duration::ZERO, Duration::ZERO);
         keep(&cache, "a", 1);
         assert_eq!(cache.get("a"), None);
     }

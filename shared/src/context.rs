@@ -81,8 +81,8 @@ impl Realnet {
             }
         }
         Realnet {
-            auth: AuthCaches::new(config.auth.cache_ttl),
-            remote_extensions: RemoteExtensions::new(config.auth.cache_ttl),
+            auth: AuthCaches::new(config.auth.cache_ttl, store.query_lag()),
+            remote_extensions: RemoteExtensions::new(config.auth.cache_ttl, store.query_lag()),
             config,
             behaviours,
             extensions,

@@ -2,7 +2,8 @@
 //! which it updates a moment after the write) never grants from what it reads late: a rule
 //! revoked, or an org's portfolio changed, a moment ago is not read back from a lagging page
 //! and kept; a schedule disabled a moment ago does not run; a recursive delete checks each
-//! descendant where it is now. The store here is SQLite behind a wrapper whose pages, once
+//! descendant where it is now; and what a lagging page misses (a rule just made) is not kept
+//! once the page has caught up. The store here is SQLite behind a wrapper whose pages, once
 //! frozen, are the ones it answered before, as a lagging index would answer.
 
 use std::collections::HashMap;
@@ -23,6 +24,9 @@ use realnet_tests::{StoreKind, TestApp, id_of};
 use serde_json::json;
 use uuid::Uuid;
 
+/// How long the wrapper says its queries may lag.
+const LAG: Duration = Duration::from_millis(500);
+
 /// `inner`, whose query pages stop changing once `frozen` is set: each query answers what it
 /// answered last before, as an index that has not caught up yet would.
 struct Lagging {
@@ -35,6 +39,11 @@ impl Lagging {
     fn freeze(&self) {
         self.frozen.store(true, Ordering::SeqCst);
     }
+
+    /// The index has caught up.
+    fn thaw(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
+    }
 }
 
 #[async_trait]
@@ -42,8 +51,8 @@ impl ItemStore for Lagging {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
-    fn queries_lag_writes(&self) -> bool {
-        true
+    fn query_lag(&self) -> Duration {
+        LAG
     }
     async fn migrate(&self) -> Result<(), StoreError> {
         self.inner.migrate().await
@@ -343,5 +352,56 @@ async fn a_recursive_delete_spares_a_child_moved_out_a_moment_ago() {
         StatusCode::OK,
         "c is under y now, out of the member's reach: {}",
         still.text
+    );
+}
+
+/// A rule made a moment ago, which the lagging page does not list yet, is seen as soon as the
+/// page has caught up: what was read without it within the lag was not kept for the TTL.
+#[tokio::test]
+async fn a_read_that_missed_a_new_rule_is_not_kept() {
+    let (app, lagging) = lagging_app().await;
+    let (_, alice) = app.account("default", "alice", false).await;
+    let (_, bob) = app.account("default", "bob", false).await;
+    let company = app
+        .call_as(
+            Some(&alice),
+            Method::POST,
+            "/api/companies",
+            Some(json!({"name": "A"})),
+            &[],
+        )
+        .await;
+    assert_eq!(company.status, StatusCode::CREATED, "{}", company.text);
+    let uri = format!("/api/companies/{}", id_of(&company.body));
+    let edit = |name: &'static str| {
+        app.call_as(
+            Some(&bob),
+            Method::PATCH,
+            &uri,
+            Some(json!({"name": name})),
+            &[],
+        )
+    };
+    assert_eq!(edit("B").await.status, StatusCode::FORBIDDEN);
+
+    lagging.freeze();
+    app.create(json!({"type": "Acl", "name": "members edit companies",
+        "attributes": {"principal": "members", "permissions": ["read", "update"],
+            "target_type": "Company"}}))
+        .await;
+    let lagged = edit("C").await;
+    assert_eq!(
+        lagged.status,
+        StatusCode::FORBIDDEN,
+        "the page does not list the rule yet: {}",
+        lagged.text
+    );
+    lagging.thaw();
+    let granted = edit("D").await;
+    assert_eq!(
+        granted.status,
+        StatusCode::OK,
+        "the page lists the rule now; the read without it was not kept: {}",
+        granted.text
     );
 }

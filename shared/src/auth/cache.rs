@@ -18,11 +18,12 @@ pub struct AuthCaches {
 }
 
 impl AuthCaches {
-    pub fn new(ttl: Duration) -> AuthCaches {
+    /// Caches whose entries live `ttl`; none read within `settle` after a forget.
+    pub fn new(ttl: Duration, settle: Duration) -> AuthCaches {
         AuthCaches {
-            principals: TtlCache::new(10_000, ttl),
-            rules: TtlCache::new(1_000, ttl),
-            orgs: TtlCache::new(10_000, ttl),
+            principals: TtlCache::new(10_000, ttl, settle),
+            rules: TtlCache::new(1_000, ttl, settle),
+            orgs: TtlCache::new(10_000, ttl, settle),
         }
     }
 }

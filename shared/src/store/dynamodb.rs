@@ -1182,9 +1182,9 @@ impl ItemStore for DynamoStore {
     }
 
     /// Pages are read from global secondary indexes, which DynamoDB updates a moment after
-    /// the write.
-    fn queries_lag_writes(&self) -> bool {
-        true
+    /// the write (AWS: usually within a second; twice that, to be safe).
+    fn query_lag(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(2)
     }
 
     /// Creates the table if it does not exist (deployments create it with the template; this

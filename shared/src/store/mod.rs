@@ -229,7 +229,7 @@ pub async fn first_item(
 }
 
 /// `items`, found by `query` in `org`, as they are now: where the store's queries may lag its
-/// writes ([`ItemStore::queries_lag_writes`]), each is read again by id (a `get` is
+/// writes ([`ItemStore::query_lag`]), each is read again by id (a `get` is
 /// consistent on every store) and those since deleted, or changed so that `query` no longer
 /// matches them, are left out. For reads that grant rights or act on them (an org's access
 /// rules, its portfolio, a remote extension, a job's actor, the schedules a tick runs, the
@@ -242,7 +242,7 @@ pub async fn current(
     query: &ItemQuery,
     items: Vec<Item>,
 ) -> Result<Vec<Item>, StoreError> {
-    if !store.queries_lag_writes() {
+    if store.query_lag().is_zero() {
         return Ok(items);
     }
     let reads = items.iter().map(|item| store.get(org, item.id));
@@ -268,10 +268,11 @@ pub trait ItemStore: Send + Sync + 'static {
     /// `sqlite`, `postgresql` or `dynamodb`.
     fn kind(&self) -> &'static str;
 
-    /// Whether a query may miss a write of the last moments (DynamoDB's global secondary
-    /// indexes are eventually consistent); `get` never does. See [`current`].
-    fn queries_lag_writes(&self) -> bool {
-        false
+    /// How long a query may miss a write for (DynamoDB's global secondary indexes are
+    /// eventually consistent); zero where queries see every committed write. `get` never
+    /// misses one. See [`current`]; the caches keep nothing read that soon after a forget.
+    fn query_lag(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
     }
 
     /// Creates or upgrades the schema; safe to call any number of times, concurrently.
