@@ -405,3 +405,56 @@ async fn a_read_that_missed_a_new_rule_is_not_kept() {
         granted.text
     );
 }
+
+/// A file confirmed a moment ago, which the lagging page still lists as pending, keeps its
+/// bytes when maintenance deletes abandoned uploads.
+#[tokio::test]
+async fn maintenance_keeps_the_bytes_of_a_file_confirmed_a_moment_ago() {
+    let (app, lagging) = lagging_app().await;
+    let pending = app
+        .post(
+            "/api/files",
+            json!({"name": "late.txt", "content_type": "text/plain", "size": 3}),
+        )
+        .await;
+    assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.text);
+    let id = pending.body["item"]["id"].as_str().expect("id").to_string();
+    let upload = axum::http::Request::builder()
+        .method(Method::PUT)
+        .uri(format!("/api/files/{id}/content"))
+        .header("content-type", "text/plain")
+        .body(axum::body::Body::from("abc"))
+        .expect("request");
+    assert_eq!(app.send(upload).await.status, StatusCode::NO_CONTENT);
+    // A run before the file is abandoned reads (and so freezes) the page of pending files.
+    let early = realnet::schedule::maintenance::run(&app.rn, Utc::now())
+        .await
+        .expect("maintenance");
+    assert_eq!(early.abandoned_uploads, 0);
+
+    lagging.freeze();
+    let confirmed = app
+        .call(Method::POST, &format!("/api/files/{id}/confirm"), None, &[])
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text);
+    let later = Utc::now() + chrono::Duration::days(2);
+    let report = realnet::schedule::maintenance::run(&app.rn, later)
+        .await
+        .expect("maintenance");
+    assert_eq!(report.abandoned_uploads, 0, "{report:?}");
+    // (Two days on, maintenance also purged the admin's login token: read what is stored.)
+    let id: Uuid = id.parse().expect("uuid");
+    let item = app.rn.store.get("default", id).await.expect("get");
+    assert_eq!(
+        item.map(|f| f.attributes["status"].clone()),
+        Some(json!("ready"))
+    );
+    let key = realnet::blob::BlobKey::new("default", id).expect("key");
+    let bytes = app
+        .rn
+        .blobs
+        .read(&key, 10)
+        .await
+        .expect("the bytes are kept");
+    assert_eq!(&bytes[..], b"abc");
+}

@@ -46,7 +46,10 @@ pub async fn run(rn: &Realnet, now: DateTime<Utc>) -> Result<MaintenanceReport, 
     })
 }
 
-/// Deletes the org's files pending since before `cutoff`, bytes first.
+/// Deletes the org's files pending since before `cutoff`: each item first, at the version the
+/// page read (a file confirmed or changed since, which a lagging page may still list as
+/// pending, is kept, bytes and all), then its bytes. Bytes that cannot be deleted are left
+/// behind, and logged: never a confirmed file's.
 async fn abandoned(rn: &Realnet, org: &str, cutoff: DateTime<Utc>) -> Result<usize, ItemError> {
     let params = [
         ("type".to_string(), "File".to_string()),
@@ -65,14 +68,16 @@ async fn abandoned(rn: &Realnet, org: &str, cutoff: DateTime<Utc>) -> Result<usi
             }
             let key = BlobKey::new(org, file.id)
                 .map_err(|m| ItemError::Store(crate::store::StoreError::Backend(m)))?;
-            if let Err(e) = rn.blobs.delete(&key).await {
-                tracing::warn!(org, id = %file.id, error = %e, "cannot delete an abandoned upload's bytes");
+            if let Err(e) =
+                ops::delete(rn, &installation, file.id, true, Some(file.version), None).await
+            {
+                // Confirmed or changed meanwhile: no longer abandoned.
+                tracing::info!(org, id = %file.id, error = %e, "upload kept");
                 continue;
             }
-            match ops::delete(rn, &installation, file.id, true, Some(file.version), None).await {
-                Ok(()) => deleted += 1,
-                // Confirmed or changed meanwhile: no longer abandoned.
-                Err(e) => tracing::info!(org, id = %file.id, error = %e, "upload kept"),
+            deleted += 1;
+            if let Err(e) = rn.blobs.delete(&key).await {
+                tracing::warn!(org, id = %file.id, error = %e, "an abandoned upload's item is deleted, its bytes are left in storage");
             }
         }
         match page.next {
