@@ -11,8 +11,8 @@
 //! so a read takes a [`Read`] before it asks the store, and what it keeps is served only if
 //! nothing was forgotten since that read began (any forget, of any key: forgets are rare).
 //! Where the store's queries lag its writes (DynamoDB's indexes), a read that began after the
-//! forget may still find what was changed; so nothing read within the store's lag after a
-//! forget is kept at all.
+//! forget may still miss what was just made; a cache built with a `settle` keeps nothing read
+//! that soon after a forget.
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -82,7 +82,7 @@ impl Realnet {
         }
         Realnet {
             auth: AuthCaches::new(config.auth.cache_ttl, store.query_lag()),
-            remote_extensions: RemoteExtensions::new(config.auth.cache_ttl, store.query_lag()),
+            remote_extensions: RemoteExtensions::new(config.auth.cache_ttl),
             config,
             behaviours,
             extensions,

@@ -18,12 +18,18 @@ pub struct AuthCaches {
 }
 
 impl AuthCaches {
-    /// Caches whose entries live `ttl`; none read within `settle` after a forget.
+    /// Caches whose entries live `ttl`. The rules read within `settle` (the store's query
+    /// lag) after a change to them are not kept: a rule just made may be missing from what
+    /// was read, and a rule can restrict as well as grant (an account with rules of its own
+    /// is an admin's to change). The others need no settle: a principal's token, account
+    /// and groups are consistent reads, and what was found by a lagging query is read again
+    /// by id (`store::current`); what a lagging read misses (an account, an org, an
+    /// extension just made) is not there yet, which grants nothing and is not kept.
     pub fn new(ttl: Duration, settle: Duration) -> AuthCaches {
         AuthCaches {
-            principals: TtlCache::new(10_000, ttl, settle),
+            principals: TtlCache::new(10_000, ttl, Duration::ZERO),
             rules: TtlCache::new(1_000, ttl, settle),
-            orgs: TtlCache::new(10_000, ttl, settle),
+            orgs: TtlCache::new(10_000, ttl, Duration::ZERO),
         }
     }
 }

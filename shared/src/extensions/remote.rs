@@ -251,10 +251,14 @@ pub async fn find(rn: &Realnet, org: &str, name: &str) -> Result<Option<Item>, S
     query.name = Some(NameFilter::Exact(name.to_string()));
     query.readable = Readable::All;
     query.limit = 1;
-    let found = rn.store.query(org, &query).await?.items;
-    Ok(crate::store::current(&*rn.store, org, &query, found)
-        .await?
-        .pop())
+    // Read on past short pages: on DynamoDB a page that ends at the read budget may hold
+    // nothing yet have a next page.
+    let found = crate::store::first_item(&*rn.store, org, &query).await?;
+    Ok(
+        crate::store::current(&*rn.store, org, &query, found.into_iter().collect())
+            .await?
+            .pop(),
+    )
 }
 
 /// The remote extension `name` of `org`, ready to call (a webhook with its secret): as this

@@ -27,10 +27,9 @@ impl quick_cache::Equivalent<(String, String)> for Key<'_> {
 }
 
 impl RemoteExtensions {
-    /// A cache whose entries live `ttl` (none at all for a zero `ttl`); none read within
-    /// `settle` after a forget.
-    pub fn new(ttl: Duration, settle: Duration) -> RemoteExtensions {
-        RemoteExtensions(TtlCache::new(1_000, ttl, settle))
+    /// A cache whose entries live `ttl`; none at all for a zero `ttl`.
+    pub fn new(ttl: Duration) -> RemoteExtensions {
+        RemoteExtensions(TtlCache::new(1_000, ttl, Duration::ZERO))
     }
 
     pub(super) fn get(&self, org: &str, name: &str) -> Option<Arc<RemoteExtension>> {
@@ -76,7 +75,7 @@ mod tests {
 
     #[test]
     fn an_extension_is_found_by_org_and_name_until_forgotten() {
-        let cache = RemoteExtensions::new(Duration::from_secs(60), Duration::ZERO);
+        let cache = RemoteExtensions::new(Duration::from_secs(60));
         cache.keep(cache.begin(), extension("a"));
         assert!(cache.get("o", "a").is_some());
         assert!(cache.get("o", "b").is_none());
