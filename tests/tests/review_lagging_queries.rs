@@ -176,10 +176,8 @@ async fn lagging_app() -> (TestApp, Arc<Lagging>) {
     (app, lagging.expect("the store was wrapped"))
 }
 
-/// A rule deleted a moment ago grants nothing, though the lagging page still holds it.
-#[tokio::test]
-async fn a_revoked_rule_is_not_read_back_from_a_lagging_page() {
-    let (app, lagging) = lagging_app().await;
+/// A company that the member alice made: the token of bob (another member) and its route.
+async fn alices_company(app: &TestApp) -> (String, String) {
     let (_, alice) = app.account("default", "alice", false).await;
     let (_, bob) = app.account("default", "bob", false).await;
     let company = app
@@ -192,7 +190,14 @@ async fn a_revoked_rule_is_not_read_back_from_a_lagging_page() {
         )
         .await;
     assert_eq!(company.status, StatusCode::CREATED, "{}", company.text);
-    let uri = format!("/api/companies/{}", id_of(&company.body));
+    (bob, format!("/api/companies/{}", id_of(&company.body)))
+}
+
+/// A rule deleted a moment ago grants nothing, though the lagging page still holds it.
+#[tokio::test]
+async fn a_revoked_rule_is_not_read_back_from_a_lagging_page() {
+    let (app, lagging) = lagging_app().await;
+    let (bob, uri) = alices_company(&app).await;
     let rule = app
         .create(json!({"type": "Acl", "name": "members edit companies",
             "attributes": {"principal": "members", "permissions": ["read", "update"],
@@ -360,19 +365,7 @@ async fn a_recursive_delete_spares_a_child_moved_out_a_moment_ago() {
 #[tokio::test]
 async fn a_read_that_missed_a_new_rule_is_not_kept() {
     let (app, lagging) = lagging_app().await;
-    let (_, alice) = app.account("default", "alice", false).await;
-    let (_, bob) = app.account("default", "bob", false).await;
-    let company = app
-        .call_as(
-            Some(&alice),
-            Method::POST,
-            "/api/companies",
-            Some(json!({"name": "A"})),
-            &[],
-        )
-        .await;
-    assert_eq!(company.status, StatusCode::CREATED, "{}", company.text);
-    let uri = format!("/api/companies/{}", id_of(&company.body));
+    let (bob, uri) = alices_company(&app).await;
     let edit = |name: &'static str| {
         app.call_as(
             Some(&bob),
