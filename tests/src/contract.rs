@@ -105,7 +105,13 @@ pub async fn everything_is_scoped_by_org(store: &dyn ItemStore) {
         .expect_err("cross-org update");
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
     let err = store
-        .apply(ORG, &[Write::Delete { id: theirs.id }])
+        .apply(
+            ORG,
+            &[Write::Delete {
+                id: theirs.id,
+                expected_version: theirs.version,
+            }],
+        )
         .await
         .expect_err("cross-org delete");
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
@@ -222,7 +228,13 @@ pub async fn deletes_refuse_children_unless_deleted_first(store: &dyn ItemStore)
         put(store, ORG, i).await;
     }
     let err = store
-        .apply(ORG, &[Write::Delete { id: root.id }])
+        .apply(
+            ORG,
+            &[Write::Delete {
+                id: root.id,
+                expected_version: root.version,
+            }],
+        )
         .await
         .expect_err("has children");
     assert!(
@@ -234,9 +246,18 @@ pub async fn deletes_refuse_children_unless_deleted_first(store: &dyn ItemStore)
         .apply(
             ORG,
             &[
-                Write::Delete { id: root.id },
-                Write::Delete { id: child.id },
-                Write::Delete { id: grandchild.id },
+                Write::Delete {
+                    id: root.id,
+                    expected_version: root.version,
+                },
+                Write::Delete {
+                    id: child.id,
+                    expected_version: child.version,
+                },
+                Write::Delete {
+                    id: grandchild.id,
+                    expected_version: grandchild.version,
+                },
             ],
         )
         .await
@@ -249,20 +270,41 @@ pub async fn deletes_refuse_children_unless_deleted_first(store: &dyn ItemStore)
         .apply(
             ORG,
             &[
-                Write::Delete { id: grandchild.id },
-                Write::Delete { id: child.id },
-                Write::Delete { id: root.id },
+                Write::Delete {
+                    id: grandchild.id,
+                    expected_version: grandchild.version,
+                },
+                Write::Delete {
+                    id: child.id,
+                    expected_version: child.version,
+                },
+                Write::Delete {
+                    id: root.id,
+                    expected_version: root.version,
+                },
             ],
         )
         .await
         .expect("a tree, deepest first");
     assert_eq!(names(&all_pages(store, &[]).await), vec!["bystander"]);
     store
-        .apply(ORG, &[Write::Delete { id: bystander.id }])
+        .apply(
+            ORG,
+            &[Write::Delete {
+                id: bystander.id,
+                expected_version: bystander.version,
+            }],
+        )
         .await
         .expect("leaf delete");
     let err = store
-        .apply(ORG, &[Write::Delete { id: bystander.id }])
+        .apply(
+            ORG,
+            &[Write::Delete {
+                id: bystander.id,
+                expected_version: bystander.version,
+            }],
+        )
         .await
         .expect_err("already gone");
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
@@ -276,6 +318,59 @@ pub async fn a_missing_parent_is_refused(store: &dyn ItemStore) {
         .expect_err("no such parent");
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
     assert_eq!(store.get(ORG, orphan.id).await.expect("get"), None);
+}
+
+/// A delete removes the item only at the version its checks read: one changed since is kept,
+/// and the store says which version it is at.
+pub async fn deletes_are_conditional_on_the_version(store: &dyn ItemStore) {
+    let folder = item("Folder", "changing", None, json!({}));
+    put(store, ORG, &folder).await;
+    let mut changed = folder.clone();
+    changed.name = "changed".into();
+    changed.version = 2;
+    store
+        .apply(
+            ORG,
+            &[Write::Update {
+                item: changed,
+                expected_version: 1,
+            }],
+        )
+        .await
+        .expect("update");
+    let err = store
+        .apply(
+            ORG,
+            &[Write::Delete {
+                id: folder.id,
+                expected_version: 1,
+            }],
+        )
+        .await
+        .expect_err("a delete at the version before the change");
+    assert!(
+        matches!(
+            err,
+            StoreError::VersionConflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(store.get(ORG, folder.id).await.expect("get").is_some());
+    store
+        .apply(
+            ORG,
+            &[Write::Delete {
+                id: folder.id,
+                expected_version: 2,
+            }],
+        )
+        .await
+        .expect("a delete at the current version");
+    assert_eq!(store.get(ORG, folder.id).await.expect("get"), None);
 }
 
 /// A parent is an item of the writer's org: another org's item is no parent, for a create or
@@ -1510,7 +1605,13 @@ pub async fn orgs_are_the_ones_set_up(store: &dyn ItemStore) {
     expected.sort();
     assert_eq!(store.orgs().await.expect("orgs"), expected);
     store
-        .apply(OTHER, &[Write::Delete { id: other.id }])
+        .apply(
+            OTHER,
+            &[Write::Delete {
+                id: other.id,
+                expected_version: other.version,
+            }],
+        )
         .await
         .expect("delete");
     assert_eq!(store.orgs().await.expect("orgs"), vec![ORG.to_string()]);

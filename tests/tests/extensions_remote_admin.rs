@@ -377,7 +377,10 @@ async fn delete_elsewhere(app: &TestApp, item: &Value) {
         .apply(
             "default",
             &[
-                Write::Delete { id },
+                Write::Delete {
+                    id,
+                    expected_version: item["version"].as_i64().expect("a version"),
+                },
                 Write::SetSetting {
                     key: format!("extension_secret/default/{id}"),
                     value: None,

@@ -451,3 +451,33 @@ async fn maintenance_keeps_the_bytes_of_a_file_confirmed_a_moment_ago() {
         .expect("the bytes are kept");
     assert_eq!(&bytes[..], b"abc");
 }
+
+/// Maintenance deletes an abandoned upload alone: what was put under it stays (and so does the
+/// upload, until nothing is under it).
+#[tokio::test]
+async fn maintenance_leaves_what_is_under_a_pending_file() {
+    let (app, _) = lagging_app().await;
+    let pending = app
+        .post(
+            "/api/files",
+            json!({"name": "never-sent.txt", "content_type": "text/plain", "size": 3}),
+        )
+        .await;
+    assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.text);
+    let file = pending.body["item"]["id"].as_str().expect("id").to_string();
+    let child = app
+        .create(json!({"type": "Folder", "name": "under it", "parent": file}))
+        .await;
+    let later = Utc::now() + chrono::Duration::days(2);
+    let report = realnet::schedule::maintenance::run(&app.rn, later)
+        .await
+        .expect("maintenance");
+    assert_eq!(report.abandoned_uploads, 0, "{report:?}");
+    for id in [file, id_of(&child)] {
+        let id: Uuid = id.parse().expect("uuid");
+        assert!(
+            app.rn.store.get("default", id).await.expect("get").is_some(),
+            "{id} is kept"
+        );
+    }
+}

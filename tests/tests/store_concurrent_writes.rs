@@ -81,7 +81,10 @@ async fn concurrent_writes_succeed_or_fail_alone(kind: StoreKind) {
             }],
             5 => vec![Write::Create(account("alone"))],
             6 => vec![Write::Create(orphan)],
-            7 => vec![Write::Delete { id: existing.id }],
+            7 => vec![Write::Delete {
+                id: existing.id,
+                expected_version: existing.version,
+            }],
             8 => vec![link(&other)],
             9 => vec![held_job(json!({"run": n}))],
             10 => vec![Write::Create(first.clone()), held_job(json!({"run": n}))],

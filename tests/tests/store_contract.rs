@@ -21,6 +21,7 @@ contract_tests!(
     deletes_refuse_children_unless_deleted_first,
     a_missing_parent_is_refused,
     a_parent_in_another_org_is_refused,
+    deletes_are_conditional_on_the_version,
     ancestors_are_nearest_first,
     hierarchy_walks_stop_at_the_bound,
     queries_filter_by_every_kind,

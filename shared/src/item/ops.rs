@@ -767,7 +767,10 @@ pub async fn prepare_delete(
     let mut types = Vec::new();
     for item in doomed.iter().rev() {
         writes.extend(rn.behaviours.of(&item.type_name).on_delete(item));
-        writes.push(Write::Delete { id: item.id });
+        writes.push(Write::Delete {
+            id: item.id,
+            expected_version: item.version,
+        });
         types.push(item.type_name.clone());
     }
     Ok(Prepared {

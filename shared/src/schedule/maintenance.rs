@@ -46,10 +46,12 @@ pub async fn run(rn: &Realnet, now: DateTime<Utc>) -> Result<MaintenanceReport, 
     })
 }
 
-/// Deletes the org's files pending since before `cutoff`: each item first, at the version the
-/// page read (a file confirmed or changed since, which a lagging page may still list as
-/// pending, is kept, bytes and all), then its bytes. Bytes that cannot be deleted are left
-/// behind, and logged: never a confirmed file's.
+/// Deletes the org's files pending since before `cutoff`: each item first, alone (one with
+/// items under it is kept) and only at the version the page read (the store checks it as it
+/// deletes: a file confirmed or changed since, which a lagging page may still list as
+/// pending, is kept, bytes and all), then its bytes. Bytes that cannot be deleted, or that an
+/// upload still under way writes after the item is gone, are left in storage (and the first
+/// logged): never a confirmed file's.
 async fn abandoned(rn: &Realnet, org: &str, cutoff: DateTime<Utc>) -> Result<usize, ItemError> {
     let params = [
         ("type".to_string(), "File".to_string()),
@@ -68,8 +70,9 @@ async fn abandoned(rn: &Realnet, org: &str, cutoff: DateTime<Utc>) -> Result<usi
             }
             let key = BlobKey::new(org, file.id)
                 .map_err(|m| ItemError::Store(crate::store::StoreError::Backend(m)))?;
+            // Not recursive: what was put under a pending file is not the upload's to take.
             if let Err(e) =
-                ops::delete(rn, &installation, file.id, true, Some(file.version), None).await
+                ops::delete(rn, &installation, file.id, false, Some(file.version), None).await
             {
                 // Confirmed or changed meanwhile: no longer abandoned.
                 tracing::info!(org, id = %file.id, error = %e, "upload kept");

@@ -311,26 +311,38 @@ impl Tx {
         Ok(())
     }
 
-    fn delete(
-        &mut self,
-        table: &str,
-        key: Record,
-        must_exist: Option<Uuid>,
-    ) -> Result<(), StoreError> {
-        let mut delete = Delete::builder().table_name(table).set_key(Some(key));
-        let on_fail = match must_exist {
-            Some(id) => {
-                delete = delete.condition_expression("attribute_exists(pk)");
-                OnFail::Missing(id)
-            }
-            None => OnFail::Never,
-        };
+    fn delete(&mut self, table: &str, key: Record) -> Result<(), StoreError> {
+        let delete = Delete::builder().table_name(table).set_key(Some(key));
         self.items.push(
             TransactWriteItem::builder()
                 .delete(delete.build().map_err(backend)?)
                 .build(),
         );
-        self.on_fail.push(on_fail);
+        self.on_fail.push(OnFail::Never);
+        Ok(())
+    }
+
+    /// Deletes the item record at `key` if it is still at `version`.
+    fn delete_at(
+        &mut self,
+        table: &str,
+        key: Record,
+        id: Uuid,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        let delete = Delete::builder()
+            .table_name(table)
+            .set_key(Some(key))
+            .condition_expression("version = :v")
+            .set_expression_attribute_values(Some(HashMap::from([(":v".to_string(), n(version))])))
+            .build()
+            .map_err(backend)?;
+        self.items
+            .push(TransactWriteItem::builder().delete(delete).build());
+        self.on_fail.push(OnFail::Stale {
+            id,
+            expected: version,
+        });
         Ok(())
     }
 
@@ -605,7 +617,7 @@ impl DynamoStore {
                 let new = name_claim(item);
                 if old != new {
                     if let Some(claimed) = old {
-                        tx.delete(table, key(org, claimed), None)?;
+                        tx.delete(table, key(org, claimed))?;
                     }
                     if let Some(claimed) = new {
                         let mut claim = key(org, claimed);
@@ -619,10 +631,20 @@ impl DynamoStore {
                     }
                 }
             }
-            Write::Delete { id } => {
+            Write::Delete {
+                id,
+                expected_version,
+            } => {
                 let Some(item) = self.get(org, *id).await? else {
                     return Err(StoreError::NotFound(*id));
                 };
+                if item.version != *expected_version {
+                    return Err(StoreError::VersionConflict {
+                        id: *id,
+                        expected: *expected_version,
+                        actual: item.version,
+                    });
+                }
                 // Children deleted earlier in the same transaction do not count.
                 if self.children(org, *id).await?.iter().any(|c| {
                     get_uuid(c, "id")
@@ -633,12 +655,17 @@ impl DynamoStore {
                     return Err(StoreError::HasChildren(*id));
                 }
                 deleted.insert(*id);
-                tx.delete(table, key(org, item_sk(item.id)), Some(item.id))?;
+                tx.delete_at(
+                    table,
+                    key(org, item_sk(item.id)),
+                    item.id,
+                    *expected_version,
+                )?;
                 if let Some(claimed) = name_claim(&item) {
-                    tx.delete(table, key(org, claimed), None)?;
+                    tx.delete(table, key(org, claimed))?;
                 }
                 if item.type_name == "Org" {
-                    tx.delete(table, key(ORGS, org), None)?;
+                    tx.delete(table, key(ORGS, org))?;
                 }
             }
             Write::PutToken {
@@ -789,7 +816,7 @@ impl DynamoStore {
                     .await?
                     .is_some_and(|l| l.org == org && l.account == *account)
                 {
-                    tx.delete(table, key(link_pk(issuer, subject), "IDP"), None)?;
+                    tx.delete(table, key(link_pk(issuer, subject), "IDP"))?;
                 }
             }
             Write::SetPassword { account, hash } => match hash {
@@ -798,7 +825,7 @@ impl DynamoStore {
                     r.insert("hash".into(), s(h.clone()));
                     tx.put(table, r, None, OnFail::Never)?;
                 }
-                None => tx.delete(table, key(org, format!("PW#{account}")), None)?,
+                None => tx.delete(table, key(org, format!("PW#{account}")))?,
             },
             Write::SetSetting { key: name, value } => {
                 let record = key(format!("SETTING#{name}"), "SETTING");
@@ -808,7 +835,7 @@ impl DynamoStore {
                         r.insert("value".into(), s(v.clone()));
                         tx.put(table, r, None, OnFail::Never)?;
                     }
-                    None => tx.delete(table, record, None)?,
+                    None => tx.delete(table, record)?,
                 }
             }
         }
@@ -824,10 +851,10 @@ impl DynamoStore {
         api_key: Option<Uuid>,
     ) -> Result<(), StoreError> {
         let table = self.table.as_str();
-        tx.delete(table, key(format!("TOKEN#{hash}"), "TOKEN"), None)?;
-        tx.delete(table, key(org, format!("TA#{account}#{hash}")), None)?;
+        tx.delete(table, key(format!("TOKEN#{hash}"), "TOKEN"))?;
+        tx.delete(table, key(org, format!("TA#{account}#{hash}")))?;
         if let Some(k) = api_key {
-            tx.delete(table, key(org, format!("TK#{k}#{hash}")), None)?;
+            tx.delete(table, key(org, format!("TK#{k}#{hash}")))?;
         }
         Ok(())
     }

@@ -83,10 +83,12 @@ pub enum Write {
         item: Item,
         expected_version: i64,
     },
-    /// Deletes the item; one with children is refused, unless they are deleted earlier in
-    /// the same transaction (a tree goes deepest first).
+    /// Deletes the item if it is still at `expected_version` (the version its checks read);
+    /// one with children is refused, unless they are deleted earlier in the same transaction
+    /// (a tree goes deepest first).
     Delete {
         id: Uuid,
+        expected_version: i64,
     },
     /// Stores the SHA-256 (hex) of a new bearer token of `account`.
     PutToken {

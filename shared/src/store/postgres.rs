@@ -309,6 +309,28 @@ fn row_to_item(row: &Row) -> Result<Item, StoreError> {
 
 /// One write, inside a transaction or (alone) on its own: each write is a single statement
 /// whose effect is atomic by itself, plus at most a read that explains a refusal.
+/// Why a write conditional on `expected` changed no row: the item is gone, or at another
+/// version.
+async fn missing_or_stale(
+    tx: &impl GenericClient,
+    org: &str,
+    id: Uuid,
+    expected: i64,
+) -> StoreError {
+    let row = tx
+        .query_opt(&sql::statements(Dialect::Postgres).version, &[&org, &id])
+        .await;
+    match row {
+        Ok(Some(r)) => StoreError::VersionConflict {
+            id,
+            expected,
+            actual: r.get(0),
+        },
+        Ok(None) => StoreError::NotFound(id),
+        Err(e) => backend(e),
+    }
+}
+
 /// A parent must be an item of the same org (the foreign key alone accepts any org's).
 async fn parent_in_org(
     tx: &impl GenericClient,
@@ -376,24 +398,13 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
                     }
                 })?;
             if n == 0 {
-                let row = tx
-                    .query_opt(
-                        &sql::statements(Dialect::Postgres).version,
-                        &[&org, &item.id],
-                    )
-                    .await
-                    .map_err(backend)?;
-                return Err(match row {
-                    Some(r) => StoreError::VersionConflict {
-                        id: item.id,
-                        expected: *expected_version,
-                        actual: r.get(0),
-                    },
-                    None => StoreError::NotFound(item.id),
-                });
+                return Err(missing_or_stale(tx, org, item.id, *expected_version).await);
             }
         }
-        Write::Delete { id } => {
+        Write::Delete {
+            id,
+            expected_version,
+        } => {
             let child = tx
                 .query_opt(
                     &sql::statements(Dialect::Postgres).has_children,
@@ -407,7 +418,7 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
             let statement = &sql::statements(Dialect::Postgres).delete_one;
             let stmt = tx.prepare_cached(statement).await.map_err(backend)?;
             let n = tx
-                .execute(&stmt, &[&org, id])
+                .execute(&stmt, &[&org, id, expected_version])
                 .await
                 .map_err(|e| match e.code() {
                     // A child added concurrently, between the check and the delete.
@@ -417,7 +428,7 @@ async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<
                     _ => backend(e),
                 })?;
             if n == 0 {
-                return Err(StoreError::NotFound(*id));
+                return Err(missing_or_stale(tx, org, *id, *expected_version).await);
             }
         }
         Write::PutToken {

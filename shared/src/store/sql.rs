@@ -391,7 +391,7 @@ const VERSION: &str = "SELECT version FROM items WHERE org = {} AND id = {}";
 
 const HAS_CHILDREN: &str = "SELECT 1 FROM items WHERE org = {} AND parent = {} LIMIT 1";
 
-const DELETE_ONE: &str = "DELETE FROM items WHERE org = {} AND id = {}";
+const DELETE_ONE: &str = "DELETE FROM items WHERE org = {} AND id = {} AND version = {}";
 
 /// Stops after the given number of ancestors (the depth bound), so neither a deep nor a
 /// corrupted hierarchy makes the walk long.

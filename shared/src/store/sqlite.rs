@@ -357,7 +357,10 @@ fn apply_one(tx: &Connection, org: &str, write: &Write) -> Result<(), StoreError
                 return Err(missing_or_stale(tx, org, item.id, *expected_version));
             }
         }
-        Write::Delete { id } => {
+        Write::Delete {
+            id,
+            expected_version,
+        } => {
             let key = rusqlite::params![org, id.to_string()];
             let has_children = tx
                 .prepare_cached(&sql::statements(Dialect::Sqlite).has_children)
@@ -371,10 +374,10 @@ fn apply_one(tx: &Connection, org: &str, write: &Write) -> Result<(), StoreError
             let n = tx
                 .prepare_cached(statement)
                 .map_err(backend)?
-                .execute(key)
+                .execute(rusqlite::params![org, id.to_string(), expected_version])
                 .map_err(backend)?;
             if n == 0 {
-                return Err(StoreError::NotFound(*id));
+                return Err(missing_or_stale(tx, org, *id, *expected_version));
             }
         }
         Write::PutToken {
