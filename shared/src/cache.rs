@@ -11,10 +11,13 @@
 //! so a read takes a [`Read`] before it asks the store, and what it keeps is served only if
 //! nothing was forgotten since that read began (any forget, of any key: forgets are rare).
 //! Where the store's queries lag its writes (DynamoDB's indexes), a read that began after the
-//! forget may still miss what was just made; a cache built with a `settle` keeps nothing read
-//! that soon after a forget.
+//! forget may still miss what was just made; a cache built with a `settle` keeps nothing under
+//! a key from a read that began within that long after the key (or everything) was forgotten,
+//! however long the read then took.
 
-use std::hash::Hash;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -28,9 +31,23 @@ pub struct TtlCache<K, V> {
     settle: Duration,
     /// How many forgets this cache has seen.
     forgets: AtomicU64,
-    /// When the last forget came, in milliseconds since the Unix epoch.
-    forgot_at: AtomicU64,
+    /// With a settle: when keys were last forgotten, by their hash (two keys of one hash
+    /// settle together, which is safe).
+    forgotten: Mutex<Forgotten>,
+    hasher: RandomState,
 }
+
+/// When keys were last forgotten.
+#[derive(Default)]
+struct Forgotten {
+    /// By each key's hash.
+    keys: HashMap<u64, SystemTime>,
+    /// The last [`TtlCache::forget_all`] (or a clear of `keys`, which stands for one).
+    all: Option<SystemTime>,
+}
+
+/// So many keys forgotten are remembered one by one; past it they count as everything.
+const FORGOTTEN_KEYS: usize = 10_000;
 
 #[derive(Clone)]
 struct Entry<V> {
@@ -41,9 +58,9 @@ struct Entry<V> {
     value: V,
 }
 
-/// Where a read from the store began, for [`TtlCache::keep`].
+/// Where a read from the store began, for [`TtlCache::keep`]: the forget count, and when.
 #[must_use]
-pub struct Read(u64);
+pub struct Read(u64, SystemTime);
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     /// At most `capacity` entries, each served for `ttl`; none kept for a zero `ttl`, nor
@@ -54,7 +71,8 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
             ttl,
             settle,
             forgets: AtomicU64::new(0),
-            forgot_at: AtomicU64::new(0),
+            forgotten: Mutex::new(Forgotten::default()),
+            hasher: RandomState::new(),
         }
     }
 
@@ -71,7 +89,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 
     /// Marks the start of a read from the store whose result may be kept.
     pub fn begin(&self) -> Read {
-        Read(self.forgets.load(Ordering::SeqCst))
+        Read(self.forgets.load(Ordering::SeqCst), SystemTime::now())
     }
 
     /// Keeps what `read` found for the TTL.
@@ -85,12 +103,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         if self.ttl.is_zero() {
             return;
         }
-        let now = SystemTime::now();
-        if !self.settle.is_zero()
-            && millis(now) < self.forgot_at.load(Ordering::SeqCst) + millis_of(self.settle)
-        {
+        if self.settling(&read, &key) {
             return;
         }
+        let now = SystemTime::now();
         let mut deadline = now + self.ttl;
         if let Some(until) = until {
             if until <= now {
@@ -112,29 +128,50 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.forgot();
+        if !self.settle.is_zero() {
+            let mut forgotten = self.lock_forgotten();
+            if forgotten.keys.len() >= FORGOTTEN_KEYS {
+                forgotten.keys.clear();
+                forgotten.all = Some(SystemTime::now());
+            }
+            let hash = self.hasher.hash_one(key);
+            forgotten.keys.insert(hash, SystemTime::now());
+        }
+        self.forgets.fetch_add(1, Ordering::SeqCst);
         self.entries.remove(key);
     }
 
     /// Forgets everything.
     pub fn forget_all(&self) {
-        self.forgot();
+        if !self.settle.is_zero() {
+            let mut forgotten = self.lock_forgotten();
+            forgotten.keys.clear();
+            forgotten.all = Some(SystemTime::now());
+        }
+        self.forgets.fetch_add(1, Ordering::SeqCst);
         self.entries.clear();
     }
 
-    fn forgot(&self) {
-        self.forgot_at
-            .store(millis(SystemTime::now()), Ordering::SeqCst);
-        self.forgets.fetch_add(1, Ordering::SeqCst);
+    /// Whether `read`, of `key`, began within the settle after `key` was last forgotten.
+    fn settling(&self, read: &Read, key: &K) -> bool {
+        if self.settle.is_zero() {
+            return false;
+        }
+        let forgotten = self.lock_forgotten();
+        let last = forgotten
+            .keys
+            .get(&self.hasher.hash_one(key))
+            .copied()
+            .max(forgotten.all);
+        last.is_some_and(|at| read.1 < at + self.settle)
     }
-}
 
-fn millis(t: SystemTime) -> u64 {
-    millis_of(t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default())
-}
-
-fn millis_of(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    fn lock_forgotten(&self) -> std::sync::MutexGuard<'_, Forgotten> {
+        // What it holds is whole after any panic: a poisoned lock is still good.
+        self.forgotten
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Forgets what a write may have changed when dropped: once the write returned, or when its
@@ -169,12 +206,27 @@ mod tests {
         let cache = TtlCache::new(10, Duration::from_secs(60), Duration::from_millis(200));
         keep(&cache, "a", 1);
         assert_eq!(cache.get("a"), Some(1), "no forget yet");
-        cache.forget("b");
+        cache.forget("a");
         keep(&cache, "a", 2);
         assert_eq!(cache.get("a"), None, "read within the settle");
+        keep(&cache, "b", 1);
+        assert_eq!(cache.get("b"), Some(1), "another key does not settle");
         std::thread::sleep(Duration::from_millis(250));
         keep(&cache, "a", 3);
         assert_eq!(cache.get("a"), Some(3), "read after it");
+        cache.forget_all();
+        keep(&cache, "b", 2);
+        assert_eq!(cache.get("b"), None, "everything settles after forget_all");
+    }
+
+    #[test]
+    fn a_slow_read_that_began_within_the_settle_is_not_kept() {
+        let cache = TtlCache::new(10, Duration::from_secs(60), Duration::from_millis(100));
+        cache.forget("a");
+        let read = cache.begin();
+        std::thread::sleep(Duration::from_millis(150));
+        cache.keep(read, "a".to_string(), 1);
+        assert_eq!(cache.get("a"), None, "it began within the settle");
     }
 
     #[test]

@@ -476,7 +476,12 @@ async fn maintenance_leaves_what_is_under_a_pending_file() {
     for id in [file, id_of(&child)] {
         let id: Uuid = id.parse().expect("uuid");
         assert!(
-            app.rn.store.get("default", id).await.expect("get").is_some(),
+            app.rn
+                .store
+                .get("default", id)
+                .await
+                .expect("get")
+                .is_some(),
             "{id} is kept"
         );
     }
