@@ -307,8 +307,6 @@ fn row_to_item(row: &Row) -> Result<Item, StoreError> {
     })
 }
 
-/// One write, inside a transaction or (alone) on its own: each write is a single statement
-/// whose effect is atomic by itself, plus at most a read that explains a refusal.
 /// Why a write conditional on `expected` changed no row: the item is gone, or at another
 /// version.
 async fn missing_or_stale(
@@ -354,6 +352,11 @@ async fn parent_in_org(
     }
 }
 
+/// One write, inside a transaction or (alone) on its own: each write changes rows with a
+/// single statement, atomic by itself; the reads before it check what it needs (the parent
+/// is the org's, the item has no children) and one after it explains a refusal. A write
+/// alone may thus see its parent deleted between the check and the statement: the foreign
+/// key refuses that, and an item never changes org.
 async fn apply_one(tx: &impl GenericClient, org: &str, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::Create(item) => {

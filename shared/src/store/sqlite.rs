@@ -304,9 +304,6 @@ fn get(conn: &Connection, org: &str, id: Uuid) -> Result<Option<Item>, StoreErro
         .map_err(backend)
 }
 
-/// Applies `write` with at most one statement that changes anything, run after every check
-/// that can refuse it: group commit relies on this to apply a request of one write without a
-/// savepoint (see `group_commit`).
 /// A parent must be an item of the same org (the foreign key alone accepts any org's).
 fn parent_in_org(tx: &Connection, org: &str, parent: Option<Uuid>) -> Result<(), StoreError> {
     let Some(parent) = parent else {
@@ -320,6 +317,9 @@ fn parent_in_org(tx: &Connection, org: &str, parent: Option<Uuid>) -> Result<(),
         .ok_or(StoreError::NotFound(parent))
 }
 
+/// Applies `write` with at most one statement that changes anything, run after every check
+/// that can refuse it: group commit relies on this to apply a request of one write without a
+/// savepoint (see `group_commit`).
 fn apply_one(tx: &Connection, org: &str, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::Create(item) => {
