@@ -361,6 +361,29 @@ impl TestApp {
     }
 
     /// Sends a raw request, as the default org's admin unless it has an `Authorization`.
+    /// A pending `text/plain` file of three bytes made by the admin, and its bytes sent
+    /// (`abc`) or not: its id.
+    pub async fn pending_file(&self, name: &str, send_bytes: bool) -> String {
+        let pending = self
+            .post(
+                "/api/files",
+                serde_json::json!({"name": name, "content_type": "text/plain", "size": 3}),
+            )
+            .await;
+        assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.text);
+        let id = pending.body["item"]["id"].as_str().expect("id").to_string();
+        if send_bytes {
+            let upload = Request::builder()
+                .method(Method::PUT)
+                .uri(format!("/api/files/{id}/content"))
+                .header("content-type", "text/plain")
+                .body(Body::from("abc"))
+                .expect("request");
+            assert_eq!(self.send(upload).await.status, StatusCode::NO_CONTENT);
+        }
+        id
+    }
+
     pub async fn send(&self, mut request: Request<Body>) -> Answer {
         if !request.headers().contains_key("authorization") {
             let value = format!("Bearer {}", self.admin_token)

@@ -404,21 +404,7 @@ async fn a_read_that_missed_a_new_rule_is_not_kept() {
 #[tokio::test]
 async fn maintenance_keeps_the_bytes_of_a_file_confirmed_a_moment_ago() {
     let (app, lagging) = lagging_app().await;
-    let pending = app
-        .post(
-            "/api/files",
-            json!({"name": "late.txt", "content_type": "text/plain", "size": 3}),
-        )
-        .await;
-    assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.text);
-    let id = pending.body["item"]["id"].as_str().expect("id").to_string();
-    let upload = axum::http::Request::builder()
-        .method(Method::PUT)
-        .uri(format!("/api/files/{id}/content"))
-        .header("content-type", "text/plain")
-        .body(axum::body::Body::from("abc"))
-        .expect("request");
-    assert_eq!(app.send(upload).await.status, StatusCode::NO_CONTENT);
+    let id = app.pending_file("late.txt", true).await;
     // A run before the file is abandoned reads (and so freezes) the page of pending files.
     let early = realnet::schedule::maintenance::run(&app.rn, Utc::now())
         .await
@@ -457,14 +443,7 @@ async fn maintenance_keeps_the_bytes_of_a_file_confirmed_a_moment_ago() {
 #[tokio::test]
 async fn maintenance_leaves_what_is_under_a_pending_file() {
     let (app, _) = lagging_app().await;
-    let pending = app
-        .post(
-            "/api/files",
-            json!({"name": "never-sent.txt", "content_type": "text/plain", "size": 3}),
-        )
-        .await;
-    assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.text);
-    let file = pending.body["item"]["id"].as_str().expect("id").to_string();
+    let file = app.pending_file("never-sent.txt", false).await;
     let child = app
         .create(json!({"type": "Folder", "name": "under it", "parent": file}))
         .await;

@@ -329,22 +329,8 @@ async fn bad_schedules_are_refused(kind: StoreKind) {
 
 async fn maintenance_deletes_what_expired_and_abandoned_uploads(kind: StoreKind) {
     let app = TestApp::new(kind).await;
-    let pending = app
-        .post(
-            "/api/files",
-            json!({"name": "never-sent.txt", "content_type": "text/plain", "size": 3}),
-        )
-        .await;
-    assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.text);
-    let pending_id = pending.body["item"]["id"].as_str().expect("id").to_string();
     // Its bytes arrived, but it was never confirmed.
-    let upload = axum::http::Request::builder()
-        .method(Method::PUT)
-        .uri(format!("/api/files/{pending_id}/content"))
-        .header("content-type", "text/plain")
-        .body(axum::body::Body::from("abc"))
-        .expect("request");
-    assert_eq!(app.send(upload).await.status, StatusCode::NO_CONTENT);
+    let pending_id = app.pending_file("never-sent.txt", true).await;
     let folder = app
         .post("/api/items", json!({"type": "Folder", "name": "Kept"}))
         .await;
