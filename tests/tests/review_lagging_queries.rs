@@ -193,25 +193,33 @@ async fn alices_company(app: &TestApp) -> (String, String) {
     (bob, format!("/api/companies/{}", id_of(&company.body)))
 }
 
+/// A rule that lets members read and update companies.
+async fn members_edit_companies(app: &TestApp) -> serde_json::Value {
+    app.create(json!({"type": "Acl", "name": "members edit companies",
+        "attributes": {"principal": "members", "permissions": ["read", "update"],
+            "target_type": "Company"}}))
+        .await
+}
+
+/// `token` renames the item at `uri` to `name`.
+async fn rename(app: &TestApp, token: &str, uri: &str, name: &str) -> realnet_tests::Answer {
+    app.call_as(
+        Some(token),
+        Method::PATCH,
+        uri,
+        Some(json!({"name": name})),
+        &[],
+    )
+    .await
+}
+
 /// A rule deleted a moment ago grants nothing, though the lagging page still holds it.
 #[tokio::test]
 async fn a_revoked_rule_is_not_read_back_from_a_lagging_page() {
     let (app, lagging) = lagging_app().await;
     let (bob, uri) = alices_company(&app).await;
-    let rule = app
-        .create(json!({"type": "Acl", "name": "members edit companies",
-            "attributes": {"principal": "members", "permissions": ["read", "update"],
-                "target_type": "Company"}}))
-        .await;
-    let edit = |name: &'static str| {
-        app.call_as(
-            Some(&bob),
-            Method::PATCH,
-            &uri,
-            Some(json!({"name": name})),
-            &[],
-        )
-    };
+    let rule = members_edit_companies(&app).await;
+    let edit = |name: &'static str| rename(&app, &bob, &uri, name);
     let granted = edit("B").await;
     assert_eq!(granted.status, StatusCode::OK, "{}", granted.text);
 
@@ -366,22 +374,11 @@ async fn a_recursive_delete_spares_a_child_moved_out_a_moment_ago() {
 async fn a_read_that_missed_a_new_rule_is_not_kept() {
     let (app, lagging) = lagging_app().await;
     let (bob, uri) = alices_company(&app).await;
-    let edit = |name: &'static str| {
-        app.call_as(
-            Some(&bob),
-            Method::PATCH,
-            &uri,
-            Some(json!({"name": name})),
-            &[],
-        )
-    };
+    let edit = |name: &'static str| rename(&app, &bob, &uri, name);
     assert_eq!(edit("B").await.status, StatusCode::FORBIDDEN);
 
     lagging.freeze();
-    app.create(json!({"type": "Acl", "name": "members edit companies",
-        "attributes": {"principal": "members", "permissions": ["read", "update"],
-            "target_type": "Company"}}))
-        .await;
+    members_edit_companies(&app).await;
     let lagged = edit("C").await;
     assert_eq!(
         lagged.status,
