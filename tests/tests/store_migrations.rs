@@ -48,7 +48,7 @@ async fn sqlite_stops_on_duplicate_extension_names_until_they_are_renamed() {
     // The database as the version before the migration left it: no index, and a name twice.
     let sql = rusqlite::Connection::open(&path).expect("open the file");
     sql.execute_batch(&format!(
-        "DROP INDEX items_extension_name; DELETE FROM realnet_migrations WHERE version = 6;
+        "DROP INDEX items_extension_name; DELETE FROM realnet_migrations WHERE version >= 6;
          UPDATE items SET name = 'pricing' WHERE id = '{}';",
         second.id
     ))
@@ -89,7 +89,7 @@ async fn postgres_stops_on_duplicate_extension_names_until_they_are_renamed() {
         .expect("two extensions");
     let sql = pg_client(&config).await;
     sql.batch_execute(&format!(
-        "DROP INDEX items_extension_name; DELETE FROM realnet_migrations WHERE version = 6;
+        "DROP INDEX items_extension_name; DELETE FROM realnet_migrations WHERE version >= 6;
          UPDATE items SET name = 'pricing' WHERE id = '{}';",
         second.id
     ))
