@@ -104,7 +104,7 @@ const SCHEMA: &[&str] = &[
     // 7: children indexed by their parent first: deleting an item makes the foreign key look
     // for its children by `parent` alone, which the index led by `org` could not serve, so
     // every delete read every item. A page of children (org and parent) is served as before.
-    // Repeatable (the migration tests run it again).
+    // Written to run again harmlessly.
     r#"DROP INDEX IF EXISTS items_org_parent_created;
     CREATE INDEX IF NOT EXISTS items_parent_org_created ON items (parent, org, created_at, id);"#,
 ];

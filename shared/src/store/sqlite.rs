@@ -92,7 +92,7 @@ const SCHEMA: &[&str] = &[
     // 7: children indexed by their parent first: deleting an item makes the foreign key look
     // for its children by `parent` alone, which the index led by `org` could not serve, so
     // every delete read every item. A page of children (org and parent) is served as before.
-    // Repeatable (the migration tests run it again).
+    // Written to run again harmlessly.
     "DROP INDEX IF EXISTS items_org_parent_created;
     CREATE INDEX IF NOT EXISTS items_parent_org_created ON items (parent, org, created_at, id);",
 ];
@@ -882,27 +882,27 @@ mod tests {
         conn.execute_batch("PRAGMA foreign_keys = ON;")
             .expect("foreign keys");
         migrate(&mut conn).expect("schema");
-        let insert = |id: &str, org: &str, parent: Option<&str>| {
-            conn.execute(
-                "INSERT INTO items (id, org, type, name, parent, owner, attributes, search, version, created_at, updated_at) VALUES (?1, ?2, 'Company', 'x', ?3, NULL, '{}', '', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
-                rusqlite::params![id, org, parent],
-            )
-            .expect("insert");
+        // Items of two orgs, written as the store writes them; a child under the first.
+        let insert = |org: &str, parent: Option<Uuid>| {
+            let item = Item {
+                org: org.into(),
+                parent,
+                ..Item::sample("Company", "x", Default::default())
+            };
+            apply_one(&conn, org, &Write::Create(item.clone())).expect("insert");
+            item.id.to_string()
         };
-        let root = Uuid::now_v7().to_string();
-        insert(&root, "default", None);
+        let root = insert("acme", None);
         for i in 0..200 {
-            let org = if i % 2 == 0 { "default" } else { "other" };
-            insert(&Uuid::now_v7().to_string(), org, None);
+            insert(if i % 2 == 0 { "acme" } else { "other" }, None);
         }
-        let child = Uuid::now_v7().to_string();
-        insert(&child, "default", Some(&root));
+        let child = insert("acme", Some(root.parse().expect("an id")));
         for id in [&child, &root] {
             let mut delete = conn
                 .prepare(&sql::statements(Dialect::Sqlite).delete_one)
                 .expect("the delete prepares");
             let deleted = delete
-                .execute(rusqlite::params!["default", id, 1])
+                .execute(rusqlite::params!["acme", id, 1])
                 .expect("the delete runs");
             assert_eq!(deleted, 1);
             assert_eq!(
